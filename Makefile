@@ -1,0 +1,45 @@
+# optbench: `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export OPTBENCH_CACHE ?= $(CURDIR)/.cache
+export KERAS_HOME ?= $(CURDIR)/.cache/keras
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+RUN_ARGS ?=
+TEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test test-fast compile lock clean
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): requirements.lock pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "needs $(PYTHON) (Python 3.11)"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip==26.3 wheel
+	$(PY) -m pip install -q -r requirements.lock
+	$(PY) -m pip install -q --no-deps -e .
+	touch $(STAMP)
+
+install: $(STAMP) ## Create .venv with the pinned stack and the project (once; re-running is a no-op)
+
+run: $(STAMP) ## Compare the article's six optimizers on the CNN, 10 epochs (RUN_ARGS="--epochs 2" to change)
+	$(VENV)/bin/optbench run $(RUN_ARGS)
+
+test: $(STAMP) ## Run the whole test suite, the end-to-end pipeline run included
+	$(PY) -m pytest $(TEST_ARGS)
+
+test-fast: $(STAMP) ## Run the tests except the end-to-end pipeline run
+	$(PY) -m pytest -m "not e2e" $(TEST_ARGS)
+
+lock: ## Re-resolve requirements.lock from pyproject.toml's pins (needs the registries)
+	rm -rf /tmp/optbench-lock && $(PYTHON) -m venv /tmp/optbench-lock
+	/tmp/optbench-lock/bin/pip install -q '.[test]'
+	/tmp/optbench-lock/bin/pip freeze --exclude optbench > requirements.lock
+
+clean: ## Remove .venv, caches and local runs
+	rm -rf $(VENV) .cache runs .pytest_cache

@@ -1,0 +1,1 @@
+"""Constants and helpers shared by every step."""

@@ -1,0 +1,1 @@
+"""Ingest: resolve an MNIST source, validate it, write TFRecords with Apache Beam."""

@@ -1,0 +1,166 @@
+"""The ingest step: validated MNIST -> sharded TFRecords + stats, with Apache Beam.
+
+The driver resolves and validates the source first (so bad data stops the run
+before Beam or any training starts), then a Beam pipeline reads the IDX files
+in chunks, encodes tf.Examples, assigns splits and writes the shards.
+
+Shards are written by our own DoFn after a GroupByKey on (split, shard) with
+records sorted by their source index: Beam's file sinks place records in
+shards in no fixed order, and a reproducible comparison needs the same bytes
+on every run.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import math
+import os
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from components.common.beam import pipeline_options
+from components.common.files import write_json_atomic
+from components.common.schema import NUM_CLASSES, SPLITS, STATS_FILE
+from components.ingest import idx, sources
+
+log = logging.getLogger(__name__)
+
+CHUNK = 2000  # source records per Beam element
+RECORDS_PER_SHARD = 16384
+
+# Split codes in the assignment arrays.
+_DROP, _TRAIN, _VALIDATION, _TEST = 0, 1, 2, 3
+_SPLIT_OF_CODE = {_TRAIN: "train", _VALIDATION: "validation", _TEST: "test"}
+
+
+def assign_train(n: int, validation_fraction: float, train_limit: int | None, seed: int) -> np.ndarray:
+    """Deterministic split of the source's training records into train / validation / dropped.
+
+    A seeded permutation picks which records are used (`train_limit` caps
+    train + validation together) and which of them form the validation split.
+    """
+    if not 0 < validation_fraction < 1:
+        raise ValueError(f"validation_fraction must be in (0, 1), got {validation_fraction}")
+    order = np.random.default_rng(seed).permutation(n)
+    used = order[: min(n, train_limit)] if train_limit else order
+    n_val = max(1, round(len(used) * validation_fraction))
+    if len(used) - n_val < 1:
+        raise ValueError(f"train_limit {train_limit} leaves no training examples after the validation split")
+    codes = np.full(n, _DROP, np.uint8)
+    codes[used[n_val:]] = _TRAIN
+    codes[used[:n_val]] = _VALIDATION
+    return codes
+
+
+def assign_test(n: int, test_limit: int | None, seed: int) -> np.ndarray:
+    codes = np.full(n, _DROP, np.uint8)
+    keep = np.random.default_rng(seed + 1).permutation(n)[:test_limit] if test_limit else np.arange(n)
+    codes[keep] = _TEST
+    return codes
+
+
+def shard_count(n: int) -> int:
+    return max(1, math.ceil(n / RECORDS_PER_SHARD))
+
+
+@functools.lru_cache(maxsize=4)
+def _arrays(folder: str, source_split: str) -> tuple[np.ndarray, np.ndarray]:
+    return idx.read_split(folder, source_split)
+
+
+def _read_chunk(element: tuple, codes: dict[str, np.ndarray], shards: dict[str, int]):
+    """(source_split, folder, start, stop) -> ((split, shard), (index, label, serialized example))."""
+    from components.ingest.examples import to_example_bytes
+
+    source_split, folder, start, stop = element
+    images, labels = _arrays(folder, source_split)
+    split_codes = codes[source_split]
+    for i in range(start, stop):
+        code = int(split_codes[i])
+        if code == _DROP:
+            continue
+        split = _SPLIT_OF_CODE[code]
+        yield (split, i % shards[split]), (i, int(labels[i]), to_example_bytes(images[i], labels[i]))
+
+
+def _write_shard(keyed: tuple, output_dir: str, shards: dict[str, int]) -> dict:
+    """Write one shard, records sorted by source index, through a temporary name; return its class counts."""
+    import tensorflow as tf
+
+    (split, shard), records = keyed
+    records = sorted(records, key=lambda r: r[0])
+    path = f"{output_dir}/{split}/part-{shard:05d}-of-{shards[split]:05d}.tfrecord"
+    tmp = f"{output_dir}/{split}/.tmp-part-{shard:05d}.tfrecord"
+    tf.io.gfile.makedirs(f"{output_dir}/{split}")
+    with tf.io.TFRecordWriter(tmp) as w:
+        for _, _, example in records:
+            w.write(example)
+    tf.io.gfile.rename(tmp, path, overwrite=True)
+    return {"split": split, "per_class": dict(Counter(label for _, label, _ in records))}
+
+
+def validate_source(source: str, cache_dir: str | None = None) -> sources.ResolvedSource:
+    """Resolve `source` and run every check on its four files; raises DataError naming file and check."""
+    resolved = sources.resolve(source, cache_dir)
+    for split in ("train", "test"):
+        _arrays(resolved.folder, split)
+    return resolved
+
+
+def run_ingest(source: str, output_dir: str, *, validation_fraction: float = 0.1, train_limit: int | None = None,
+               test_limit: int | None = None, seed: int = 0, cache_dir: str | None = None,
+               beam_args: list[str] | None = None) -> dict:
+    """Resolve, validate and convert `source`; write `output_dir/{train,validation,test}/` and stats.json."""
+    import apache_beam as beam
+
+    for name, limit in (("train_limit", train_limit), ("test_limit", test_limit)):
+        if limit is not None and limit < 2:
+            raise ValueError(f"{name} must be at least 2, got {limit}")
+    # Validate everything in the driver: a bad file stops here, naming the file and the check.
+    resolved = validate_source(source, cache_dir)
+    log.info("ingest: %s", resolved.note)
+    n = {split: len(_arrays(resolved.folder, split)[1]) for split in ("train", "test")}
+    codes = {"train": assign_train(n["train"], validation_fraction, train_limit, seed),
+             "test": assign_test(n["test"], test_limit, seed)}
+    expected = {s: int(sum((c == code).sum() for c in codes.values()))
+                for code, s in _SPLIT_OF_CODE.items()}
+    shards = {s: shard_count(count) for s, count in expected.items()}
+    chunks = [(split, resolved.folder, start, min(start + CHUNK, n[split]))
+              for split in ("train", "test") for start in range(0, n[split], CHUNK)]
+
+    out = os.path.abspath(output_dir)
+    for split in SPLITS:
+        Path(out, split).mkdir(parents=True, exist_ok=True)
+    counts_prefix = f"{out}/.shard-counts"
+    with beam.Pipeline(options=pipeline_options(beam_args)) as p:
+        _ = (p
+             | "Chunks" >> beam.Create(chunks)
+             | "ReadAndEncode" >> beam.FlatMap(_read_chunk, codes=codes, shards=shards)
+             | "GroupByShard" >> beam.GroupByKey()
+             | "WriteShard" >> beam.Map(_write_shard, output_dir=out, shards=shards)
+             | "ToJson" >> beam.Map(json.dumps)
+             | "WriteCounts" >> beam.io.WriteToText(counts_prefix, num_shards=1, shard_name_template=""))
+
+    per_class = {s: Counter() for s in SPLITS}
+    with open(counts_prefix) as f:
+        for line in f:
+            shard = json.loads(line)
+            per_class[shard["split"]].update({int(k): v for k, v in shard["per_class"].items()})
+    os.remove(counts_prefix)
+    stats_splits = {}
+    for split in SPLITS:
+        count = sum(per_class[split].values())
+        if count != expected[split]:
+            raise RuntimeError(f"ingest wrote {count} {split} records, expected {expected[split]}")
+        if count == 0:
+            raise idx.DataError(f"{resolved.folder}: count check failed: the {split} split is empty")
+        stats_splits[split] = {"count": count,
+                               "per_class": {str(c): per_class[split].get(c, 0) for c in range(NUM_CLASSES)}}
+    stats = {"source": resolved.as_dict(), "splits": stats_splits, "validation_fraction": validation_fraction,
+             "train_limit": train_limit, "test_limit": test_limit, "seed": seed}
+    write_json_atomic(f"{out}/{STATS_FILE}", stats)
+    log.info("ingest: wrote %s", ", ".join(f"{s} {v['count']}" for s, v in stats_splits.items()))
+    return stats

@@ -1,0 +1,1 @@
+"""Create the initial weights that every optimizer starts from."""

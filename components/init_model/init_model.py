@@ -1,0 +1,35 @@
+"""One set of initial weights per comparison, saved once.
+
+A fair comparison starts every optimizer from the very same weights. Building
+the model in each training task with the same seed would usually give that,
+but a file makes it a fact that tests (and users) can check byte for byte.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from components.common.files import write_json_atomic
+from components.common.schema import INITIAL_MODEL_FILE, INITIAL_WEIGHTS_FILE
+from components.train import models
+
+
+def run_init(model_name: str, seed: int, output_dir: str) -> dict:
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    model = models.build(model_name)
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_weights(out / INITIAL_WEIGHTS_FILE)
+    info = {"model": model_name, "seed": seed, "parameters": int(model.count_params())}
+    write_json_atomic(out / INITIAL_MODEL_FILE, info)
+    return info
+
+
+def load_initial(initial_dir: str):
+    """The model of `initial_dir`, built and set to its saved initial weights."""
+    info = json.loads((Path(initial_dir) / INITIAL_MODEL_FILE).read_text())
+    model = models.build(info["model"])
+    model.load_weights(Path(initial_dir) / INITIAL_WEIGHTS_FILE)
+    return model, info

@@ -1,0 +1,1 @@
+"""Training: the optimizer registry, the model zoo and one training run."""

@@ -1,0 +1,68 @@
+"""The training input: tf.data over the ingest step's TFRecords.
+
+Records are parsed in batches (vectorised), cached in memory as uint8 after
+the first pass, shuffled with a fixed seed so every optimizer sees the same
+order in every epoch, and prefetched so the accelerator never waits.
+"""
+from __future__ import annotations
+
+import glob
+from pathlib import Path
+
+from components.common.files import read_json
+from components.common.schema import IMAGE_KEY, IMAGE_SHAPE, LABEL_KEY, STATS_FILE, split_pattern
+
+
+def parse_examples(serialized, with_labels: bool = True):
+    """Serialized tf.Examples [N] -> (float32 images [N,28,28,1] in 0-255, int64 labels [N] or None)."""
+    import tensorflow as tf
+
+    spec = {IMAGE_KEY: tf.io.FixedLenFeature([], tf.string)}
+    if with_labels:
+        spec[LABEL_KEY] = tf.io.FixedLenFeature([], tf.int64)
+    feats = tf.io.parse_example(serialized, spec)
+    pixels = tf.io.decode_raw(feats[IMAGE_KEY], tf.uint8)
+    images = tf.cast(tf.reshape(pixels, [-1, *IMAGE_SHAPE, 1]), tf.float32)
+    return images, (feats[LABEL_KEY] if with_labels else None)
+
+
+def split_files(dataset_dir: str, split: str) -> list[str]:
+    files = sorted(glob.glob(split_pattern(dataset_dir, split)))
+    if not files:
+        raise FileNotFoundError(f"no TFRecords for split {split!r} under {dataset_dir}")
+    return files
+
+
+def split_size(dataset_dir: str, split: str) -> int:
+    """The number of records of `split`, from the ingest step's stats.json."""
+    return int(read_json(Path(dataset_dir) / STATS_FILE)["splits"][split]["count"])
+
+
+def load_split(dataset_dir: str, split: str):
+    """The whole split as a dataset of (uint8 image [28,28,1], int64 label), cached in memory.
+
+    Its size is asserted from stats.json, so Keras knows the steps per epoch.
+    """
+    import tensorflow as tf
+
+    def parse_uint8(serialized):
+        images, labels = parse_examples(serialized)
+        return tf.cast(images, tf.uint8), labels
+
+    return (tf.data.TFRecordDataset(split_files(dataset_dir, split), num_parallel_reads=tf.data.AUTOTUNE)
+            .batch(4096)
+            .map(parse_uint8, num_parallel_calls=tf.data.AUTOTUNE)
+            .unbatch()
+            .apply(tf.data.experimental.assert_cardinality(split_size(dataset_dir, split)))
+            .cache())
+
+
+def batches(dataset, batch_size: int, shuffle_seed: int | None = None, shuffle_buffer: int = 100_000):
+    """Batched float32 input; shuffled identically each run for a given seed."""
+    import tensorflow as tf
+
+    if shuffle_seed is not None:
+        dataset = dataset.shuffle(shuffle_buffer, seed=shuffle_seed, reshuffle_each_iteration=True)
+    return (dataset.batch(batch_size)
+            .map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=tf.data.AUTOTUNE)
+            .prefetch(tf.data.AUTOTUNE))

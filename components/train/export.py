@@ -1,0 +1,27 @@
+"""Export a trained Keras model as the SavedModel TFMA evaluates.
+
+TFMA 0.52 cannot read `.keras` files, and it feeds models serialized
+tf.Examples; so the export's `serving_default` parses the examples itself,
+with the same decoding the training input uses (components.train.data).
+"""
+from __future__ import annotations
+
+from components.common.schema import SERVING_INPUT, SERVING_OUTPUT, SERVING_SIGNATURE
+
+
+def export_saved_model(model, path: str) -> str:
+    import tensorflow as tf
+
+    from components.train.data import parse_examples
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=SERVING_INPUT)])
+    def serve(examples):
+        images, _ = parse_examples(examples, with_labels=False)
+        return {SERVING_OUTPUT: model(images, training=False)}
+
+    # Keep a reference on a trackable so the model's variables are saved with the function.
+    module = tf.Module()
+    module.model = model
+    module.serve = serve
+    tf.saved_model.save(module, path, signatures={SERVING_SIGNATURE: serve})
+    return path

@@ -1,0 +1,1 @@
+"""optbench: which optimizer should I train this network with?"""

@@ -1,0 +1,1 @@
+"""The KFP layer: thin component wrappers and the pipeline DAG."""
