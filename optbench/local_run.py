@@ -17,7 +17,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from components.common.files import publish_dir_atomic, write_json_atomic
-from components.train.optimizers import SEED_ARTICLE, validate_names
+from components.plan import suites
+from components.plan.suites import DEFAULT_SUITE
+from components.train.optimizers import validate_names
 
 log = logging.getLogger(__name__)
 
@@ -27,34 +29,37 @@ LOCAL_PARALLELISM = 2
 
 @dataclass
 class RunConfig:
-    optimizers: list[str] = field(default_factory=lambda: list(SEED_ARTICLE))
-    model_name: str = "cnn"
-    data_source: str = "auto"
-    epochs: int = 10
-    batch_size: int = 64
+    """What `optbench run` was asked for: a suite, the CLI's overrides, and the data options."""
+
+    suite: str = DEFAULT_SUITE
+    optimizers: list[str] | None = None
+    model_name: str | None = None
+    epochs: int | None = None
+    batch_size: int | str | None = None
+    seeds: int | None = None
     seed: int = 0
+    lr_grid: list[float] | None = None
+    baseline: str | None = None
+    data_source: str = "auto"
     validation_fraction: float = 0.1
     train_limit: int = 0  # 0: all
     test_limit: int = 0  # 0: all
-    baseline: str = "sgd"
+    mixed_precision: bool = False
+    xla: bool = False
     beam_args: list[str] = field(default_factory=list)
 
-    def validate(self) -> "RunConfig":
-        """Every check that needs no data, before any work starts."""
-        from components.train.models import MODELS
-
-        validate_names(self.optimizers)
-        if self.model_name not in MODELS:
-            raise ValueError(f"unknown model {self.model_name!r}; valid: {', '.join(MODELS)}")
-        for name in ("epochs", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+    def resolve(self) -> dict:
+        """The suite with the overrides applied, validated: every check that needs no data."""
         for name in ("train_limit", "test_limit"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be 0 (all) or positive, got {getattr(self, name)}")
         if not 0 < self.validation_fraction < 1:
             raise ValueError(f"validation_fraction must be in (0, 1), got {self.validation_fraction}")
-        return self
+        if self.optimizers is not None:
+            validate_names(self.optimizers)
+        return suites.with_overrides(suites.load(self.suite), optimizers=self.optimizers, model=self.model_name,
+                                     epochs=self.epochs, batch_size=self.batch_size, seeds=self.seeds,
+                                     first_seed=self.seed, lr_grid=self.lr_grid, baseline=self.baseline)
 
 
 @dataclass
@@ -70,16 +75,32 @@ def new_run_id() -> str:
     return f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
 
 
-def pipeline_arguments(config: RunConfig, run_id: str) -> dict:
-    threads = max(1, (os.cpu_count() or 1) // LOCAL_PARALLELISM)
-    settings = {"run_id": run_id, **asdict(config), "runner": "kfp.local (SubprocessRunner)",
-                "versions": _versions()}
+def baseline_trial(suite: dict, trials: list[dict]) -> str:
+    """The trial TFMA compares against: the baseline variant's, at the lowest seed ('' when none)."""
+    matching = sorted((t["seed"], t["trial"]) for t in trials if t["variant"] == suite.get("baseline"))
+    return matching[0][1] if matching else ""
+
+
+def pipeline_arguments_for(suite: dict, *, run_id: str, data_source: str = "auto", validation_fraction: float = 0.1,
+                           train_limit: int = 0, test_limit: int = 0, beam_args: list[str] | None = None,
+                           train_threads: int = 0, mixed_precision: bool = False, xla: bool = False,
+                           runner: str = "kfp") -> dict:
+    """The pipeline's parameters for a validated suite (used locally and when compiling for a cluster)."""
+    trials = suites.expand(suite)
+    settings = {"run_id": run_id, "suite": suite["name"], "description": suite["description"],
+                "model_name": suite["model"], "epochs": suite["epochs"],
+                "batch_size": suite.get("batch_sizes") or suite["batch_size"], "seeds": suite["seeds"],
+                "optimizers": [o["label"] for o in suite["optimizers"]], "lr_grid": suite.get("lr_grid"),
+                "baseline": suite.get("baseline"), "thresholds": suite["thresholds"], "data_source": data_source,
+                "train_limit": train_limit, "test_limit": test_limit, "mixed_precision": mixed_precision,
+                "xla": xla, "runner": runner, "versions": _versions()}
     return {
-        "optimizers": config.optimizers, "model_name": config.model_name, "data_source": config.data_source,
-        "epochs": config.epochs, "batch_size": config.batch_size, "seed": config.seed,
-        "validation_fraction": config.validation_fraction, "train_limit": config.train_limit,
-        "test_limit": config.test_limit, "baseline": config.baseline, "train_threads": threads,
-        "beam_args": config.beam_args, "settings_json": json.dumps(settings),
+        "trials": [json.dumps(t) for t in trials], "seeds": suite["seeds"], "model_name": suite["model"],
+        "data_source": data_source, "epochs": suite["epochs"], "validation_fraction": validation_fraction,
+        "train_limit": train_limit, "test_limit": test_limit, "baseline_trial": baseline_trial(suite, trials),
+        "thresholds_json": json.dumps(suite["thresholds"]), "train_threads": train_threads,
+        "mixed_precision": mixed_precision, "xla": xla, "beam_args": list(beam_args or []),
+        "settings_json": json.dumps(settings),
     }
 
 
@@ -102,7 +123,7 @@ def run_local(config: RunConfig, output: str | os.PathLike = "runs", run_id: str
     from optbench.progress import log_tail, progress_to_terminal
     from pipelines.pipeline import compare_optimizers
 
-    config.validate()
+    suite = config.resolve()
     validate_source(config.data_source)  # a bad source stops here, before any task starts
     run_id = run_id or new_run_id()
     run_dir = Path(output).resolve() / run_id
@@ -111,19 +132,24 @@ def run_local(config: RunConfig, output: str | os.PathLike = "runs", run_id: str
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(run_dir / "pipeline"),
                raise_on_error=True)
     started = time.perf_counter()
-    log.info("run %s: %d optimizers, model %s, %d epochs -> %s", run_id, len(config.optimizers),
-             config.model_name, config.epochs, run_dir)
+    arguments = pipeline_arguments_for(
+        suite, run_id=run_id, data_source=config.data_source, validation_fraction=config.validation_fraction,
+        train_limit=config.train_limit, test_limit=config.test_limit, beam_args=config.beam_args,
+        train_threads=max(1, (os.cpu_count() or 1) // LOCAL_PARALLELISM), mixed_precision=config.mixed_precision,
+        xla=config.xla, runner="kfp.local (SubprocessRunner)")
+    log.info("run %s: suite %s, %d trials, model %s, %d epochs -> %s", run_id, suite["name"],
+             len(arguments["trials"]), suite["model"], suite["epochs"], run_dir)
     log_path = run_dir / "pipeline.log"
     try:
         with progress_to_terminal(log_path, verbose):
-            task = compare_optimizers(**pipeline_arguments(config, run_id))
+            task = compare_optimizers(**arguments)
     except Exception as e:
         write_json_atomic(run_dir / "run.json", {"run_id": run_id, "status": "failed", "error": str(e),
-                                                 "config": asdict(config)})
+                                                 "config": asdict(config), "suite": suite})
         raise RunFailed(f"run {run_id} failed: {e}\n--- end of {log_path} ---\n{log_tail(log_path)}") from e
     seconds = time.perf_counter() - started
     report_dir = publish_dir_atomic(task.output.path, run_dir / "report")
     rows = json.loads((report_dir / "comparison.json").read_text())
     write_json_atomic(run_dir / "run.json", {"run_id": run_id, "status": "succeeded", "seconds": seconds,
-                                             "config": asdict(config), "report": str(report_dir)})
+                                             "config": asdict(config), "suite": suite, "report": str(report_dir)})
     return RunResult(run_id, run_dir, report_dir, rows, seconds)

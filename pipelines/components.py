@@ -9,7 +9,7 @@ to its own process (or container) and runs it there.
 from typing import List
 
 from kfp import dsl
-from kfp.dsl import HTML, Artifact, Dataset, Input, Markdown, Metrics, Model, Output
+from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Markdown, Metrics, Model, Output
 
 # The image that runs the steps on a cluster; local runs use this machine's
 # interpreter and ignore it.
@@ -29,38 +29,54 @@ def ingest(data_source: str, validation_fraction: float, train_limit: int, test_
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
-def init_model(model_name: str, seed: int, initial: Output[Model]):
-    """Build the model once and save the initial weights every optimizer starts from."""
+def init_model(model_name: str, seeds: List[int], initial: Output[Model]):
+    """Build the model once per seed and save the initial weights every optimizer starts from."""
     from components.init_model.init_model import run_init
 
-    initial.metadata.update(run_init(model_name, seed, initial.path))
+    infos = [run_init(model_name, int(seed), initial.path) for seed in seeds]
+    initial.metadata.update({"model": model_name, "parameters": infos[0]["parameters"], "seeds": len(infos)})
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
-def train(dataset: Input[Dataset], initial: Input[Model], optimizer: str, epochs: int, batch_size: int,
-          seed: int, threads: int, model: Output[Model], metrics: Output[Metrics]):
-    """Keras: train one model with one optimizer from the shared initial weights."""
-    from components.train.train import run_train
+def train(dataset: Input[Dataset], initial: Input[Model], trial_json: str, epochs: int, threads: int,
+          mixed_precision: bool, xla: bool, model: Output[Model], metrics: Output[Metrics]):
+    """Keras: train one trial (optimizer variant x seed) from its seed's initial weights."""
+    import json
 
-    history = run_train(dataset.path, initial.path, optimizer, model.path, epochs=epochs,
-                        batch_size=batch_size, seed=seed, threads=threads or None)
-    model.metadata.update({"optimizer": optimizer, "status": history["status"]})
-    last = history["epochs"][-1] if history["epochs"] else {}
-    for key in ("val_accuracy", "val_loss"):
-        if last.get(key) is not None:
-            metrics.log_metric(f"{optimizer}_{key}", last[key])
-    metrics.log_metric(f"{optimizer}_train_seconds", history["train_seconds"])
+    from components.train.train import kfp_metrics, run_train
+
+    history = run_train(dataset.path, initial.path, model.path, json.loads(trial_json), epochs=epochs,
+                        threads=threads or None, mixed_precision=mixed_precision, xla=xla)
+    model.metadata.update({k: history[k] for k in ("trial", "variant", "optimizer", "seed", "status")})
+    for key, value in kfp_metrics(history).items():
+        metrics.log_metric(key, value)
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
-def evaluate(dataset: Input[Dataset], models: Input[List[Model]], baseline: str, beam_args: List[str],
-             evaluation: Output[Artifact]):
+def evaluate(dataset: Input[Dataset], models: Input[List[Model]], baseline_trial: str, thresholds_json: str,
+             beam_args: List[str], evaluation: Output[Artifact]):
     """TFMA: one analysis over every model on the test split, against the baseline."""
-    from components.common.artifacts import saved_models_by_optimizer
+    import json
+
+    from components.common.artifacts import saved_models_by_trial
     from components.evaluate.evaluate import evaluate as run_evaluate
 
-    run_evaluate(saved_models_by_optimizer([m.path for m in models]), dataset.path, evaluation.path,
-                 baseline=baseline or None, beam_args=beam_args)
+    run_evaluate(saved_models_by_trial([m.path for m in models]), dataset.path, evaluation.path,
+                 baseline=baseline_trial or None, thresholds=json.loads(thresholds_json), beam_args=beam_args)
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def trial_metrics(evaluation: Input[Artifact], trial_json: str, metrics: Output[Metrics],
+                  confusion: Output[ClassificationMetrics]):
+    """One trial's test metrics and confusion matrix, as artifacts the KFP UI shows and compares."""
+    import json
+
+    from components.common.artifacts import test_metrics_of
+
+    scalars, categories, matrix = test_metrics_of(evaluation.path, json.loads(trial_json)["trial"])
+    for key, value in scalars.items():
+        metrics.log_metric(key, value)
+    confusion.log_confusion_matrix(categories, matrix)
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)

@@ -27,8 +27,11 @@ def test_unknown_optimizer_stops_before_any_work(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--epochs", "0"], "epochs must be at least 1"),
-    (["--model", "vgg"], "unknown model 'vgg'; valid: mlp, cnn"),
+    (["--epochs", "0"], "epochs must be an integer in 1-1000, got 0"),
+    (["--model", "vgg"], "unknown model 'vgg'; valid: mlp, cnn, rnn"),
+    (["--suite", "nope"], "unknown suite 'nope'"),
+    (["--seeds", "0"], "seeds must be an integer in 1-50"),
+    (["--batch-size", "big"], "expected a positive integer or 'full'"),
     (["--validation-fraction", "1.5"], "validation_fraction must be in (0, 1)"),
 ])
 def test_bad_settings_are_named(tmp_path, args, message):
@@ -55,10 +58,22 @@ def test_optimizers_lists_the_registry():
     assert len(result.stdout.splitlines()) == 15
 
 
+def test_suites_lists_and_shows_the_shipped_suites():
+    listed = optbench("suites")
+    assert listed.returncode == 0
+    assert [line.split()[0] for line in listed.stdout.splitlines()] == ["batch-size", "modern", "seed-000", "seed-004"]
+    shown = optbench("suites", "--show", "seed-000")
+    assert shown.returncode == 0 and "model: mlp" in shown.stdout
+
+
 @pytest.mark.e2e
 def test_pipeline_runs_end_to_end_with_kfp_local(tmp_path, idx_source):
-    """2 optimizers, 1 epoch, 1,000 genuine digits, through the whole KFP pipeline."""
-    result = optbench("run", "--optimizers", "adam,sgd", "--epochs", "1", "--train-limit", "1000",
+    """Adam and SGD, 1 epoch, 1,000 genuine digits, through the whole KFP pipeline; plus an SGD with a
+    huge learning rate, which diverges without stopping the others."""
+    suite = tmp_path / "e2e.yaml"
+    suite.write_text("optimizers: [adam, sgd, {name: sgd, label: exploding, learning_rate: 1000}]\n"
+                     "model: cnn\nepochs: 1\n")
+    result = optbench("run", "--suite", str(suite), "--train-limit", "1000",
                       "--data-source", str(idx_source), "--output", str(tmp_path / "runs"))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     (run_dir,) = (tmp_path / "runs").iterdir()
@@ -66,19 +81,22 @@ def test_pipeline_runs_end_to_end_with_kfp_local(tmp_path, idx_source):
 
     # Progress was visible, then the table and the report's path.
     assert "Executing task 'ingest'" in result.stdout + result.stderr
-    assert "train[adam] epoch 1/1" in result.stdout + result.stderr
+    assert "train[adam.s0] epoch 1/1" in result.stdout + result.stderr
     assert str(report / "report.html") in result.stdout
     assert "Test acc" in result.stdout and "adam" in result.stdout
 
     rows = json.loads((report / "comparison.json").read_text())
-    assert sorted(r["optimizer"] for r in rows) == ["adam", "sgd"]
+    assert sorted(r["optimizer"] for r in rows) == ["adam", "exploding", "sgd"]
+    exploding = next(r for r in rows if r["optimizer"] == "exploding")
+    assert exploding["status"] == "diverged"
+    rows = [r for r in rows if r is not exploding]
     for row in rows:
         assert row["epochs"] == 1 and len(row["val_accuracy"]) == 1 and len(row["val_loss"]) == 1
         assert row["train_seconds"] > 0 and row["test_loss"] > 0
     adam = next(r for r in rows if r["optimizer"] == "adam")
     assert adam["test_accuracy"] > 0.5, "far above chance (0.1) after one epoch on real digits"
     with open(report / "comparison.csv") as f:
-        assert sorted(r["optimizer"] for r in csv.DictReader(f)) == ["adam", "sgd"]
+        assert sorted(r["optimizer"] for r in csv.DictReader(f)) == ["adam", "exploding", "sgd"]
     html = (report / "report.html").read_text()
     assert "data:image/png;base64," in html and "adam" in html
     assert json.loads((run_dir / "run.json").read_text())["status"] == "succeeded"
@@ -88,6 +106,6 @@ def test_pipeline_runs_end_to_end_with_kfp_local(tmp_path, idx_source):
     metrics = {}
     for output in kfp_run.glob("for-loop-*/train/executor_output.json"):
         metrics.update(json.loads(output.read_text())["artifacts"]["metrics"]["artifacts"][0]["metadata"])
-    assert {"adam_val_accuracy", "sgd_val_accuracy", "adam_train_seconds", "sgd_train_seconds"} <= set(metrics)
+    assert {"val_accuracy", "train_seconds", "optimizer_state_ratio", "diverged"} <= set(metrics)
     assert (kfp_run / "report" / "markdown").read_text() == (report / "report.md").read_text()
     assert (kfp_run / "report" / "html").read_text() == html

@@ -14,10 +14,20 @@ def test_compiles_to_the_ingest_train_evaluate_report_dag(tmp_path):
     assert spec["pipelineInfo"]["name"] == PIPELINE_NAME
     tasks = spec["root"]["dag"]["tasks"]
     loop = next(t for name, t in tasks.items() if name.startswith("for-loop"))
-    assert loop["parameterIterator"]["items"]["inputParameter"].endswith("optimizers")
+    assert loop["parameterIterator"]["items"]["inputParameter"].endswith("trials")
     assert set(loop["dependentTasks"]) == {"ingest", "init-model"}
-    assert set(tasks["evaluate"]["dependentTasks"]) == {"ingest", next(n for n in tasks if n.startswith("for-loop"))}
+    assert set(tasks["evaluate"]["dependentTasks"]) == {"ingest", loop["taskInfo"]["name"]}
     assert set(tasks["report"]["dependentTasks"]) >= {"evaluate"}
+    metrics_loop = next(t for name, t in tasks.items() if name.startswith("for-loop") and t is not loop)
+    assert metrics_loop["dependentTasks"] == ["evaluate"]
     params = spec["root"]["inputDefinitions"]["parameters"]
-    assert {"optimizers", "epochs", "batch_size", "data_source", "seed", "train_limit"} <= set(params)
-    assert params["epochs"]["defaultValue"] == 10 and params["batch_size"]["defaultValue"] == 64
+    assert {"trials", "seeds", "epochs", "data_source", "train_limit", "baseline_trial", "mixed_precision"} <= set(params)
+    assert params["epochs"]["defaultValue"] == 10
+
+
+def test_configure_is_called_on_every_step():
+    from pipelines.pipeline import build_pipeline
+
+    seen = []
+    build_pipeline(lambda task, step: seen.append(step))
+    assert sorted(seen) == ["evaluate", "ingest", "init", "metrics", "report", "train"]

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from components.init_model.init_model import load_initial, run_init
+from components.plan.suites import single_trial
 from components.train import optimizers
-from components.train.train import run_train
+from components.train.train import optimizer_state_bytes, run_train, time_to_accuracy
 
 
 @pytest.fixture(scope="module")
@@ -19,16 +20,16 @@ def initial(tmp_path_factory):
 
 
 def test_initial_weights_are_one_file_every_optimizer_loads(initial, tmp_path):
-    a, info = load_initial(str(initial))
-    b, _ = load_initial(str(initial))
+    a, info = load_initial(str(initial), 7)
+    b, _ = load_initial(str(initial), 7)
     assert info == {"model": "mlp", "seed": 7, "parameters": a.count_params()}
     for wa, wb in zip(a.get_weights(), b.get_weights()):
         np.testing.assert_array_equal(wa, wb)
     # A second init with the same seed writes the same weights; another seed does not.
     run_init("mlp", seed=7, output_dir=str(tmp_path / "same"))
     run_init("mlp", seed=8, output_dir=str(tmp_path / "other"))
-    same, _ = load_initial(str(tmp_path / "same"))
-    other, _ = load_initial(str(tmp_path / "other"))
+    same, _ = load_initial(str(tmp_path / "same"), 7)
+    other, _ = load_initial(str(tmp_path / "other"), 8)
     assert all(np.array_equal(x, y) for x, y in zip(a.get_weights(), same.get_weights()))
     assert not all(np.array_equal(x, y) for x, y in zip(a.get_weights(), other.get_weights()))
 
@@ -49,10 +50,13 @@ def test_every_optimizer_sees_the_same_data_order(tiny_dataset):
 
 
 def test_training_writes_history_and_saved_model(tiny_dataset, initial, tmp_path):
-    history = run_train(str(tiny_dataset), str(initial), "adam", str(tmp_path), epochs=2, batch_size=32, seed=7)
+    history = run_train(str(tiny_dataset), str(initial), str(tmp_path), single_trial("adam", seed=7, batch_size=32),
+                        epochs=2)
     on_disk = json.loads((tmp_path / "history.json").read_text())
     assert on_disk == history
     assert history["status"] == "ok" and history["optimizer_config"] == {"class_name": "Adam", "learning_rate": 0.001}
+    assert (history["trial"], history["variant"], history["seed"], history["batch_size"]) == ("adam.s7", "adam", 7, 32)
+    assert history["device"] == "CPU" and history["optimizer_state_ratio"] == pytest.approx(2.0)
     assert [e["epoch"] for e in history["epochs"]] == [1, 2]
     assert history["train_examples"] == 1000
     assert history["epochs"][-1]["val_accuracy"] > 0.5  # far above chance after 2 epochs on real digits
@@ -65,7 +69,7 @@ def test_saved_model_serves_serialized_examples(tiny_dataset, initial, tmp_path,
 
     from components.ingest.examples import to_example_bytes
 
-    run_train(str(tiny_dataset), str(initial), "sgd", str(tmp_path), epochs=1, seed=7)
+    run_train(str(tiny_dataset), str(initial), str(tmp_path), single_trial("sgd", seed=7), epochs=1)
     serve = tf.saved_model.load(str(tmp_path / "saved_model")).signatures["serving_default"]
     images, labels = real_digits
     examples = tf.constant([to_example_bytes(images[i], labels[i]) for i in range(5)])
@@ -75,8 +79,8 @@ def test_saved_model_serves_serialized_examples(tiny_dataset, initial, tmp_path,
 
 
 def test_a_diverging_optimizer_is_stopped_and_recorded(tiny_dataset, initial, tmp_path):
-    history = run_train(str(tiny_dataset), str(initial), "sgd", str(tmp_path / "huge"), epochs=3, seed=7,
-                        learning_rate=1e9)
+    history = run_train(str(tiny_dataset), str(initial), str(tmp_path / "huge"),
+                        single_trial("sgd", seed=7, learning_rate=1000.0), epochs=3)
     assert history["status"] == "diverged" and history["diverged_at_epoch"] == 1
     assert len(history["epochs"]) == 1, "training stops at the epoch it diverged in"
     # NaN never reaches the JSON as a number.
@@ -97,3 +101,29 @@ def test_every_registered_optimizer_builds_with_its_defaults(name):
     spec = optimizers.REGISTRY[name]
     assert type(opt).__name__ == spec.class_name
     assert float(opt.learning_rate) == pytest.approx(spec.learning_rate)
+
+
+def test_full_batch_takes_one_step_per_epoch(tiny_dataset, initial, tmp_path):
+    history = run_train(str(tiny_dataset), str(initial), str(tmp_path), single_trial("sgd", seed=7, batch_size=0),
+                        epochs=2)
+    assert history["batch_size"] == history["train_examples"] == 1000
+    assert history["status"] == "ok" and len(history["epochs"]) == 2
+
+
+@pytest.mark.parametrize("name, ratio", [("sgd", 0.0), ("momentum", 1.0), ("nesterov", 1.0), ("rmsprop", 1.0),
+                                         ("adam", 2.0), ("adadelta", 2.0), ("nadam", 2.0)])
+def test_optimizer_state_memory_is_measured_in_parameter_multiples(name, ratio):
+    from components.train import models
+
+    model = models.build("mlp")
+    opt = optimizers.build(name)
+    opt.build(model.trainable_variables)
+    parameter_bytes = 4 * model.count_params()
+    assert optimizer_state_bytes(opt) == pytest.approx(ratio * parameter_bytes)
+
+
+def test_time_to_accuracy_reports_first_epoch_and_cumulative_seconds():
+    epochs = [{"epoch": 1, "seconds": 2.0, "val_accuracy": 0.90}, {"epoch": 2, "seconds": 3.0, "val_accuracy": 0.96},
+              {"epoch": 3, "seconds": 4.0, "val_accuracy": None}, {"epoch": 4, "seconds": 1.0, "val_accuracy": 0.975}]
+    assert time_to_accuracy(epochs) == {"0.95": {"epoch": 2, "seconds": 5.0}, "0.97": {"epoch": 4, "seconds": 10.0},
+                                        "0.98": None, "0.99": None}

@@ -7,14 +7,14 @@ from pathlib import Path
 from components.common.schema import EVAL_SUMMARY_FILE, HISTORY_FILE, SAVED_MODEL_DIR, STATS_FILE
 
 
-def optimizer_of(model_dir: str) -> str:
-    """The optimizer a trained model folder belongs to, from its history.json."""
-    return json.loads((Path(model_dir) / HISTORY_FILE).read_text())["optimizer"]
+def trial_of(model_dir: str) -> str:
+    """The trial a trained model folder belongs to, from its history.json."""
+    return json.loads((Path(model_dir) / HISTORY_FILE).read_text())["trial"]
 
 
-def saved_models_by_optimizer(model_dirs: list[str]) -> dict[str, str]:
-    """optimizer -> SavedModel path, for the models of one comparison."""
-    return {optimizer_of(d): str(Path(d) / SAVED_MODEL_DIR) for d in model_dirs}
+def saved_models_by_trial(model_dirs: list[str]) -> dict[str, str]:
+    """trial id -> SavedModel path, for the models of one comparison."""
+    return {trial_of(d): str(Path(d) / SAVED_MODEL_DIR) for d in model_dirs}
 
 
 def history_paths(model_dirs: list[str]) -> list[str]:
@@ -27,3 +27,10 @@ def summary_path(evaluation_dir: str) -> str:
 
 def stats_path(dataset_dir: str) -> str:
     return str(Path(dataset_dir) / STATS_FILE)
+
+
+def test_metrics_of(evaluation_dir: str, trial: str) -> tuple[dict[str, float], list[str], list[list[int]]]:
+    """(scalar test metrics, class names, confusion matrix) of one trial, from the evaluation summary."""
+    model = json.loads(Path(summary_path(evaluation_dir)).read_text())["models"][trial]
+    scalars = {f"test_{k}": model[k] for k in ("accuracy", "loss", "top3_accuracy") if model.get(k) is not None}
+    return scalars, [str(c) for c in range(len(model["confusion_matrix"]))], model["confusion_matrix"]

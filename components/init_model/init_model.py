@@ -1,4 +1,4 @@
-"""One set of initial weights per comparison, saved once.
+"""One set of initial weights per seed, saved once.
 
 A fair comparison starts every optimizer from the very same weights. Building
 the model in each training task with the same seed would usually give that,
@@ -14,12 +14,17 @@ from components.common.schema import INITIAL_MODEL_FILE, INITIAL_WEIGHTS_FILE
 from components.train import models
 
 
+def seed_dir(initial_dir: str | Path, seed: int) -> Path:
+    return Path(initial_dir) / f"seed-{seed}"
+
+
 def run_init(model_name: str, seed: int, output_dir: str) -> dict:
+    """Write `output_dir/seed-<seed>/` with the model's initial weights for that seed."""
     import keras
 
     keras.utils.set_random_seed(seed)
     model = models.build(model_name)
-    out = Path(output_dir)
+    out = seed_dir(output_dir, seed)
     out.mkdir(parents=True, exist_ok=True)
     model.save_weights(out / INITIAL_WEIGHTS_FILE)
     info = {"model": model_name, "seed": seed, "parameters": int(model.count_params())}
@@ -27,9 +32,12 @@ def run_init(model_name: str, seed: int, output_dir: str) -> dict:
     return info
 
 
-def load_initial(initial_dir: str):
-    """The model of `initial_dir`, built and set to its saved initial weights."""
-    info = json.loads((Path(initial_dir) / INITIAL_MODEL_FILE).read_text())
+def load_initial(initial_dir: str, seed: int):
+    """The model built and set to the saved initial weights of `seed`."""
+    folder = seed_dir(initial_dir, seed)
+    if not (folder / INITIAL_WEIGHTS_FILE).exists():
+        raise FileNotFoundError(f"no initial weights for seed {seed} in {initial_dir}")
+    info = json.loads((folder / INITIAL_MODEL_FILE).read_text())
     model = models.build(info["model"])
-    model.load_weights(Path(initial_dir) / INITIAL_WEIGHTS_FILE)
+    model.load_weights(folder / INITIAL_WEIGHTS_FILE)
     return model, info

@@ -17,7 +17,8 @@ def export_saved_model(model, path: str) -> str:
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=SERVING_INPUT)])
     def serve(examples):
         images, _ = parse_examples(examples, with_labels=False)
-        return {SERVING_OUTPUT: model(images, training=False)}
+        # float32 even under mixed precision: TFMA and the report expect it.
+        return {SERVING_OUTPUT: tf.cast(model(images, training=False), tf.float32)}
 
     # Keep a reference on a trackable so the model's variables are saved with the function.
     module = tf.Module()

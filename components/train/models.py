@@ -43,7 +43,18 @@ def cnn():
     return keras.Model(inp, layers.Dense(NUM_CLASSES, activation="softmax")(x), name="cnn")
 
 
-MODELS: dict[str, Callable] = {"mlp": mlp, "cnn": cnn}
+def rnn():
+    """A recurrent reader: each image as 28 rows of 28 pixels through a GRU(128)."""
+    import keras
+    from keras import layers
+
+    inp, x = _input()
+    x = layers.Reshape(IMAGE_SHAPE)(x)
+    x = layers.GRU(128)(x)
+    return keras.Model(inp, layers.Dense(NUM_CLASSES, activation="softmax")(x), name="rnn")
+
+
+MODELS: dict[str, Callable] = {"mlp": mlp, "cnn": cnn, "rnn": rnn}
 
 
 def build(name: str):

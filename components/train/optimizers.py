@@ -43,9 +43,6 @@ _SPECS = [
 
 REGISTRY: dict[str, OptimizerSpec] = {s.name: s for s in _SPECS}
 
-# The article seed's six optimizers: the default comparison.
-SEED_ARTICLE = ("adadelta", "adagrad", "adam", "rmsprop", "sgd", "momentum")
-
 
 class UnknownOptimizerError(ValueError):
     pass

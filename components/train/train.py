@@ -66,58 +66,115 @@ def _progress_callback(name: str, epochs: int, train_examples: int, record: list
     return Progress()
 
 
-def run_train(dataset_dir: str, initial_dir: str, optimizer: str, output_dir: str, *, epochs: int = 10,
-              batch_size: int = 64, seed: int = 0, learning_rate: float | None = None,
-              threads: int | None = None) -> dict:
-    """Train, export the SavedModel and write history.json into `output_dir`; return the history."""
-    spec = optimizers.get_spec(optimizer)
-    if epochs < 1 or batch_size < 1:
-        raise ValueError(f"epochs and batch_size must be positive, got {epochs} and {batch_size}")
+TIME_TO_ACCURACY = (0.95, 0.97, 0.98, 0.99)
+
+
+def time_to_accuracy(epochs: list[dict], targets=TIME_TO_ACCURACY) -> dict[str, dict | None]:
+    """First epoch (and training seconds until its end) at which validation accuracy reached each target."""
+    reached: dict[str, dict | None] = {f"{t:g}": None for t in targets}
+    elapsed = 0.0
+    for row in epochs:
+        elapsed += row["seconds"]
+        acc = row.get("val_accuracy")
+        for t in targets:
+            if reached[f"{t:g}"] is None and acc is not None and math.isfinite(acc) and acc >= t:
+                reached[f"{t:g}"] = {"epoch": row["epoch"], "seconds": elapsed}
+    return reached
+
+
+def _bytes(variables) -> int:
+    import numpy as np
+
+    return int(sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in variables))
+
+
+def optimizer_state_bytes(optimizer) -> int:
+    """Bytes of the optimizer's per-parameter state (slots such as momenta), not its scalar counters."""
+    return _bytes(v for v in optimizer.variables if len(v.shape) >= 1)
+
+
+def describe_device() -> dict:
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return {"device": "CPU", "device_name": None}
+    details = tf.config.experimental.get_device_details(gpus[0])
+    return {"device": "GPU", "device_name": details.get("device_name", gpus[0].name)}
+
+
+def run_train(dataset_dir: str, initial_dir: str, output_dir: str, trial: dict, *, epochs: int = 10,
+              threads: int | None = None, mixed_precision: bool = False, xla: bool = False) -> dict:
+    """Train one trial (docs/artifacts.md), export the SavedModel and write history.json; return the history."""
+    spec = optimizers.get_spec(trial["optimizer"])
+    seed, batch_size = int(trial["seed"]), int(trial["batch_size"])
+    if epochs < 1 or batch_size < 0:
+        raise ValueError(f"epochs must be positive and batch_size non-negative, got {epochs} and {batch_size}")
     configure_threads(threads)
     import keras
-    import tensorflow as tf
 
     from components.init_model.init_model import load_initial
     from components.train.data import batches, load_split, split_size
     from components.train.export import export_saved_model
 
+    if mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_float16")
     keras.utils.set_random_seed(seed)  # dropout masks; the data order has its own seed below
-    model, info = load_initial(initial_dir)
-    overrides = {} if learning_rate is None else {"learning_rate": learning_rate}
-    opt = optimizers.build(optimizer, **overrides)
-    model.compile(optimizer=opt, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model, info = load_initial(initial_dir, seed)
+    params = dict(trial.get("params") or {})
+    opt = optimizers.build(trial["optimizer"], **params)
+    model.compile(optimizer=opt, loss="sparse_categorical_crossentropy", metrics=["accuracy"], jit_compile=xla)
 
-    train = load_split(dataset_dir, "train")
     train_examples = split_size(dataset_dir, "train")
-    validation = load_split(dataset_dir, "validation")
+    batch_size = batch_size or train_examples  # 0: full-batch gradient descent
     record: list[dict] = []
     state: dict = {}
     started = time.perf_counter()
-    model.fit(batches(train, batch_size, shuffle_seed=seed), validation_data=batches(validation, 1024),
+    model.fit(batches(load_split(dataset_dir, "train"), batch_size, shuffle_seed=seed),
+              validation_data=batches(load_split(dataset_dir, "validation"), 1024),
               epochs=epochs, verbose=0, shuffle=False,  # the dataset is already shuffled, by seed
-              callbacks=[_progress_callback(optimizer, epochs, train_examples, record, state)])
+              callbacks=[_progress_callback(trial["trial"], epochs, train_examples, record, state)])
     train_seconds = time.perf_counter() - started
 
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     export_saved_model(model, str(out / SAVED_MODEL_DIR))
+    epochs_record = [{k: _finite(v) for k, v in row.items()} for row in record]
+    parameter_bytes = _bytes(model.trainable_variables)
+    state_bytes = optimizer_state_bytes(opt)
     history = {
-        "optimizer": optimizer,
-        "optimizer_config": {"class_name": spec.class_name, **spec.params, **overrides},
+        "trial": trial["trial"], "variant": trial["variant"], "lr_sweep": bool(trial.get("lr_sweep")),
+        "optimizer": trial["optimizer"],
+        "optimizer_config": {"class_name": spec.class_name, **spec.params, **params},
+        "learning_rate": float(opt.learning_rate),
         "model": info["model"],
         "batch_size": batch_size,
         "seed": seed,
-        "device": "GPU" if tf.config.list_physical_devices("GPU") else "CPU",
+        **describe_device(),
+        "mixed_precision": mixed_precision, "xla": xla,
         "status": "diverged" if state.get("diverged") else "ok",
         "diverged_at_epoch": state.get("epoch"),
-        "epochs": [{k: _finite(v) for k, v in row.items()} for row in record],
+        "epochs": epochs_record,
         "train_seconds": train_seconds,
+        "time_to_accuracy": time_to_accuracy(epochs_record),
         "parameters": info["parameters"],
+        "parameter_bytes": parameter_bytes,
+        "optimizer_state_bytes": state_bytes,
+        "optimizer_state_ratio": state_bytes / parameter_bytes,
         "train_examples": train_examples,
         "threads": threads or os.cpu_count(),
     }
     write_json_atomic(out / HISTORY_FILE, history)
     return history
+
+
+def kfp_metrics(history: dict) -> dict[str, float]:
+    """Scalars for the KFP UI's run comparison: same names in every run."""
+    last = history["epochs"][-1] if history["epochs"] else {}
+    scalars = {"val_accuracy": last.get("val_accuracy"), "val_loss": last.get("val_loss"),
+               "train_seconds": history["train_seconds"], "optimizer_state_ratio": history["optimizer_state_ratio"],
+               "diverged": float(history["status"] == "diverged")}
+    return {k: float(v) for k, v in scalars.items() if v is not None}
 
 
 def _finite(v):

@@ -1,0 +1,74 @@
+"""`make bench`: measure every stage against its baseline, write bench/results/<date>-<host>.json, print a table.
+
+Every figure is a ratio of two timings taken in the same run, so it holds on
+a noisy machine. Small data by default (`--size small`: the sample or
+--train-limit examples); `--size full` uses every example of the source.
+"""
+from __future__ import annotations
+
+import json
+import platform
+import socket
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import click
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SMALL_TRAIN_LIMIT = 8000
+
+
+def _dataset(source: str, train_limit: int | None, work: Path) -> str:
+    from components.ingest.pipeline import run_ingest
+
+    out = work / "dataset"
+    run_ingest(source, str(out), train_limit=train_limit)
+    return str(out)
+
+
+@click.command()
+@click.option("--size", type=click.Choice(["small", "full"]), default="small", show_default=True)
+@click.option("--data-source", default="auto", show_default=True)
+@click.option("--output", type=click.Path(file_okay=False), default=str(RESULTS), show_default=True)
+def main(size: str, data_source: str, output: str) -> None:
+    from bench.ingest import bench_ingest
+    from bench.training import bench_training
+
+    train_limit = SMALL_TRAIN_LIMIT if size == "small" else None
+    started = time.perf_counter()
+    results: dict = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "host": socket.gethostname(),
+                     "machine": {"python": sys.version.split()[0], "platform": platform.platform(),
+                                 "cpus": __import__("os").cpu_count()},
+                     "size": size, "data_source": data_source, "stages": {}}
+    stages = results["stages"]
+    stages["ingest"] = bench_ingest(data_source, train_limit)
+    with tempfile.TemporaryDirectory() as work:
+        dataset = _dataset(data_source, train_limit, Path(work))
+        stages["training"] = {m: bench_training(dataset, m) for m in ("mlp", "cnn")}
+    results["seconds"] = time.perf_counter() - started
+
+    out = Path(output)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{results['host']}.json"
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    click.echo(markdown_table(results))
+    click.echo(f"\nwritten: {path}")
+
+
+def markdown_table(results: dict) -> str:
+    s = results["stages"]
+    rows = [("ingest: Beam vs numpy IDX read (images/s)", s["ingest"]["beam_images_per_second"],
+             s["ingest"]["numpy_images_per_second"], s["ingest"]["ratio"])]
+    for model, t in s["training"].items():
+        rows.append((f"training {model}: ours vs plain model.fit (examples/s)", t["ours_examples_per_second"],
+                     t["plain_fit_examples_per_second"], t["ratio"]))
+    lines = ["| stage | ours | baseline | ratio |", "| --- | ---: | ---: | ---: |"]
+    lines += [f"| {name} | {ours:,.0f} | {base:,.0f} | {ratio:.2f} |" for name, ours, base, ratio in rows]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

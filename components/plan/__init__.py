@@ -1,0 +1,1 @@
+"""Plan: suites (YAML) validated and expanded into the trials the pipeline trains."""

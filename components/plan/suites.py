@@ -1,0 +1,245 @@
+"""Suites: a comparison described in a YAML file, validated, then expanded into trials.
+
+A suite says which model, which optimizers (with any hyperparameters), which
+batch sizes, how many seeds, and optionally a learning-rate grid. Validation
+runs before any work starts and every error lists what is valid. Expansion
+turns it into trials (docs/artifacts.md), one training run each; the same
+code runs in the CLI (to fail fast) and in the pipeline's plan step (so a
+suite edited in the KFP UI is checked there too).
+"""
+from __future__ import annotations
+
+import copy
+import inspect
+import math
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from components.train.models import MODELS
+from components.train.optimizers import REGISTRY, get_spec
+
+SUITES_PACKAGE = "components.plan.suites_data"
+DEFAULT_SUITE = "seed-004"
+MAX_SEEDS = 50
+MAX_EPOCHS = 1000
+FULL_BATCH = 0  # batch_size 0: every training example in one step
+
+_KEYS = {
+    "name": "the suite's name",
+    "description": "one line on what it compares",
+    "model": f"one of {', '.join(MODELS)}",
+    "epochs": f"1-{MAX_EPOCHS}",
+    "batch_size": "a positive integer or 'full'",
+    "batch_sizes": "a list of batch sizes: a dimension of the comparison",
+    "seeds": f"how many seeds (1-{MAX_SEEDS}) or a list of seeds",
+    "optimizers": "a list of optimizer names or {name: ..., <hyperparameter>: value}",
+    "lr_grid": "a list of learning rates to sweep for every optimizer",
+    "baseline": "the variant the others are compared with",
+    "thresholds": "{min_accuracy: 0-1, max_drop_vs_baseline: >= 0}",
+}
+_THRESHOLDS = {"min_accuracy": (0.0, 1.0), "max_drop_vs_baseline": (0.0, 1.0)}
+# Ranges for the hyperparameters we can judge; any other constructor argument is passed through.
+_RANGES = {
+    "learning_rate": (0.0, 1e4, False), "momentum": (0.0, 1.0, True), "rho": (0.0, 1.0, True),
+    "beta_1": (0.0, 1.0, True), "beta_2": (0.0, 1.0, True), "epsilon": (0.0, 1.0, False),
+    "weight_decay": (0.0, 1.0, True), "initial_accumulator_value": (0.0, 1e6, True),
+}
+
+
+class SuiteError(ValueError):
+    """The suite is not valid; the message names the field and what is valid."""
+
+
+def available() -> dict[str, Path]:
+    """The suites shipped with optbench: name -> YAML file."""
+    root = resources.files(SUITES_PACKAGE)
+    return {Path(p.name).stem: Path(str(p)) for p in sorted(root.iterdir(), key=lambda p: p.name)
+            if p.name.endswith(".yaml")}
+
+
+def load(name_or_path: str) -> dict:
+    """A shipped suite by name, or a YAML file by path; validated."""
+    suites = available()
+    if name_or_path in suites:
+        path = suites[name_or_path]
+    else:
+        path = Path(name_or_path)
+        if not path.is_file():
+            raise SuiteError(f"unknown suite {name_or_path!r}: not a file, and the shipped suites are "
+                             f"{', '.join(suites)}")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise SuiteError(f"{path}: not valid YAML: {e}") from None
+    return validate(raw, source=str(path))
+
+
+def validate(raw: Any, source: str = "suite") -> dict:
+    """Check every field and fill in defaults; returns the normalised suite."""
+    if not isinstance(raw, dict):
+        raise SuiteError(f"{source}: a suite is a mapping of {', '.join(_KEYS)}")
+    unknown = sorted(set(raw) - set(_KEYS))
+    if unknown:
+        raise SuiteError(f"{source}: unknown field(s) {', '.join(unknown)}; valid: "
+                         + "; ".join(f"{k} ({v})" for k, v in _KEYS.items()))
+    suite = copy.deepcopy(raw)
+    suite.setdefault("name", Path(source).stem)
+    suite.setdefault("description", "")
+    suite.setdefault("model", "cnn")
+    if suite["model"] not in MODELS:
+        raise SuiteError(f"{source}: unknown model {suite['model']!r}; valid: {', '.join(MODELS)}")
+    suite["epochs"] = _int_in(source, "epochs", suite.get("epochs", 10), 1, MAX_EPOCHS)
+    suite["batch_size"] = _batch(source, "batch_size", suite.get("batch_size", 64))
+    if "batch_sizes" in suite:
+        if not isinstance(suite["batch_sizes"], list) or not suite["batch_sizes"]:
+            raise SuiteError(f"{source}: batch_sizes must be a non-empty list, e.g. [full, 1024, 64, 1]")
+        suite["batch_sizes"] = [_batch(source, "batch_sizes", b) for b in suite["batch_sizes"]]
+    suite["seeds"] = _seeds(source, suite.get("seeds", 1))
+    suite["optimizers"] = _optimizers(source, suite.get("optimizers"))
+    if "lr_grid" in suite:
+        grid = suite["lr_grid"]
+        if not isinstance(grid, list) or not grid:
+            raise SuiteError(f"{source}: lr_grid must be a non-empty list of learning rates")
+        suite["lr_grid"] = sorted({_number(source, "lr_grid", v, *_RANGES["learning_rate"]) for v in grid})
+    suite["thresholds"] = _thresholds(source, suite.get("thresholds") or {})
+    names = [o["label"] for o in suite["optimizers"]]
+    suite.setdefault("baseline", "sgd" if "sgd" in names else None)
+    if suite["baseline"] is not None and suite["baseline"] not in {t["variant"] for t in expand(suite, seeds=[0])}:
+        raise SuiteError(f"{source}: baseline {suite['baseline']!r} is not one of the suite's variants: "
+                         f"{', '.join(t['variant'] for t in expand(suite, seeds=[0]))}")
+    return suite
+
+
+def _int_in(source: str, field: str, value: Any, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise SuiteError(f"{source}: {field} must be an integer in {low}-{high}, got {value!r}")
+    return value
+
+
+def _number(source: str, field: str, value: Any, low: float, high: float, low_inclusive: bool) -> float:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value > high or value < low or (value == low and not low_inclusive):
+        bound = "[" if low_inclusive else "("
+        raise SuiteError(f"{source}: {field} must be a number in {bound}{low:g}, {high:g}], got {value!r}")
+    return float(value)
+
+
+def _batch(source: str, field: str, value: Any) -> int:
+    if value == "full":
+        return FULL_BATCH
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise SuiteError(f"{source}: {field} must be a positive integer or 'full', got {value!r}")
+    return value
+
+
+def _seeds(source: str, value: Any) -> list[int]:
+    if isinstance(value, list):
+        if not value or len(set(value)) != len(value) or not all(isinstance(s, int) and s >= 0 for s in value):
+            raise SuiteError(f"{source}: seeds must be a count or a list of distinct non-negative integers")
+        return value
+    return list(range(_int_in(source, "seeds", value, 1, MAX_SEEDS)))
+
+
+def _optimizers(source: str, value: Any) -> list[dict]:
+    if not isinstance(value, list) or not value:
+        raise SuiteError(f"{source}: optimizers must be a non-empty list; valid names: {', '.join(REGISTRY)}")
+    out = []
+    for entry in value:
+        entry = {"name": entry} if isinstance(entry, str) else dict(entry) if isinstance(entry, dict) else None
+        if entry is None or "name" not in entry:
+            raise SuiteError(f"{source}: each optimizer is a name or a mapping with 'name'; got {value!r}")
+        name = entry.pop("name")
+        if name not in REGISTRY:
+            raise SuiteError(f"{source}: unknown optimizer {name!r}; valid: {', '.join(REGISTRY)}")
+        label = str(entry.pop("label", name))
+        params = {k: _param(source, name, k, v) for k, v in entry.items()}
+        out.append({"name": name, "label": label, "params": params})
+    labels = [o["label"] for o in out]
+    repeated = sorted({x for x in labels if labels.count(x) > 1})
+    if repeated:
+        raise SuiteError(f"{source}: optimizer(s) listed twice: {', '.join(repeated)} (give one a 'label')")
+    return out
+
+
+def optimizer_params(name: str) -> list[str]:
+    """The hyperparameters the Keras class of `name` takes."""
+    import keras
+
+    cls = getattr(keras.optimizers, get_spec(name).class_name)
+    return [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "name", "kwargs")]
+
+
+def _param(source: str, optimizer: str, key: str, value: Any) -> Any:
+    valid = optimizer_params(optimizer)
+    if key not in valid:
+        raise SuiteError(f"{source}: {optimizer} has no hyperparameter {key!r}; valid: {', '.join(valid)}")
+    if key in _RANGES:
+        return _number(source, f"{optimizer}.{key}", value, *_RANGES[key])
+    return value
+
+
+def _thresholds(source: str, value: Any) -> dict:
+    if not isinstance(value, dict) or set(value) - set(_THRESHOLDS):
+        raise SuiteError(f"{source}: thresholds takes {', '.join(_THRESHOLDS)}; got {value!r}")
+    return {k: _number(source, f"thresholds.{k}", v, lo, hi, True)
+            for k, v in value.items() for lo, hi in [_THRESHOLDS[k]]}
+
+
+def _trial_id(variant: str, seed: int) -> str:
+    return f"{variant.replace(' ', '').replace('=', '')}.s{seed}"
+
+
+def expand(suite: dict, seeds: list[int] | None = None) -> list[dict]:
+    """The suite's trials: optimizer x batch size x learning rate (default, then the grid) x seed."""
+    trials = []
+    batch_sizes = suite.get("batch_sizes") or [suite["batch_size"]]
+    for seed in seeds if seeds is not None else suite["seeds"]:
+        for opt in suite["optimizers"]:
+            default_lr = opt["params"].get("learning_rate", get_spec(opt["name"]).learning_rate)
+            rates = [(default_lr, False)] + [(lr, True) for lr in suite.get("lr_grid", []) if lr != default_lr]
+            for batch_size in batch_sizes:
+                for lr, sweep in rates:
+                    variant = opt["label"]
+                    if suite.get("batch_sizes"):
+                        variant += f" bs={'full' if batch_size == FULL_BATCH else batch_size}"
+                    if sweep:
+                        variant += f" lr={lr:g}"
+                    params = {**get_spec(opt["name"]).params, **opt["params"], "learning_rate": lr}
+                    trials.append({"trial": _trial_id(variant, seed), "variant": variant,
+                                   "optimizer": opt["name"], "params": params,
+                                   "seed": seed, "batch_size": batch_size, "learning_rate": lr,
+                                   "lr_sweep": sweep})
+    return trials
+
+
+def with_overrides(suite: dict, *, optimizers: list[str] | None = None, model: str | None = None,
+                   epochs: int | None = None, batch_size: int | str | None = None, seeds: int | None = None,
+                   first_seed: int = 0, lr_grid: list[float] | None = None, baseline: str | None = None) -> dict:
+    """The suite with the CLI's options applied on top, validated again."""
+    raw = {k: v for k, v in suite.items()}
+    raw["optimizers"] = ([{"name": o["name"], "label": o["label"], **o["params"]} for o in suite["optimizers"]]
+                         if optimizers is None else optimizers)
+    for key, value in (("model", model), ("epochs", epochs), ("batch_size", batch_size), ("lr_grid", lr_grid)):
+        if value is not None:
+            raw[key] = value
+    if batch_size is not None:
+        raw.pop("batch_sizes", None)
+    count = _int_in(suite["name"], "seeds", seeds, 1, MAX_SEEDS) if seeds is not None else len(suite["seeds"])
+    raw["seeds"] = [first_seed + i for i in range(count)] if (seeds is not None or first_seed) else suite["seeds"]
+    names = {o if isinstance(o, str) else o.get("label", o.get("name")) for o in raw["optimizers"]}
+    if baseline is not None:
+        raw["baseline"] = baseline
+    elif suite.get("baseline") not in names:
+        raw.pop("baseline", None)
+    return validate(raw, source=suite["name"])
+
+
+def single_trial(optimizer: str, seed: int = 0, batch_size: int = 64, **params: Any) -> dict:
+    """One trial outside any suite (tests, notebooks): the optimizer's defaults plus `params`."""
+    suite = validate({"optimizers": [{"name": optimizer, **params}], "batch_size": batch_size or "full",
+                      "seeds": [seed], "baseline": None}, source="trial")
+    (trial,) = expand(suite)
+    return trial

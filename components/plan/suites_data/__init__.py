@@ -1,0 +1,1 @@
+"""The suites shipped with optbench (copy one, edit it, pass it with --suite FILE)."""
