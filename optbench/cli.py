@@ -9,6 +9,8 @@ import click
 from components.plan import suites
 from components.plan.suites import DEFAULT_SUITE
 from components.train.optimizers import REGISTRY
+from optbench.cli_report import report
+from optbench.cluster_cli import COMMANDS
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -66,21 +68,35 @@ def _batch(_ctx, _param, value: str | None) -> int | str | None:
               help="Runs are written to OUTPUT/<run_id>/.")
 @click.option("--beam-runner", default=None, help="Beam runner for ingest and evaluate (default: in-process).")
 @click.option("--beam-arg", "beam_args", multiple=True, help="Extra Beam pipeline option, e.g. --beam-arg=--region=x.")
+@click.option("--resume", "resume_id", metavar="RUN_ID", default=None,
+              help="Finish an interrupted run in OUTPUT: its settings, only its unfinished tasks.")
+@click.option("--publish", metavar="gs://BUCKET/PREFIX", default=None,
+              help="Upload the finished run to Cloud Storage (gs://BUCKET/PREFIX/<suite>/<run_id>/).")
 @click.pass_context
-def run(ctx: click.Context, beam_runner: str | None, beam_args: tuple[str, ...], output: str, **options) -> None:
+def run(ctx: click.Context, beam_runner: str | None, beam_args: tuple[str, ...], output: str,
+        resume_id: str | None, publish: str | None, **options) -> None:
     """Run the whole comparison locally with kfp.local and print the table."""
     from components.ingest.idx import DataError
     from components.report.comparison import format_table
-    from optbench.local_run import RunConfig, RunFailed, run_local
+    from optbench.local_run import RunConfig, RunFailed, resume_local, run_local
+    from optbench.storage import PublishError, publish_run
 
     beam = ([f"--runner={beam_runner}"] if beam_runner else []) + list(beam_args)
     try:
-        result = run_local(RunConfig(beam_args=beam, **options), output, verbose=ctx.obj["verbose"])
+        if resume_id:
+            result = resume_local(resume_id, output, verbose=ctx.obj["verbose"])
+        else:
+            result = run_local(RunConfig(beam_args=beam, **options), output, verbose=ctx.obj["verbose"])
     except (DataError, ValueError, RunFailed) as e:
         raise click.ClickException(str(e)) from None
     click.echo(format_table(result.rows))
     click.echo(f"\nrun {result.run_id} finished in {result.seconds:.0f}s")
     click.echo(f"report: {result.report_dir / 'report.html'}")
+    if publish:
+        try:
+            click.echo(f"published: {publish_run(result.run_dir, publish, suite=result.suite)}")
+        except PublishError as e:
+            raise click.ClickException(f"the run succeeded but publishing failed: {e}") from None
 
 
 @main.command("suites")
@@ -105,6 +121,9 @@ def optimizers() -> None:
         params = ", ".join(f"{k}={v}" for k, v in spec.params.items())
         click.echo(f"{spec.name:<10} {spec.class_name}({params})  {spec.summary}")
 
+
+for _command in (report, *COMMANDS):
+    main.add_command(_command)
 
 if __name__ == "__main__":
     sys.exit(main())

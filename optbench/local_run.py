@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 # kfp.local runs at most two tasks at once; each training task gets its share of the cores.
 LOCAL_PARALLELISM = 2
+RUN_FILE = "run.json"
 
 
 @dataclass
@@ -69,6 +70,7 @@ class RunResult:
     report_dir: Path
     rows: list[dict]
     seconds: float
+    suite: str
 
 
 def new_run_id() -> str:
@@ -114,9 +116,18 @@ class RunFailed(RuntimeError):
     """A pipeline step failed; the message ends with the tail of the run's log."""
 
 
+def _record(run_dir: Path, **fields) -> None:
+    write_json_atomic(run_dir / RUN_FILE, fields)
+
+
 def run_local(config: RunConfig, output: str | os.PathLike = "runs", run_id: str | None = None,
-              verbose: bool = False) -> RunResult:
-    """Validate, then run the whole pipeline with kfp.local; returns where the report is."""
+              verbose: bool = False, resume: bool = False) -> RunResult:
+    """Validate, then run the whole pipeline with kfp.local; returns where the report is.
+
+    Every run caches its tasks' outputs in its own folder (`cache/`), so a run
+    that was killed can be resumed (`resume=True`, same run_id): finished tasks
+    are served from the cache and only the rest run again.
+    """
     from kfp import local
 
     from components.ingest.pipeline import validate_source
@@ -127,29 +138,41 @@ def run_local(config: RunConfig, output: str | os.PathLike = "runs", run_id: str
     validate_source(config.data_source)  # a bad source stops here, before any task starts
     run_id = run_id or new_run_id()
     run_dir = Path(output).resolve() / run_id
-    run_dir.mkdir(parents=True, exist_ok=False)
+    run_dir.mkdir(parents=True, exist_ok=resume)  # a new run never shares a folder
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(run_dir / "pipeline"),
-               raise_on_error=True)
+               raise_on_error=True, enable_caching=True, cache_root=str(run_dir / "cache"))
     started = time.perf_counter()
     arguments = pipeline_arguments_for(
         suite, run_id=run_id, data_source=config.data_source, validation_fraction=config.validation_fraction,
         train_limit=config.train_limit, test_limit=config.test_limit, beam_args=config.beam_args,
         train_threads=max(1, (os.cpu_count() or 1) // LOCAL_PARALLELISM), mixed_precision=config.mixed_precision,
         xla=config.xla, runner="kfp.local (SubprocessRunner)")
-    log.info("run %s: suite %s, %d trials, model %s, %d epochs -> %s", run_id, suite["name"],
-             len(arguments["trials"]), suite["model"], suite["epochs"], run_dir)
+    log.info("run %s%s: suite %s, %d trials, model %s, %d epochs -> %s", run_id, " (resumed)" if resume else "",
+             suite["name"], len(arguments["trials"]), suite["model"], suite["epochs"], run_dir)
+    _record(run_dir, run_id=run_id, status="running", pid=os.getpid(), config=asdict(config), suite=suite)
     log_path = run_dir / "pipeline.log"
     try:
         with progress_to_terminal(log_path, verbose):
             task = compare_optimizers(**arguments)
     except Exception as e:
-        write_json_atomic(run_dir / "run.json", {"run_id": run_id, "status": "failed", "error": str(e),
-                                                 "config": asdict(config), "suite": suite})
+        _record(run_dir, run_id=run_id, status="failed", error=str(e), config=asdict(config), suite=suite)
         raise RunFailed(f"run {run_id} failed: {e}\n--- end of {log_path} ---\n{log_tail(log_path)}") from e
     seconds = time.perf_counter() - started
     report_dir = publish_dir_atomic(task.output.path, run_dir / "report")
     rows = json.loads((report_dir / "comparison.json").read_text())
-    write_json_atomic(run_dir / "run.json", {"run_id": run_id, "status": "succeeded", "seconds": seconds,
-                                             "config": asdict(config), "suite": suite, "report": str(report_dir)})
-    return RunResult(run_id, run_dir, report_dir, rows, seconds)
+    _record(run_dir, run_id=run_id, status="succeeded", seconds=seconds, config=asdict(config), suite=suite,
+            report=str(report_dir))
+    return RunResult(run_id, run_dir, report_dir, rows, seconds, suite["name"])
+
+
+def resume_local(run_id: str, output: str | os.PathLike = "runs", verbose: bool = False) -> RunResult:
+    """Finish a run that was interrupted: same settings, same folder, finished tasks from the cache."""
+    run_dir = Path(output).resolve() / run_id
+    record_path = run_dir / RUN_FILE
+    if not record_path.exists():
+        raise ValueError(f"no run {run_id!r} to resume in {Path(output).resolve()} (no {RUN_FILE})")
+    record = json.loads(record_path.read_text())
+    if record["status"] == "succeeded":
+        raise ValueError(f"run {run_id} already succeeded; its report is {run_dir / 'report'}")
+    return run_local(RunConfig(**record["config"]), output, run_id=run_id, verbose=verbose, resume=True)

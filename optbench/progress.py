@@ -16,15 +16,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _EXECUTOR_PREFIX = re.compile(r"^\s*\[KFP Executor [^\]]*?(INFO|WARNING|ERROR)\]:\s*")
-_PROGRESS = re.compile(r"Executing task|finished with status|Running pipeline|"
+_PROGRESS = re.compile(r"Executing task|finished with status|Running pipeline|cache hit|"
                        r"\b(ingest|evaluate|report):|train\[[^\]]+\] epoch|MNIST:|Error|Traceback|FAILURE")
 
 
 def progress_line(raw: str) -> str | None:
     """The line as shown in the terminal, or None to keep it only in the log."""
-    line = _ANSI.sub("", raw.rstrip("\n"))
+    line = ANSI.sub("", raw.rstrip("\n"))
     if not _PROGRESS.search(line):
         return None
     return _EXECUTOR_PREFIX.sub("    ", line)
@@ -44,10 +44,11 @@ def progress_to_terminal(log_path: Path, verbose: bool = False) -> Iterator[None
     terminal = os.fdopen(os.dup(saved[0]), "w", buffering=1)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab", buffering=0) as log:
+        start = log.tell()
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)
         done = threading.Event()
-        tail = threading.Thread(target=_tail, args=(log_path, terminal, done, verbose), daemon=True)
+        tail = threading.Thread(target=_tail, args=(log_path, terminal, done, verbose, start), daemon=True)
         tail.start()
         try:
             yield
@@ -63,9 +64,10 @@ def progress_to_terminal(log_path: Path, verbose: bool = False) -> Iterator[None
             terminal.close()
 
 
-def _tail(path: Path, terminal, done: threading.Event, verbose: bool) -> None:
+def _tail(path: Path, terminal, done: threading.Event, verbose: bool, start: int) -> None:
     pending = ""
     with open(path, encoding="utf-8", errors="replace") as f:
+        f.seek(start)  # a resumed run appends to the log: show only its own lines
         while True:
             chunk = f.readline()
             if not chunk:
@@ -84,5 +86,5 @@ def _tail(path: Path, terminal, done: threading.Event, verbose: bool) -> None:
 
 def log_tail(log_path: Path, lines: int = 40) -> str:
     """The end of the log, for the error message of a failed run."""
-    text = _ANSI.sub("", log_path.read_text(errors="replace")) if log_path.exists() else ""
+    text = ANSI.sub("", log_path.read_text(errors="replace")) if log_path.exists() else ""
     return "\n".join(text.rstrip().splitlines()[-lines:])

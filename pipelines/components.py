@@ -43,6 +43,7 @@ def train(dataset: Input[Dataset], initial: Input[Model], trial_json: str, epoch
     """Keras: train one trial (optimizer variant x seed) from its seed's initial weights."""
     import json
 
+    from components.common.artifacts import persist_metadata
     from components.train.train import kfp_metrics, run_train
 
     history = run_train(dataset.path, initial.path, model.path, json.loads(trial_json), epochs=epochs,
@@ -50,6 +51,7 @@ def train(dataset: Input[Dataset], initial: Input[Model], trial_json: str, epoch
     model.metadata.update({k: history[k] for k in ("trial", "variant", "optimizer", "seed", "status")})
     for key, value in kfp_metrics(history).items():
         metrics.log_metric(key, value)
+    persist_metadata(metrics)
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
@@ -71,12 +73,14 @@ def trial_metrics(evaluation: Input[Artifact], trial_json: str, metrics: Output[
     """One trial's test metrics and confusion matrix, as artifacts the KFP UI shows and compares."""
     import json
 
-    from components.common.artifacts import test_metrics_of
+    from components.common.artifacts import persist_metadata, test_metrics_of
 
     scalars, categories, matrix = test_metrics_of(evaluation.path, json.loads(trial_json)["trial"])
     for key, value in scalars.items():
         metrics.log_metric(key, value)
     confusion.log_confusion_matrix(categories, matrix)
+    persist_metadata(metrics)
+    persist_metadata(confusion)
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
@@ -87,10 +91,11 @@ def report(dataset: Input[Dataset], models: Input[List[Model]], evaluation: Inpu
     import shutil
 
     from components.common.artifacts import history_paths, stats_path, summary_path
-    from components.report.build import build_report, load_inputs
+    from components.report.build import build_report, load_inputs, load_predictions
 
     histories, summary, stats = load_inputs(history_paths([m.path for m in models]),
                                             summary_path(evaluation.path), stats_path(dataset.path))
-    build_report(histories, summary, stats, json.loads(settings_json), report_dir.path)
+    build_report(histories, summary, stats, json.loads(settings_json), report_dir.path,
+                 predictions=load_predictions(summary_path(evaluation.path)))
     shutil.copyfile(f"{report_dir.path}/report.md", markdown.path)
     shutil.copyfile(f"{report_dir.path}/report.html", html.path)

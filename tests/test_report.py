@@ -1,4 +1,12 @@
-"""The report step on realistic inputs: three optimizers, one diverged, one never evaluated."""
+"""The report step on realistic inputs: six optimizers over three seeds, one of them diverged on one seed,
+one diverged on all, predictions on the genuine MNIST test labels.
+
+The histories and the evaluation summary are synthetic dicts shaped exactly as
+the train and evaluate steps write them (docs/artifacts.md); the per-example
+predictions are the genuine test labels with errors placed at the "hardest"
+examples, so that two good optimizers mostly err on the same digits, as real
+models do. `realistic_run` is shared with the browser and trend tests.
+"""
 from __future__ import annotations
 
 import base64
@@ -11,49 +19,44 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+from scipy.stats import t as student_t
 
-from components.report import build_report, format_table, load_inputs
+from components.evaluate import predictions as preds
+from components.report import build_report, format_table, load_inputs, load_predictions
 from components.report.comparison import SCALAR_COLUMNS
+from components.report.kfp_ui import best_confusion_matrix, metric_name, scalar_metrics
 
 NAN = float("nan")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-LIST_KEYS = ("val_accuracy", "val_loss", "train_accuracy", "train_loss", "epoch_seconds")
-REQUIRED_KEYS = set(SCALAR_COLUMNS) | set(LIST_KEYS)
+LIST_KEYS = ("val_accuracy", "val_loss", "train_accuracy", "train_loss", "epoch_seconds", "elapsed_seconds",
+             "val_accuracy_std", "val_loss_std")
+# What the lead's contract asks comparison.json to carry for every variant.
+REQUIRED_KEYS = set(SCALAR_COLUMNS) | set(LIST_KEYS) | {
+    "seeds", "per_seed", "time_to_accuracy", "per_label_accuracy", "confusion_matrix", "failed_thresholds"}
+TARGETS = (0.95, 0.97, 0.98, 0.99)
+PARAMETER_BYTES = 5_550_376
+SEEDS = (0, 1, 2)
+EPOCHS = 6
 
-
-def history(name: str, val_acc: list[float], val_loss: list[float], seconds: float, lr: float = 0.001,
-            status: str = "ok", diverged_at: int | None = None) -> dict:
-    """A history.json as the train step writes it (docs/artifacts.md)."""
-    n = len(val_acc)
-    return {
-        "optimizer": name, "optimizer_config": {"class_name": name.title(), "learning_rate": lr},
-        "model": "cnn", "batch_size": 64, "seed": 0, "device": "CPU",
-        "status": status, "diverged_at_epoch": diverged_at,
-        "epochs": [{"epoch": i + 1, "loss": val_loss[i] * 1.1, "accuracy": val_acc[i] - 0.01,
-                    "val_loss": val_loss[i], "val_accuracy": val_acc[i], "seconds": seconds / n,
-                    "examples_per_second": 54000 * n / seconds} for i in range(n)],
-        "train_seconds": seconds, "parameters": 1199882, "train_examples": 54000,
-    }
-
-
-ADAM = history("adam", [0.9612, 0.9750, 0.9801, 0.9850, 0.9871, 0.9890],
-               [0.1234, 0.0810, 0.0602, 0.0455, 0.0388, 0.0341], 402.4)
-ADAGRAD = history("adagrad", [0.8803, 0.9102, 0.9255, 0.9350, 0.9411, 0.9460],
-                  [0.4400, 0.3100, 0.2600, 0.2300, 0.2100, 0.1950], 601.0)
-MOMENTUM = history("momentum", [0.9100, 0.6000, 0.0980, 0.0980, 0.0980, 0.0980],
-                   [0.3000, 1.9000, NAN, NAN, NAN, NAN], 455.0, lr=0.01, status="diverged", diverged_at=3)
-for e in MOMENTUM["epochs"][2:]:
-    e["loss"] = NAN
-EVALUATION = {  # adagrad's evaluation is missing
-    "baseline": "momentum", "test_examples": 10000, "validation_ok": True,
-    "models": {
-        "adam": {"example_count": 10000, "accuracy": 0.9902, "loss": 0.0297, "top3_accuracy": 0.9991,
-                 "accuracy_diff_vs_baseline": 0.8922, "blessed": True},
-        "momentum": {"example_count": 10000, "accuracy": 0.0980, "loss": NAN, "top3_accuracy": 0.3000,
-                     "accuracy_diff_vs_baseline": None, "blessed": False},
-    },
+# variant -> (optimizer, learning rate, state ratio, validation-accuracy curve of seed 0, seconds per epoch,
+#             test accuracy per seed (None: that seed diverged), epoch of divergence)
+VARIANTS = {
+    "adam": ("adam", 0.001, 2.0, [0.9612, 0.9750, 0.9801, 0.9850, 0.9871, 0.9890], 67.0,
+             [0.9890, 0.9880, 0.9885], None),
+    "rmsprop": ("rmsprop", 0.001, 1.0, [0.9590, 0.9741, 0.9790, 0.9841, 0.9866, 0.9884], 64.0,
+                [0.9885, 0.9889, 0.9878], None),
+    "momentum": ("momentum", 0.01, 1.0, [0.9400, 0.9600, 0.9690, 0.9720, 0.9741, 0.9760], 66.0,
+                 [0.9750, 0.9741, None], 3),
+    "sgd": ("sgd", 0.01, 0.0, [0.9100, 0.9400, 0.9530, 0.9610, 0.9660, 0.9700], 62.0,
+            [0.9702, 0.9695, 0.9710], None),
+    "adagrad": ("adagrad", 0.001, 1.0, [0.8803, 0.9102, 0.9255, 0.9350, 0.9411, 0.9460], 100.0,
+                [0.9460, 0.9475, 0.9452], None),
+    "adadelta": ("adadelta", 1.0, 2.0, [0.9000, 0.0980, 0.0980, 0.0980, 0.0980, 0.0980], 70.0,
+                 [None, None, None], 2),
 }
+THRESHOLDS = {"min_accuracy": 0.95, "max_drop_vs_baseline": 0.01}
 STATS = {
     "source": {"kind": "idx", "uri": "/shared/data/mnist", "full_mnist": True, "note": "genuine MNIST idx files"},
     "splits": {"train": {"count": 54000, "per_class": {"0": 5330, "1": 6070}},
@@ -61,8 +64,116 @@ STATS = {
                "test": {"count": 10000, "per_class": {"0": 980, "1": 1135}}},
     "validation_fraction": 0.1, "train_limit": None, "seed": 0,
 }
-SETTINGS = {"run_id": "r-42", "model": "cnn", "epochs": 6, "batch_size": 64, "seed": 0,
-            "versions": {"tensorflow": "2.21.0"}, "note": "<script>alert(1)</script> | pipe"}
+SETTINGS = {"run_id": "r-42", "suite": "seed-004", "model_name": "cnn", "epochs": EPOCHS, "batch_size": 64,
+            "seeds": list(SEEDS), "data_source": "auto", "device": "CPU",
+            "versions": {"tensorflow": "2.21.0", "tensorflow-model-analysis": "0.52.0"},
+            "note": "<script>alert(1)</script> | pipe"}
+
+
+def trial_id(variant: str, seed: int) -> str:
+    return f"{variant.replace(' ', '').replace('=', '')}.s{seed}"
+
+
+def history(variant: str, seed: int, optimizer: str, lr: float, ratio: float, val_acc: list[float],
+            epoch_seconds: float, diverged_at: int | None = None, lr_sweep: bool = False) -> dict:
+    """A history.json as the train step writes it; a diverged one has null losses from `diverged_at` on."""
+    epochs, elapsed, reached = [], 0.0, {f"{t:g}": None for t in TARGETS}
+    for i, acc in enumerate(val_acc, start=1):
+        bad = diverged_at is not None and i >= diverged_at
+        seconds = epoch_seconds * (1 + 0.01 * seed)
+        elapsed += seconds
+        loss = None if bad else round(0.03 + (1 - acc) * 3.2 - 0.001 * seed, 4)
+        epochs.append({"epoch": i, "loss": None if bad else round(loss * 1.1, 4), "accuracy": round(acc - 0.01, 4),
+                       "val_loss": loss, "val_accuracy": None if bad else acc, "seconds": seconds,
+                       "examples_per_second": 54000 / seconds})
+        for t in TARGETS:
+            if not bad and reached[f"{t:g}"] is None and acc >= t:
+                reached[f"{t:g}"] = {"epoch": i, "seconds": elapsed}
+    return {
+        "trial": trial_id(variant, seed), "variant": variant, "lr_sweep": lr_sweep, "optimizer": optimizer,
+        "optimizer_config": {"class_name": optimizer.title(), "learning_rate": lr}, "learning_rate": lr,
+        "model": "cnn", "batch_size": 64, "seed": seed, "device": "CPU", "mixed_precision": False, "xla": False,
+        "status": "diverged" if diverged_at else "ok", "diverged_at_epoch": diverged_at, "epochs": epochs,
+        "train_seconds": elapsed, "time_to_accuracy": reached, "parameters": 1387594,
+        "parameter_bytes": PARAMETER_BYTES, "optimizer_state_bytes": int(ratio * PARAMETER_BYTES),
+        "optimizer_state_ratio": ratio, "train_examples": 54000,
+    }
+
+
+def predicted_classes(labels: np.ndarray, accuracy: float, seed: int) -> np.ndarray:
+    """The labels with round((1 - accuracy) * N) errors, placed mostly on the same "hard" examples for every
+    trial (a fixed hardness plus trial noise), each error a wrong digit."""
+    n = len(labels)
+    hardness = np.random.default_rng(1234).random(n)
+    rng = np.random.default_rng(seed)
+    wrong = np.argsort(-(hardness + 0.35 * rng.random(n)))[:round((1 - accuracy) * n)]
+    out = labels.astype(np.int16).copy()
+    out[wrong] = (labels[wrong] + 1 + rng.integers(0, 9, wrong.size)) % 10
+    return out
+
+
+def model_summary(labels: np.ndarray, predicted: np.ndarray, finite: bool) -> dict:
+    """One model's summary.json entry with the numbers TFMA would compute from these predictions."""
+    matrix = np.zeros((10, 10), int)
+    np.add.at(matrix, (labels, np.where(predicted < 0, 0, predicted)), 1)
+    accuracy = float(np.trace(matrix) / len(labels))
+    return {
+        "example_count": len(labels), "accuracy": accuracy,
+        "loss": round(0.02 + (1 - accuracy) * 2.5, 6) if finite else None,
+        "top3_accuracy": min(1.0, accuracy + 0.009), "accuracy_diff_vs_baseline": None,
+        "blessed": True, "failed_thresholds": [], "finite_predictions": finite, "macro_auc": None,
+        "calibration": {"ece": round(0.4 * (1 - accuracy), 6), "bins": [
+            {"low": 0.8, "high": 0.9, "count": 150, "accuracy": 0.80, "confidence": 0.86},
+            {"low": 0.9, "high": 1.0, "count": len(labels) - 150, "accuracy": accuracy + 0.001,
+             "confidence": 0.99}]} if finite else None,
+        "per_label_accuracy": {str(d): float(matrix[d, d] / matrix[d].sum()) for d in range(10)},
+        "confusion_matrix": matrix.tolist(),
+    }
+
+
+def realistic_run(labels: np.ndarray, seeds: tuple[int, ...] = SEEDS, shift: float = 0.0, time_scale: float = 1.0,
+                  variants: dict | None = None, baseline: str = "sgd", extra: list[dict] | None = None):
+    """(histories, summary, stats, predictions) of a run, as the pipeline hands them to the report.
+
+    `shift` moves every accuracy and `time_scale` every duration (a later run of the same suite);
+    `extra` adds more histories (with `accuracy` per history under the key "_test_accuracy").
+    """
+    histories, predicted, test_acc = [], {}, {}
+    for variant, (opt, lr, ratio, curve, seconds, per_seed, diverged_at) in (variants or VARIANTS).items():
+        for seed in seeds:
+            acc = per_seed[seed % len(per_seed)]
+            curve_s = [min(0.9999, a + shift + 0.0004 * (seed - 1)) for a in curve]
+            h = history(variant, seed, opt, lr, ratio, curve_s, seconds * time_scale,
+                        diverged_at=diverged_at if acc is None else None)
+            histories.append(h)
+            test_acc[h["trial"]] = None if acc is None else acc + shift
+    for h in extra or []:
+        test_acc[h["trial"]] = h.pop("_test_accuracy")
+        histories.append(h)
+    models = {}
+    for i, (trial, acc) in enumerate(test_acc.items()):
+        if acc is None:  # a NaN model: TFMA's argmax reads every prediction as class 0
+            predicted[trial] = np.full(len(labels), preds.NOT_FINITE, np.int16)
+            models[trial] = model_summary(labels, predicted[trial], finite=False)
+            models[trial]["blessed"] = False
+            models[trial]["failed_thresholds"] = ["non-finite outputs (the model diverged)"]
+        else:
+            predicted[trial] = predicted_classes(labels, acc, seed=i)
+            models[trial] = model_summary(labels, predicted[trial], finite=True)
+    base = trial_id(baseline, seeds[0])
+    for trial, m in models.items():
+        if trial != base and base in models:
+            m["accuracy_diff_vs_baseline"] = m["accuracy"] - models[base]["accuracy"]
+            if m["finite_predictions"] and m["accuracy_diff_vs_baseline"] < -THRESHOLDS["max_drop_vs_baseline"]:
+                m["blessed"] = False
+                m["failed_thresholds"].append("accuracy against the baseline, beyond the allowed change -0.01")
+        if m["finite_predictions"] and m["accuracy"] < THRESHOLDS["min_accuracy"]:
+            m["blessed"] = False
+            m["failed_thresholds"].append(f"accuracy {m['accuracy']:.4f} is below the minimum 0.95")
+    summary = {"baseline": base, "thresholds": dict(THRESHOLDS), "test_examples": len(labels),
+               "validation_ok": all(m["blessed"] for m in models.values()), "models": models,
+               "tfma_seconds": 41.5, "calibration": True, "auc": False, "predictions": preds.PREDICTIONS_FILE}
+    return histories, summary, STATS, preds.Predictions(labels.astype(np.int64), predicted)
 
 
 def strict_json(text: str):
@@ -71,49 +182,188 @@ def strict_json(text: str):
     return json.loads(text, parse_constant=refuse)
 
 
+@pytest.fixture(scope="session")
+def labels(real_digits) -> np.ndarray:
+    """The genuine labels of MNIST's 10,000 test digits."""
+    return real_digits[1].astype(np.int64)
+
+
 @pytest.fixture(scope="module")
-def report(tmp_path_factory) -> tuple[list[dict], Path]:
+def inputs(labels):
+    return realistic_run(labels)
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory, inputs) -> tuple[list[dict], Path]:
+    histories, summary, stats, predictions = inputs
     out = tmp_path_factory.mktemp("run") / "report"
-    return build_report([ADAGRAD, MOMENTUM, ADAM], EVALUATION, STATS, SETTINGS, str(out)), out
+    return build_report(histories, summary, stats, SETTINGS, str(out), predictions=predictions), out
 
 
-def test_rows_ranked_by_test_accuracy_untested_last(report):
+def by_name(rows: list[dict]) -> dict[str, dict]:
+    return {r["optimizer"]: r for r in rows}
+
+
+def test_one_row_per_variant_ranked_diverged_last(report):
     rows, _ = report
-    # adagrad has the better validation accuracy than momentum but no test metrics: it goes last.
-    assert [r["optimizer"] for r in rows] == ["adam", "momentum", "adagrad"]
-    assert [r["status"] for r in rows] == ["ok", "diverged", "ok"]
-    assert rows[1]["diverged_at_epoch"] == 3
-    assert rows[2]["test_accuracy"] is None and rows[2]["blessed"] is None
-    assert rows[0]["blessed"] is True and rows[0]["learning_rate"] == 0.001
+    assert [r["optimizer"] for r in rows] == ["adam", "rmsprop", "momentum", "sgd", "adagrad", "adadelta"]
+    assert [r["status"] for r in rows] == ["ok", "ok", "partial", "ok", "ok", "diverged"]
+    momentum, adadelta = by_name(rows)["momentum"], by_name(rows)["adadelta"]
+    assert (momentum["seeds"], momentum["seeds_ok"], momentum["diverged_seeds"]) == ([0, 1, 2], 2, [2])
+    assert momentum["diverged_at_epoch"] == 3 and adadelta["diverged_at_epoch"] == 2
+    assert all(r["seeds_total"] == 3 for r in rows)
 
 
-def test_article_columns_are_the_history_values(report):
+def test_seed_aggregates_mean_sd_and_t_interval(report):
+    adam = by_name(report[0])["adam"]
+    accs = [0.9890, 0.9880, 0.9885]
+    mean, sd = np.mean(accs), np.std(accs, ddof=1)
+    half = student_t.ppf(0.975, 2) * sd / math.sqrt(3)  # 4.30 sd/sqrt(3): 3 seeds give a wide interval
+    assert adam["test_accuracy"] == pytest.approx(mean, abs=1e-9)
+    assert adam["test_accuracy_std"] == pytest.approx(sd, abs=1e-9)
+    assert (adam["test_accuracy_ci_low"], adam["test_accuracy_ci_high"]) == (
+        pytest.approx(mean - half, abs=1e-9), pytest.approx(mean + half, abs=1e-9))
+    assert [p["test_accuracy"] for p in adam["per_seed"]] == pytest.approx(accs, abs=1e-9)
+    seconds = [67.0 * 6 * (1 + 0.01 * s) for s in SEEDS]
+    assert adam["train_seconds"] == pytest.approx(np.mean(seconds))
+    assert adam["train_seconds_std"] == pytest.approx(np.std(seconds, ddof=1))
+
+
+def test_article_columns_are_seed_means(report):
+    adam = by_name(report[0])["adam"]
+    curve = VARIANTS["adam"][3]
+    assert adam["epochs"] == EPOCHS
+    assert adam["val_accuracy"] == pytest.approx(curve)  # the seed offsets -4e-4, 0, +4e-4 cancel out
+    assert adam["val_accuracy_epoch_1"] == pytest.approx(curve[0])
+    assert adam["val_accuracy_epoch_5"] == pytest.approx(curve[4])
+    assert adam["val_accuracy_last"] == pytest.approx(curve[5])
+    assert adam["val_accuracy_std"][0] == pytest.approx(0.0004)
+    assert adam["elapsed_seconds"][-1] == pytest.approx(adam["train_seconds"])
+
+
+def test_diverged_trials_are_never_used_as_numbers(report):
     rows, _ = report
-    for row, h in zip(rows, [ADAM, MOMENTUM, ADAGRAD]):
-        epochs = h["epochs"]
-        assert row["epochs"] == 6
-        assert row["val_accuracy_epoch_1"] == epochs[0]["val_accuracy"]
-        assert row["val_accuracy_epoch_5"] == epochs[4]["val_accuracy"]
-        assert row["val_accuracy_last"] == epochs[5]["val_accuracy"]
-        assert row["train_seconds"] == h["train_seconds"]
-    adam = rows[0]
-    assert (adam["val_loss_epoch_1"], adam["val_loss_epoch_5"], adam["val_loss_last"]) == (0.1234, 0.0388, 0.0341)
-    assert adam["val_accuracy"] == [e["val_accuracy"] for e in ADAM["epochs"]]
-    assert adam["test_accuracy"] == 0.9902 and adam["test_top3_accuracy"] == 0.9991
-    momentum = rows[1]
-    assert momentum["val_loss"] == [0.3, 1.9, None, None, None, None]
-    assert momentum["val_loss_epoch_5"] is None and momentum["test_loss"] is None
+    momentum, adadelta = by_name(rows)["momentum"], by_name(rows)["adadelta"]
+    # momentum's seed 2 is out of every figure: its mean is over seeds 0 and 1.
+    assert momentum["test_accuracy"] == pytest.approx((0.9750 + 0.9741) / 2)
+    assert momentum["per_seed"][2]["diverged"] and momentum["per_seed"][2]["test_accuracy"] is None
+    assert momentum["blessed"] is False  # its diverged seed is not blessed
+    # adadelta's summary says accuracy 0.098 (every NaN prediction read as class 0); the report refuses it.
+    assert adadelta["test_accuracy"] is None and adadelta["test_loss"] is None
+    assert adadelta["epochs"] == 0 and adadelta["val_accuracy"] == [] and adadelta["confusion_matrix"] is None
+    assert adadelta["p_vs_winner"] is None
 
 
-def test_short_run_has_no_epoch_5_columns(tmp_path):
-    short = history("sgd", [0.90, 0.93, 0.95], [0.35, 0.25, 0.18], 100.0, lr=0.01)
-    (row,) = build_report([short], {}, STATS, {}, str(tmp_path))
-    assert row["epochs"] == 3
-    assert row["val_accuracy_epoch_5"] is None and row["val_loss_epoch_5"] is None
-    assert (row["val_accuracy_last"], row["val_loss_last"]) == (0.95, 0.18)
+def test_significance_finds_no_winner_between_two_equals(report):
+    rows, out = report
+    sig = strict_json((out / "significance.json").read_text())
+    assert sig["winner"] == "adam" and sig["winner_significant"] is False
+    comparisons = {c["other"]: c for c in sig["comparisons"]}
+    assert set(comparisons) == {"rmsprop", "momentum", "sgd", "adagrad"}  # adadelta diverged: not tested
+    assert all(c["test"] == "paired-bootstrap" for c in comparisons.values())
+    assert comparisons["momentum"]["seeds"] == [0, 1]  # paired on the seeds both have
+    assert comparisons["rmsprop"]["significant"] is False and comparisons["rmsprop"]["p_holm"] > 0.05
+    assert comparisons["rmsprop"]["ci_low"] < 0 < comparisons["rmsprop"]["ci_high"]
+    for name in ("momentum", "sgd", "adagrad"):
+        assert comparisons[name]["significant"] is True and comparisons[name]["ci_low"] > 0
+    assert comparisons["sgd"]["difference"] == pytest.approx(0.9885 - 0.9702333333, abs=1e-6)
+    adam = by_name(rows)["adam"]
+    assert adam["winner"] is False and by_name(rows)["sgd"]["significant_vs_winner"] is True
+
+
+def test_verdict_says_no_significant_difference(report):
+    _, out = report
+    verdict = (out / "report.md").read_text().split("\n\n")[1]
+    assert verdict.startswith("adam has the best test accuracy, 0.9885 (95% CI ")
+    assert "0.0001 ahead of rmsprop (0.9884)" in verdict
+    assert "but there is no significant difference between adam and rmsprop (rmsprop: difference +0.0001, " \
+           "95% CI [-0." in verdict
+    assert "; paired bootstrap over seeds and examples, alpha 0.05): no single winner. " \
+           "adam is significantly better than momentum, sgd and adagrad." in verdict
+    # adam: 0.98 at epoch 4 on seed 0 (0.9797), epoch 3 on seeds 1 and 2; rmsprop only at epoch 4.
+    assert "Cheapest to converge: adam reached 0.98 validation accuracy first, after 3:45 on average " \
+           "(epoch 3.33)." in verdict
+    assert "adadelta diverged at epoch 2 (non-finite loss) and is left out of the comparison." in verdict
+    assert "momentum diverged on 1 of 3 seeds (seed 2 at epoch 3); its figures are over the other 2." in verdict
+    assert ("Not blessed (test accuracy at least 0.95 and at most 0.01 below sgd): momentum, adagrad and adadelta."
+            in verdict)
+
+
+def test_a_clear_winner_is_named(labels, tmp_path):
+    variants = {k: VARIANTS[k] for k in ("adam", "sgd", "adagrad")}
+    histories, summary, stats, predictions = realistic_run(labels, variants=variants)
+    rows = build_report(histories, summary, stats, {}, str(tmp_path), predictions=predictions)
+    assert by_name(rows)["adam"]["winner"] is True
+    verdict = (tmp_path / "report.md").read_text().split("\n\n")[1]
+    assert verdict.startswith("adam wins: test accuracy 0.9885 (95% CI ")
+    assert "0.0183 ahead of the runner-up sgd (0.9702); its lead over every other optimizer is significant " \
+           "(paired bootstrap over seeds and examples; largest Holm-adjusted p = 0.001, alpha 0.05)." in verdict
+
+
+def test_one_seed_uses_mcnemar_and_shows_no_intervals(labels, tmp_path):
+    histories, summary, stats, predictions = realistic_run(labels, seeds=(0,))
+    rows = build_report(histories, summary, stats, {}, str(tmp_path), predictions=predictions)
+    assert all(r["test_accuracy_ci_low"] is None and r["test_accuracy_std"] is None for r in rows)
+    sig = json.loads((tmp_path / "significance.json").read_text())
+    assert {c["test"] for c in sig["comparisons"]} == {"mcnemar-exact"}
+    assert all(c["discordant"][0] > c["discordant"][1] for c in sig["comparisons"] if c["other"] != "rmsprop")
     md = (tmp_path / "report.md").read_text()
-    assert "| sgd | 0.9000 | 0.3500 | n/a | n/a | 0.9500 | 0.1800 | 1:40 |" in md
-    assert "Val acc ep3" in md and "No optimizer has test metrics" in md
+    metrics = md.split("## Test metrics (TFMA)")[1].split("## ")[0]
+    assert "| Optimizer | Seeds | Test accuracy | Test loss | Top-3 accuracy |" in metrics and "CI" not in metrics
+    assert "exact McNemar test" in md
+    # No momentum in the list: with one seed, its only seed trained fine.
+    assert "| momentum | 1 | 0.9750 |" in md
+
+
+def test_lr_sweep_shows_default_and_tuned(labels, tmp_path):
+    sweep = []
+    for lr, curve, acc in ((0.003, [0.95, 0.97, 0.98, 0.985, 0.988, 0.9905], 0.9901),
+                           (0.01, [0.90, 0.93, 0.94, 0.95, 0.955, 0.96], 0.9580)):
+        for seed in SEEDS:
+            h = history(f"adam lr={lr:g}", seed, "adam", lr, 2.0, curve, 67.0, lr_sweep=True)
+            h["_test_accuracy"] = acc
+            sweep.append(h)
+    variants = {k: VARIANTS[k] for k in ("adam", "sgd")}
+    histories, summary, stats, predictions = realistic_run(labels, variants=variants, extra=sweep)
+    rows = build_report(histories, summary, stats, {}, str(tmp_path), predictions=predictions)
+    named = by_name(rows)
+    assert named["adam lr=0.003"]["tuned"] is True and named["adam lr=0.003"]["family"] == "adam"
+    assert not named["adam"]["tuned"] and not named["adam lr=0.01"]["tuned"]
+    sig = json.loads((tmp_path / "significance.json").read_text())
+    assert sig["winner"] == "adam lr=0.003"
+    assert {c["other"] for c in sig["comparisons"]} == {"adam", "sgd"}  # the untuned grid point is not a contender
+    md = (tmp_path / "report.md").read_text()
+    sweep_section = md.split("## Learning-rate sweep")[1].split("## ")[0]
+    assert "| adam | 0.001 | default | 0.9890 | 0.9885 | ok |" in sweep_section
+    assert "| adam | 0.003 | tuned | 0.9905 | 0.9901 | ok |" in sweep_section
+    assert "| adam | 0.01 |  | 0.9600 | 0.9580 | ok |" in sweep_section
+    assert "adam lr=0.01" not in md.split("## Learning-rate sweep")[0]  # main tables: contenders only
+
+
+def test_efficiency_table_time_to_accuracy_and_memory(report):
+    _, out = report
+    md = (out / "report.md").read_text()
+    section = md.split("## Cost")[1].split("## ")[0]
+    assert ("| Optimizer | Time to 0.95 | Time to 0.97 | Time to 0.98 | Time to 0.99 | Total time (m:ss) | "
+            "Optimizer state (MiB) | State / parameters |") in section
+    # adam reaches 0.98 at epoch 4 on seed 0 and epoch 3 on the others: the mean epoch is 3.33.
+    assert "| adam | 1:08 (ep 1) | 2:15 (ep 2) | 3:45 (ep 3.33) | not reached | 6:46 | 10.59 | 2x |" in section
+    # sgd's seed 0 ends at 0.9696: 0.97 is reached by 2 of 3 seeds, the time is their mean.
+    assert "| sgd | 3:08 (ep 3) | 6:18 (ep 6), 2/3 seeds | not reached | not reached | 6:16 | 0.00 | 0x |" in section
+    assert "| adadelta (diverged) | n/a | n/a | n/a | n/a | n/a | 10.59 | 2x |" in section
+
+
+def test_short_run_without_evaluation(tmp_path):
+    short = history("sgd", 0, "sgd", 0.01, 0.0, [0.90, 0.93, 0.95], 100 / 3)
+    (row,) = build_report([short], {}, STATS, {}, str(tmp_path))
+    assert row["epochs"] == 3 and row["test_accuracy"] is None and row["blessed"] is None
+    assert row["val_accuracy_epoch_5"] is None and row["val_loss_epoch_5"] is None
+    assert (row["val_accuracy_last"], row["val_loss_last"]) == (0.95, 0.19)
+    md = (tmp_path / "report.md").read_text()
+    assert "| sgd | 0.9000 | 0.3500 | n/a | n/a | 0.9500 | 0.1900 | 1:40 |" in md and "Val acc ep3" in md
+    assert "No optimizer has usable test metrics; by final validation accuracy the best was sgd (0.9500)." in md
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == ["accuracy.png", "accuracy_time.png", "cost.png",
+                                                              "loss.png"]  # nothing tested: no error charts
 
 
 def test_comparison_json_is_strict_with_required_keys(report):
@@ -121,8 +371,9 @@ def test_comparison_json_is_strict_with_required_keys(report):
     data = strict_json((out / "comparison.json").read_text())
     assert [d["optimizer"] for d in data] == [r["optimizer"] for r in rows]
     for d in data:
-        assert REQUIRED_KEYS <= d.keys()
+        assert REQUIRED_KEYS <= d.keys(), REQUIRED_KEYS - d.keys()
         assert all(isinstance(d[k], list) and len(d[k]) == d["epochs"] for k in LIST_KEYS)
+        assert len(d["per_seed"]) == 3
 
 
 def test_csv_round_trips(report):
@@ -141,13 +392,17 @@ def test_csv_round_trips(report):
                 assert float(got[key]) == want
 
 
-def test_charts_are_real_pngs(report):
+CHARTS = ("accuracy.png", "loss.png", "accuracy_time.png", "cost.png", "confusion.png", "per_class.png",
+          "calibration.png")
+
+
+def test_every_chart_is_a_real_png(report):
     _, out = report
-    for name in ("accuracy.png", "loss.png"):
+    for name in CHARTS:
         data = (out / name).read_bytes()
-        assert data.startswith(PNG_MAGIC) and len(data) > 10_000
-        width, height = struct.unpack(">II", data[16:24])
-        assert (width, height) == (770, 495)
+        assert data.startswith(PNG_MAGIC) and len(data) > 10_000, name
+    width, height = struct.unpack(">II", (out / "accuracy.png").read_bytes()[16:24])
+    assert (width, height) == (770, 495)
 
 
 def test_html_is_self_contained(report):
@@ -157,97 +412,130 @@ def test_html_is_self_contained(report):
     assert "<script" not in html and "<link" not in html and "@import" not in html and "url(" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html  # settings are escaped, not executed
     srcs = re.findall(r"<img\b[^>]*\bsrc=\"([^\"]+)\"", html)
-    assert len(srcs) == html.count("<img") == 2
-    for src in srcs:
+    assert len(srcs) == html.count("<img") == len(CHARTS)
+    for src, name in zip(srcs, CHARTS):
         assert src.startswith("data:image/png;base64,")
-        assert base64.b64decode(src.split(",", 1)[1], validate=True).startswith(PNG_MAGIC)
-    assert "adam reached the highest test accuracy" in html
+        assert base64.b64decode(src.split(",", 1)[1], validate=True) == (out / name).read_bytes()
+    assert "there is no significant difference between adam and rmsprop" in html
 
 
-def test_markdown_has_formatted_tables_and_verdict(report):
+def test_markdown_tables_settings_and_figures(report):
     _, out = report
     md = (out / "report.md").read_text()
-    assert md.startswith("# Optimizer comparison: cnn on MNIST")
+    assert md.startswith("# Optimizer comparison: cnn on MNIST (suite seed-004)")
     assert "| Optimizer | Val acc ep1 | Val loss ep1 | Val acc ep5 | Val loss ep5 | Val acc ep6 | Val loss ep6 |" in md
-    assert "| adam | 0.9612 | 0.1234 | 0.9871 | 0.0388 | 0.9890 | 0.0341 | 6:42 |" in md
-    assert "| momentum (diverged) | 0.9100 | 0.3000 | 0.0980 | n/a | 0.0980 | n/a | 7:35 |" in md
-    assert "| adagrad | 0.8803 | 0.4400 | 0.9411 | 0.2100 | 0.9460 | 0.1950 | 10:01 |" in md
-    assert "| adam | 0.9902 | 0.0297 | 0.9991 | +0.8922 | yes |" in md
-    assert "| momentum (diverged) | 0.0980 | n/a | 0.3000 | baseline | no |" in md
-    assert "| adagrad | n/a | n/a | n/a | n/a | n/a |" in md
+    assert "| adam | 0.9612 | 0.1532 | 0.9871 | 0.0703 | 0.9890 | 0.0642 | 6:46 |" in md
+    # momentum's means are over seeds 0 and 1 (offsets -4e-4 and 0), its seed 2 having diverged.
+    assert "| momentum (diverged 1/3) | 0.9398 | 0.2222 | 0.9739 | 0.1130 | 0.9758 | 0.1070 | 6:38 |" in md
+    assert "| adadelta (diverged) | n/a | n/a | n/a | n/a | n/a | n/a | n/a |" in md
+    assert ("| Optimizer | Seeds | Test accuracy | 95% CI | Test loss | 95% CI | Top-3 accuracy | Calibration error | "
+            "Diff vs baseline | Blessed | p vs best (Holm) |") in md
+    assert "| adam | 3 | 0.9885 | [0.9873, 0.9897] | 0.0488 | [0.0456, 0.0519] | 0.9975 | 0.0046 | +0.0183 | yes " \
+           "| best |" in md
+    # The smallest bootstrap p is 2/4001; Holm multiplies it by the four comparisons.
+    assert re.search(r"\| sgd \| 3 \| 0\.9702 \| .* \| baseline \| yes \| 0\.0020 \|", md)
+    assert "| adadelta (diverged) | 0 | n/a | n/a | n/a | n/a | n/a | n/a | n/a | no | n/a |" in md
+    assert "Baseline: sgd." in md and "Minimum test accuracy: 0.95." in md
     assert "| train | 54,000 | 5,330-6,070 |" in md and "| test | 10,000 | 980-1,135 |" in md
+    assert "| versions.tensorflow | 2.21.0 |" in md and "| seeds | 0, 1, 2 |" in md  # nested settings flattened
     assert "| note | &lt;script&gt;alert(1)&lt;/script&gt; \\| pipe |" in md  # no raw HTML, table intact
-    assert "![Validation accuracy](accuracy.png)" in md and "![Validation loss](loss.png)" in md
+    assert "Trained on: CPU." in md
+    for name in CHARTS:
+        assert f"]({name})" in md
     assert "nan" not in md.lower()
-    verdict = md.split("\n\n")[1]
-    assert verdict.startswith("adam reached the highest test accuracy, 0.9902, 0.8922 ahead of the runner-up momentum")
-    assert "adam trained fastest (6:42), adagrad slowest (10:01)" in verdict
-    assert "momentum diverged at epoch 3" in verdict and "No test metrics for adagrad" in verdict
 
 
-def test_verdict_names_the_weakest_of_three(tmp_path):
-    summary = {"baseline": "adagrad", "models": {
-        "adam": {"accuracy": 0.9902, "loss": 0.03}, "adagrad": {"accuracy": 0.9460, "loss": 0.19},
-        "sgd": {"accuracy": 0.9693, "loss": 0.10}}}
-    sgd = history("sgd", [0.92] * 6, [0.25] * 6, 300.0, lr=0.01)
-    build_report([ADAGRAD, sgd, ADAM], summary, STATS, {}, str(tmp_path))
-    verdict = (tmp_path / "report.md").read_text().split("\n\n")[1]
-    assert verdict.startswith("adam reached the highest test accuracy, 0.9902, 0.0209 ahead of the runner-up sgd "
-                              "(0.9693); the weakest was adagrad (0.9460).")
-    assert "sgd trained fastest (5:00)" in verdict
-
-
-def test_format_table_lists_every_optimizer(report):
+def test_format_table_lists_every_variant_with_its_interval(report):
     rows, _ = report
-    table = format_table(rows)
-    lines = table.splitlines()
+    lines = format_table(rows).splitlines()
     assert len(lines) == 2 + len(rows) and len({len(line) for line in lines}) == 1  # fixed width
-    for line, name in zip(lines[2:], ["adam", "momentum", "adagrad"]):
-        assert line.startswith(name)
-    assert "Test acc" in lines[0] and "0.9902" in lines[2]
+    assert "Test acc" in lines[0] and "95% CI" in lines[0] and "Test loss" in lines[0]
+    for line, row in zip(lines[2:], rows):
+        assert line.startswith(row["optimizer"])
+    assert "0.9885" in lines[2] and "[0.9873, 0.9897]" in lines[2]
 
 
-def test_load_inputs_reads_nan_tokens(tmp_path):
-    paths = []
-    for h in (ADAM, MOMENTUM):
-        paths.append(tmp_path / f"{h['optimizer']}.json")
-        paths[-1].write_text(json.dumps(h))  # Python's json writes NaN as a bare token
-    (tmp_path / "summary.json").write_text(json.dumps(EVALUATION))
-    (tmp_path / "stats.json").write_text(json.dumps(STATS))
-    histories, evaluation, stats = load_inputs([str(p) for p in paths], str(tmp_path / "summary.json"),
-                                               str(tmp_path / "stats.json"))
-    assert math.isnan(histories[1]["epochs"][2]["val_loss"])
-    rows = build_report(histories, evaluation, stats, {}, str(tmp_path / "report"))
+def test_load_inputs_reads_nan_tokens_and_the_predictions(tmp_path, inputs):
+    histories, summary, stats, predictions = inputs
+    broken = json.loads(json.dumps(histories[0]))
+    broken["epochs"][2]["val_loss"] = NAN  # an older trainer wrote NaN, which Python's json emits as a bare token
+    paths = [tmp_path / "a.json", tmp_path / "b.json"]
+    paths[0].write_text(json.dumps(broken))
+    paths[1].write_text(json.dumps(histories[3]))
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    (tmp_path / "stats.json").write_text(json.dumps(stats))
+    preds.save(tmp_path / preds.PREDICTIONS_FILE, predictions)
+    got_histories, got_summary, got_stats = load_inputs(
+        [str(p) for p in paths], str(tmp_path / "summary.json"), str(tmp_path / "stats.json"))
+    got_predictions = load_predictions(str(tmp_path / "summary.json"))
+    assert math.isnan(got_histories[0]["epochs"][2]["val_loss"])
+    assert list(got_predictions.predicted) == list(predictions.predicted)
+    assert np.array_equal(got_predictions.labels, predictions.labels)
+    rows = build_report(got_histories, got_summary, got_stats, {}, str(tmp_path / "report"),
+                        predictions=got_predictions)
     strict_json((tmp_path / "report" / "comparison.json").read_text())
-    assert rows[1]["val_loss"][2] is None
+    assert by_name(rows)["adam"]["status"] == "diverged"  # the NaN loss counts as divergence
+    assert by_name(rows)["rmsprop"]["status"] == "ok"
+
+
+def test_predictions_named_but_missing_is_an_error(inputs, tmp_path):
+    (tmp_path / "summary.json").write_text(json.dumps(inputs[1]))
+    with pytest.raises(FileNotFoundError, match=preds.PREDICTIONS_FILE):
+        load_predictions(str(tmp_path / "summary.json"))
+    (tmp_path / "summary.json").write_text(json.dumps({**inputs[1], "predictions": None}))
+    assert load_predictions(str(tmp_path / "summary.json")) is None
+
+
+def test_summary_without_predictions_names_no_winner(inputs, tmp_path):
+    histories, summary, stats, _ = inputs
+    build_report(histories, summary, stats, {}, str(tmp_path))
+    assert json.loads((tmp_path / "significance.json").read_text()) is None
+    verdict = (tmp_path / "report.md").read_text().split("\n\n")[1]
+    assert "significance not tested (no paired per-example predictions), so no winner is declared" in verdict
 
 
 @pytest.mark.parametrize("histories, message", [
     ([], "no training histories"),
-    ([ADAM, ADAM], "more than one history: adam"),
-    ([{"epochs": []}], "'optimizer' name"),
+    ([history("adam", 0, "adam", 0.001, 2.0, [0.9], 1.0)] * 2, "more than one history for adam seed 0"),
+    ([{"epochs": []}], "non-empty 'variant'"),
 ])
 def test_bad_input_is_refused_before_writing(tmp_path, histories, message):
     with pytest.raises(ValueError, match=message):
-        build_report(histories, EVALUATION, STATS, {}, str(tmp_path / "report"))
+        build_report(histories, {}, STATS, {}, str(tmp_path / "report"))
     assert not (tmp_path / "report").exists()
 
 
-def test_failed_write_leaves_no_finished_page(tmp_path, monkeypatch):
+def test_failed_write_leaves_no_finished_page(tmp_path, monkeypatch, inputs):
+    histories, summary, stats, _ = inputs
     out = tmp_path / "report"
-    build_report([ADAM], EVALUATION, STATS, {}, str(out))
+    build_report(histories[:3], summary, stats, {}, str(out))
     assert (out / "report.html").exists()
 
     def fail(*args, **kwargs):
         raise OSError("disk full")
     monkeypatch.setattr("components.report.build.write_json_atomic", fail)
     with pytest.raises(OSError):
-        build_report([ADAM, ADAGRAD], EVALUATION, STATS, {}, str(out))
+        build_report(histories[:6], summary, stats, {}, str(out))
     assert not (out / "report.html").exists()
 
 
+def test_kfp_ui_metrics_and_confusion_matrix(report):
+    rows, _ = report
+    metrics = scalar_metrics(rows)
+    adam = by_name(rows)["adam"]
+    assert metrics["adam_test_accuracy"] == adam["test_accuracy"]
+    assert metrics["adam_test_accuracy_ci_low"] == adam["test_accuracy_ci_low"]
+    assert metrics["sgd_train_seconds"] == by_name(rows)["sgd"]["train_seconds"]
+    assert not any(k.startswith("adadelta") for k in metrics)  # diverged: no numbers
+    assert all(isinstance(v, float) and math.isfinite(v) for v in metrics.values())
+    assert metric_name("sgd bs=1024", "test_loss") == "sgdbs1024_test_loss"
+    best = best_confusion_matrix(rows)
+    assert best["variant"] == "adam" and best["categories"] == [str(d) for d in range(10)]
+    assert sum(map(sum, best["matrix"])) == 3 * 10_000  # three seeds' passes over the test split
+
+
 def test_imports_neither_tensorflow_nor_kfp():
-    code = ("import sys, components.report; "
+    code = ("import sys, components.report, components.report.trends, components.report.kfp_ui; "
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'kfp', 'keras')); "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parent.parent)

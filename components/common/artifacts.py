@@ -34,3 +34,13 @@ def test_metrics_of(evaluation_dir: str, trial: str) -> tuple[dict[str, float], 
     model = json.loads(Path(summary_path(evaluation_dir)).read_text())["models"][trial]
     scalars = {f"test_{k}": model[k] for k in ("accuracy", "loss", "top3_accuracy") if model.get(k) is not None}
     return scalars, [str(c) for c in range(len(model["confusion_matrix"]))], model["confusion_matrix"]
+
+
+def persist_metadata(artifact) -> None:
+    """Write a metadata-only artifact (KFP Metrics, ClassificationMetrics) to its path as JSON.
+
+    kfp.local's cache treats an output whose file is missing as a miss, so a
+    task with a metrics output would never be resumed from the cache.
+    """
+    Path(artifact.path).parent.mkdir(parents=True, exist_ok=True)
+    Path(artifact.path).write_text(json.dumps(artifact.metadata, sort_keys=True))

@@ -5,11 +5,22 @@ single Beam pass over the test records (read, parsed and sliced once), and
 TFMA, told which model is the baseline, computes every candidate's metric
 differences against it on every slice and checks the thresholds in the same
 pass. TFMA's raw output stays under `tfma/` for TFMA's own tools; the small
-`summary.json` digest (docs/artifacts.md) is what the report step reads.
+`summary.json` digest (docs/artifacts.md) is what the report step reads, and
+`predictions.npz` (components/evaluate/predictions.py) holds each model's
+predicted class per test example for the paired significance tests.
 
-A model is *blessed* when its overall test accuracy is at least
-`min_accuracy`. TFMA never checks thresholds on the baseline model (it counts
-it as passing), so the baseline's blessing applies the same bound here.
+Blessing: a model is blessed when TFMA's validation passes for it: overall
+accuracy at least `min_accuracy` (a value threshold) and at most
+`max_drop_vs_baseline` below the baseline's (a change threshold). TFMA never
+checks thresholds on the baseline itself (it counts it as passing), so the
+baseline's blessing applies the value bound here; its change against itself
+is zero. A model whose outputs are not finite (it diverged) is never blessed:
+TFMA would still give it an accuracy, the share of test digits that are 0,
+because the argmax of NaN is the first class.
+
+The default metric set is the cheap one. Macro-averaged AUC binarizes the
+ten classes and multiplies TFMA's time about tenfold, and calibration adds a
+histogram per model and slice, so both are opt-in.
 """
 from __future__ import annotations
 
@@ -25,11 +36,13 @@ from components.common.beam import pipeline_options
 from components.common.files import read_json, write_json_atomic
 from components.common.schema import (EVAL_SUMMARY_FILE, LABEL_KEY, NUM_CLASSES, SERVING_OUTPUT,
                                       SERVING_SIGNATURE, split_pattern)
+from components.evaluate import predictions as preds
 
 log = logging.getLogger(__name__)
 
 TEST_SPLIT = "test"
 TFMA_DIR = "tfma"
+THRESHOLD_KEYS = ("min_accuracy", "max_drop_vs_baseline")
 
 # summary.json key -> (TFMA metric class, its config); the key is also the metric's name in TFMA's output.
 SCALAR_METRICS = {
@@ -39,44 +52,50 @@ SCALAR_METRICS = {
     "top3_accuracy": ("SparseTopKCategoricalAccuracy", {"k": 3}),
 }
 CONFUSION_PLOT_CLASS = "MultiClassConfusionMatrixPlot"
-CONFUSION_PLOT_NAME = "multi_class_confusion_matrix_plot"  # its name in TFMA's output
+AUC_NAME = "auc"
+CALIBRATION_BINS = 10  # the usual reliability-diagram resolution; ECE is computed over these bins
 
 
-def evaluate(models: dict[str, str], dataset_dir: str, output_dir: str, baseline: str | None = "sgd",
-             min_accuracy: float = 0.0, beam_args: list[str] | None = None) -> dict:
-    """Evaluate `models` (name -> SavedModel folder) on the test split of `dataset_dir` in one TFMA run.
+def evaluate(models: dict[str, str], dataset_dir: str, output_dir: str, baseline: str | None = None,
+             thresholds: dict | None = None, calibration: bool = False, auc: bool = False,
+             beam_args: list[str] | None = None) -> dict:
+    """Evaluate `models` (trial id -> SavedModel folder) on the test split of `dataset_dir` in one TFMA run.
 
-    Writes TFMA's output to `output_dir/tfma/` and the digest to `output_dir/summary.json`, and
-    returns the digest. `baseline` names the model the others are compared with; when it is None
-    or not among `models` (a warning is logged: e.g. the baseline optimizer was left out of the
-    run), there is no baseline and every `accuracy_diff_vs_baseline` is null. `beam_args` are Beam
-    pipeline options (e.g. a Dataflow runner and its options); without a `--runner` among them
-    the in-process FnApiRunner is used.
+    Writes TFMA's output to `output_dir/tfma/`, the digest to `output_dir/summary.json` and the
+    per-example predicted classes to `output_dir/predictions.npz`; returns the digest.
+    `baseline` is the trial the others are compared with; when it is None or not among `models`
+    (a warning is logged: e.g. its training failed), there is no baseline, every
+    `accuracy_diff_vs_baseline` is null and `max_drop_vs_baseline` is not checked.
+    `thresholds` = {"min_accuracy": float, "max_drop_vs_baseline": float}, both optional.
+    `calibration` adds a top-1 reliability histogram and its expected calibration error, `auc`
+    the macro-averaged one-vs-rest AUC (slow). `beam_args` are Beam pipeline options (e.g. a
+    Dataflow runner); without a `--runner` among them the in-process FnApiRunner is used.
 
-    Raises ValueError when `models` is empty and FileNotFoundError when a SavedModel or the test
-    TFRecords are missing, before any TFMA work starts.
+    Raises ValueError for no models or an unknown threshold, FileNotFoundError when a SavedModel
+    or the test TFRecords are missing, before any TFMA work starts.
     """
-    data_location = _check_inputs(models, dataset_dir)
+    thresholds = _check_thresholds(thresholds)
+    data_location = check_inputs(models, dataset_dir)
     if baseline is not None and baseline not in models:
         log.warning("evaluate: baseline %r is not among the models (%s); comparing without a baseline",
                     baseline, ", ".join(models))
         baseline = None
-
-    import tensorflow_model_analysis as tfma
-
     # TFMA refuses a run whose only model is the baseline; alone, it has nothing to be compared with.
-    config = eval_config(list(models), baseline if len(models) > 1 else None, min_accuracy)
-    shared = [tfma.default_eval_shared_model(eval_saved_model_path=path, model_name=name, eval_config=config)
-              for name, path in models.items()]
-    tfma_dir = os.path.join(output_dir, TFMA_DIR)
-    shutil.rmtree(tfma_dir, ignore_errors=True)  # no stale shards from an earlier run
-    started = time.perf_counter()
-    tfma.run_model_analysis(eval_shared_model=shared, eval_config=config, data_location=data_location,
-                            output_path=tfma_dir,
-                            pipeline_options=pipeline_options(beam_args))
-    log.info("evaluate: TFMA over %d models took %.1fs", len(models), time.perf_counter() - started)
+    baseline = baseline if len(models) > 1 else None
 
-    summary = summarize(tfma_dir, list(models), baseline, min_accuracy)
+    config = eval_config(list(models), baseline, thresholds, calibration=calibration, auc=auc)
+    tfma_dir = os.path.join(output_dir, TFMA_DIR)
+    tfma_seconds = run_tfma(models, config, data_location, tfma_dir, beam_args)
+
+    batches, labels = preds.example_batches(sorted(glob_files(data_location)))
+    predicted = preds.Predictions(labels, {name: preds.predicted_classes(preds.probabilities(path, batches))
+                                           for name, path in models.items()})
+    preds.save(Path(output_dir) / preds.PREDICTIONS_FILE, predicted)
+
+    summary = summarize(tfma_dir, list(models), baseline, thresholds,
+                        finite={name: predicted.finite(name) for name in models})
+    summary.update({"tfma_seconds": round(tfma_seconds, 3), "calibration": calibration, "auc": auc,
+                    "predictions": preds.PREDICTIONS_FILE})
     write_json_atomic(Path(output_dir) / EVAL_SUMMARY_FILE, summary)
     return summary
 
@@ -86,28 +105,71 @@ def load_summary(output_dir: str) -> dict:
     return read_json(Path(output_dir) / EVAL_SUMMARY_FILE)
 
 
-def eval_config(model_names: list[str], baseline: str | None, min_accuracy: float):
-    """The TFMA EvalConfig: the models, overall + per-label slices, the metrics and the accuracy bound."""
+def run_tfma(models: dict[str, str], config, data_location: str, tfma_dir: str,
+             beam_args: list[str] | None = None) -> float:
+    """One TFMA analysis of every model into `tfma_dir` (emptied first); returns its wall-clock seconds."""
+    import tensorflow_model_analysis as tfma
+
+    shared = [tfma.default_eval_shared_model(eval_saved_model_path=path, model_name=name, eval_config=config)
+              for name, path in models.items()]
+    shutil.rmtree(tfma_dir, ignore_errors=True)  # no stale shards from an earlier run
+    started = time.perf_counter()
+    tfma.run_model_analysis(eval_shared_model=shared, eval_config=config, data_location=data_location,
+                            output_path=tfma_dir, pipeline_options=pipeline_options(beam_args))
+    seconds = time.perf_counter() - started
+    log.info("evaluate: TFMA over %d models took %.1fs", len(models), seconds)
+    return seconds
+
+
+def eval_config(model_names: list[str], baseline: str | None, thresholds: dict | None = None,
+                calibration: bool = False, auc: bool = False):
+    """The TFMA EvalConfig: the models, overall + per-label slices, the metrics and the thresholds."""
     from tensorflow_model_analysis.proto import config_pb2 as c  # tfma.EvalConfig is not exported in 0.52
 
+    thresholds = thresholds or {}
     overall = c.SlicingSpec()
     metrics = {name: c.MetricConfig(class_name=cls, config=json.dumps({"name": name, **extra}))
                for name, (cls, extra) in SCALAR_METRICS.items()}
-    # The bound is on the overall slice only (a threshold without a slice would apply to every label too).
-    # With a baseline, TFMA computes diff metrics for every metric; no change threshold is needed for that.
-    metrics["accuracy"].per_slice_thresholds.add(slicing_specs=[overall], threshold=c.MetricThreshold(
-        value_threshold=c.GenericValueThreshold(lower_bound={"value": min_accuracy})))
+    # Thresholds are on the overall slice only: without a slice they would apply to every label too.
+    # With a baseline TFMA computes diff metrics for every metric, thresholds or not.
+    threshold = c.MetricThreshold()
+    if "min_accuracy" in thresholds:
+        threshold.value_threshold.lower_bound.value = thresholds["min_accuracy"]
+    if "max_drop_vs_baseline" in thresholds and baseline is not None:
+        threshold.change_threshold.direction = c.MetricDirection.HIGHER_IS_BETTER
+        threshold.change_threshold.absolute.value = -thresholds["max_drop_vs_baseline"]
+    if threshold.ListFields():
+        metrics["accuracy"].per_slice_thresholds.add(slicing_specs=[overall], threshold=threshold)
+
+    specs = [c.MetricsSpec(metrics=[*metrics.values(), c.MetricConfig(class_name=CONFUSION_PLOT_CLASS)])]
+    if auc:  # one-vs-rest per class, then the mean over the classes (equal weights name the classes)
+        specs.append(c.MetricsSpec(
+            metrics=[c.MetricConfig(class_name="AUC", config=json.dumps({"name": AUC_NAME}))],
+            aggregate=c.AggregationOptions(macro_average=True,
+                                           class_weights={k: 1.0 for k in range(NUM_CLASSES)})))
+    if calibration:  # k=1: label 1 when the top class is right, prediction its probability (the confidence)
+        specs.append(c.MetricsSpec(
+            metrics=[c.MetricConfig(class_name="CalibrationPlot",
+                                    config=json.dumps({"num_buckets": CALIBRATION_BINS}))],
+            binarize=c.BinarizationOptions(k_list={"values": [1]})))
     return c.EvalConfig(
         model_specs=[c.ModelSpec(name=name, signature_name=SERVING_SIGNATURE, label_key=LABEL_KEY,
                                  prediction_key=SERVING_OUTPUT, is_baseline=name == baseline)
                      for name in model_names],
         slicing_specs=[overall, c.SlicingSpec(feature_keys=[LABEL_KEY])],
-        metrics_specs=[c.MetricsSpec(metrics=[*metrics.values(), c.MetricConfig(class_name=CONFUSION_PLOT_CLASS)])])
+        metrics_specs=specs)
 
 
-def summarize(tfma_dir: str, model_names: list[str], baseline: str | None, min_accuracy: float) -> dict:
-    """Read TFMA's metrics, plots and validation result back into the summary.json structure."""
+def summarize(tfma_dir: str, model_names: list[str], baseline: str | None, thresholds: dict | None = None,
+              finite: dict[str, bool] | None = None) -> dict:
+    """Read TFMA's metrics, plots and validation result back into the summary.json structure.
+
+    `finite` (trial -> whether all its outputs were finite) withholds blessing from diverged models.
+    """
     import tensorflow_model_analysis as tfma
+
+    thresholds = thresholds or {}
+    finite = finite or {}
 
     def owner(key_model_name: str) -> str:  # with a single model, TFMA leaves the model name out of its keys
         return key_model_name or model_names[0]
@@ -118,39 +180,72 @@ def summarize(tfma_dir: str, model_names: list[str], baseline: str | None, min_a
         for kv in record.metric_keys_and_values:
             values[label, owner(kv.key.model_name), kv.key.name, kv.key.is_diff] = _number(kv.value)
 
-    matrices = {}
+    matrices, calibrations = {}, {}
     for record in tfma.load_plots(tfma_dir):
         if _slice_label(record.slice_key) is None:
-            for kv in record.plot_keys_and_values:
-                if kv.key.name == CONFUSION_PLOT_NAME:
+            for kv in record.plot_keys_and_values:  # told apart by content: TFMA leaves some plot names empty
+                if kv.value.HasField("multi_class_confusion_matrix_at_thresholds"):
                     matrices[owner(kv.key.model_name)] = _confusion_matrix(kv.value)
+                elif kv.value.HasField("calibration_histogram_buckets"):
+                    calibrations[owner(kv.key.model_name)] = _calibration(kv.value)
 
+    failures: dict[str, list[str]] = {name: [] for name in model_names}
     validation = tfma.load_validation_result(tfma_dir)
-    failed = {owner(f.metric_key.model_name) for s in validation.metric_validations_per_slice for f in s.failures}
+    for per_slice in validation.metric_validations_per_slice:
+        for f in per_slice.failures:
+            failures[owner(f.metric_key.model_name)].append(_failure_reason(f))
+    for name in model_names:
+        accuracy = values.get((None, name, "accuracy", False))
+        if name == baseline and "min_accuracy" in thresholds and not (
+                accuracy is not None and accuracy >= thresholds["min_accuracy"]):
+            failures[name].append(f"accuracy {_show(accuracy)} is below the minimum {thresholds['min_accuracy']:g}")
+        if not finite.get(name, True):
+            failures[name].insert(0, "non-finite outputs (the model diverged)")
 
     models = {}
     for name in model_names:
-        accuracy = values.get((None, name, "accuracy", False))
         count = values.get((None, name, "example_count", False))
         models[name] = {
             "example_count": None if count is None else int(count),
             **{key: values.get((None, name, key, False)) for key in ("accuracy", "loss", "top3_accuracy")},
             "accuracy_diff_vs_baseline": (values.get((None, name, "accuracy", True))
                                           if baseline not in (None, name) else None),
-            "blessed": (accuracy is not None and accuracy >= min_accuracy) if name == baseline
-                       else name not in failed,
+            "blessed": not failures[name],
+            "failed_thresholds": failures[name],
+            "finite_predictions": finite.get(name, True),
+            "macro_auc": values.get((None, name, AUC_NAME, False)),
+            "calibration": calibrations.get(name),
             "per_label_accuracy": {str(d): values.get((str(d), name, "accuracy", False)) for d in range(NUM_CLASSES)},
             "confusion_matrix": matrices.get(name, [[0] * NUM_CLASSES for _ in range(NUM_CLASSES)]),
         }
     return {
         "baseline": baseline,
+        "thresholds": thresholds,
         "test_examples": models[model_names[0]]["example_count"],
-        "validation_ok": bool(validation.validation_ok) and all(m["blessed"] for m in models.values()),
+        "validation_ok": all(m["blessed"] for m in models.values()),
         "models": models,
     }
 
 
-def _check_inputs(models: dict[str, str], dataset_dir: str) -> str:
+def _check_thresholds(thresholds: dict | None) -> dict:
+    thresholds = dict(thresholds or {})
+    unknown = sorted(set(thresholds) - set(THRESHOLD_KEYS))
+    if unknown:
+        raise ValueError(f"unknown threshold(s) {', '.join(unknown)}; valid: {', '.join(THRESHOLD_KEYS)}")
+    for key, value in thresholds.items():
+        if not (isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1):
+            raise ValueError(f"threshold {key} must be a number in [0, 1], got {value!r}")
+    return {k: float(v) for k, v in thresholds.items()}
+
+
+def glob_files(pattern: str) -> list[str]:
+    """The files matching `pattern`, local or on a remote file system TensorFlow can read (gs://)."""
+    import tensorflow as tf
+
+    return tf.io.gfile.glob(pattern)
+
+
+def check_inputs(models: dict[str, str], dataset_dir: str) -> str:
     """Fail early, naming the path: TFMA's own errors come late and deep inside Beam."""
     import tensorflow as tf
 
@@ -160,7 +255,7 @@ def _check_inputs(models: dict[str, str], dataset_dir: str) -> str:
         if not tf.io.gfile.exists(os.path.join(path, "saved_model.pb")):
             raise FileNotFoundError(f"model {name!r}: no SavedModel at {path}")
     pattern = split_pattern(dataset_dir, TEST_SPLIT)
-    if not tf.io.gfile.glob(pattern):
+    if not glob_files(pattern):
         raise FileNotFoundError(f"no test TFRecords matching {pattern}")
     return pattern
 
@@ -179,6 +274,20 @@ def _number(value) -> float | None:
     return v if math.isfinite(v) else None
 
 
+def _show(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.4f}"
+
+
+def _failure_reason(failure) -> str:
+    """A TFMA validation failure in words, from the threshold it broke."""
+    value = _show(_number(failure.metric_value))
+    threshold = failure.metric_threshold
+    if failure.metric_key.is_diff:
+        return (f"{failure.metric_key.name} {value} against the baseline, beyond the allowed change "
+                f"{threshold.change_threshold.absolute.value:+g}")
+    return f"{failure.metric_key.name} {value} is below the minimum {threshold.value_threshold.lower_bound.value:g}"
+
+
 def _confusion_matrix(plot_value) -> list[list[int]]:
     """[true][predicted] counts from TFMA's matrix at its single threshold (0.0: always the argmax)."""
     matrix = [[0] * NUM_CLASSES for _ in range(NUM_CLASSES)]
@@ -186,3 +295,21 @@ def _confusion_matrix(plot_value) -> list[list[int]]:
         if 0 <= entry.actual_class_id < NUM_CLASSES and 0 <= entry.predicted_class_id < NUM_CLASSES:
             matrix[entry.actual_class_id][entry.predicted_class_id] += round(entry.num_weighted_examples)
     return matrix
+
+
+def _calibration(plot_value) -> dict:
+    """The top-1 reliability histogram: per confidence bin the count, accuracy and mean confidence; and the ECE.
+
+    TFMA adds an underflow and an overflow bucket around [0, 1]; probabilities never fall there, and
+    empty bins carry no information, so only non-empty bins are kept.
+    """
+    bins = []
+    for b in plot_value.calibration_histogram_buckets.buckets:
+        n = b.num_weighted_examples.value
+        if n > 0 and math.isfinite(b.lower_threshold_inclusive) and math.isfinite(b.upper_threshold_exclusive):
+            bins.append({"low": b.lower_threshold_inclusive, "high": b.upper_threshold_exclusive, "count": round(n),
+                         "accuracy": b.total_weighted_label.value / n,
+                         "confidence": b.total_weighted_refined_prediction.value / n})
+    total = sum(b["count"] for b in bins)
+    ece = sum(b["count"] * abs(b["accuracy"] - b["confidence"]) for b in bins) / total if total else None
+    return {"ece": ece, "bins": bins}

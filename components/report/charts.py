@@ -1,47 +1,201 @@
-"""Per-epoch line charts as PNG bytes.
+"""The report's charts, as PNG bytes.
 
 Drawn on matplotlib's Agg canvas directly, not through pyplot: no display, no
 global backend switch, nothing left open between calls. Only finite points are
-drawn (rows hold None where a diverged run's loss was NaN), so a diverged line
-simply stops where its loss stopped being a number.
+drawn (rows hold None where a value is missing), and callers pass only rows
+with at least one non-diverged seed: a diverged trial is never plotted.
+Colours come from `colours`, so a variant has the same colour on every chart.
 """
 from __future__ import annotations
 
 from io import BytesIO
 
 import matplotlib
+import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+from components.report.comparison import display_name, fmt_time
 
 FIGSIZE = (7, 4.5)
+WIDE = (11, 4.8)
 DPI = 110
+MIB = 1024 * 1024
+SHARE_FLOOR = 1e-3  # the lightest colour of the confusion heatmap: one digit in a thousand
 
 
 def colours(names: list[str]) -> dict[str, str]:
-    """One colour per optimizer, assigned by sorted name so every chart (and a rerun) agrees."""
+    """One colour per variant, assigned by sorted name so every chart (and a rerun) agrees."""
     palette = matplotlib.colormaps["tab10" if len(names) <= 10 else "tab20"].colors
     return {n: matplotlib.colors.to_hex(palette[i % len(palette)]) for i, n in enumerate(sorted(names))}
 
 
-def line_chart(rows: list[dict], key: str, title: str, ylabel: str, colour_of: dict[str, str],
-               log: bool = False) -> bytes:
-    """One line per row of `row[key]` (a per-epoch list) against epoch 1..N."""
-    fig = Figure(figsize=FIGSIZE, dpi=DPI)
+def _figure(figsize: tuple[float, float] = FIGSIZE, layout: str | None = None) -> Figure:
+    fig = Figure(figsize=figsize, dpi=DPI, layout=layout)
     FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    for row in rows:
-        points = [(epoch, v) for epoch, v in enumerate(row[key], start=1) if v is not None]
-        label = row["optimizer"] + (" (diverged)" if row["status"] == "diverged" else "")
-        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", markersize=3, linewidth=1.6,
-                color=colour_of[row["optimizer"]], label=label)
-    if log:
-        ax.set_yscale("log")  # a diverging run's loss would otherwise flatten everyone else's curve
-    ax.set(title=title, xlabel="Epoch", ylabel=ylabel)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize="small", ncols=1 if len(rows) <= 8 else 2)
-    fig.tight_layout()
+    return fig
+
+
+def _png(fig: Figure) -> bytes:
+    if fig.get_layout_engine() is None:
+        fig.tight_layout()
     buf = BytesIO()
     fig.savefig(buf, format="png")
     return buf.getvalue()
+
+
+def _legend(ax, count: int) -> None:
+    ax.legend(fontsize="small", ncols=1 if count <= 8 else 2)
+
+
+def _points(xs: list, ys: list) -> tuple[list, list]:
+    pairs = [(x, y) for x, y in zip(xs, ys) if x is not None and y is not None]
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
+def line_chart(rows: list[dict], key: str, title: str, ylabel: str, colour_of: dict[str, str],
+               log: bool = False) -> bytes:
+    """Mean of `row[key]` (a per-epoch list) against epoch 1..N, one line per row; shaded +/- one standard
+    deviation across seeds where the row has `<key>_std`."""
+    fig = _figure()
+    ax = fig.add_subplot()
+    for row in rows:
+        epochs, values = _points(list(range(1, len(row[key]) + 1)), row[key])
+        colour = colour_of[row["optimizer"]]
+        ax.plot(epochs, values, marker="o", markersize=3, linewidth=1.6, color=colour, label=display_name(row))
+        band = [(e, row[key][e - 1], s) for e, s in zip(range(1, len(row[key]) + 1), row.get(f"{key}_std") or [])
+                if s is not None and row[key][e - 1] is not None]
+        if band:
+            e, m, s = (np.array(v, dtype=float) for v in zip(*band))
+            ax.fill_between(e, m - s, m + s, color=colour, alpha=0.18, linewidth=0)
+    if log:
+        ax.set_yscale("log", nonpositive="clip")  # a slow optimizer's loss would flatten everyone else's curve
+    ax.set(title=title, xlabel="Epoch", ylabel=ylabel)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(True, alpha=0.3)
+    _legend(ax, len(rows))
+    return _png(fig)
+
+
+def time_chart(rows: list[dict], colour_of: dict[str, str]) -> bytes:
+    """Validation accuracy against cumulative training time (mean over seeds): who gets there first."""
+    fig = _figure()
+    ax = fig.add_subplot()
+    for row in rows:
+        xs, ys = _points(row["elapsed_seconds"], row["val_accuracy"])
+        ax.plot(xs, ys, marker="o", markersize=3, linewidth=1.6, color=colour_of[row["optimizer"]],
+                label=display_name(row))
+    ax.set(title="Validation accuracy against training time", xlabel="Training time (m:ss)",
+           ylabel="Validation accuracy")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: fmt_time(x) if x >= 0 else ""))
+    ax.grid(True, alpha=0.3)
+    _legend(ax, len(rows))
+    return _png(fig)
+
+
+def cost_chart(rows: list[dict], colour_of: dict[str, str]) -> bytes:
+    """Two bar charts side by side: mean training time (error bar: sd over seeds) and optimizer state memory."""
+    fig = _figure((WIDE[0], max(3.0, 1.2 + 0.35 * len(rows))))
+    names = [display_name(r) for r in rows]
+    y = np.arange(len(rows))
+    colours_ = [colour_of[r["optimizer"]] for r in rows]
+    time_ax, memory_ax = fig.subplots(1, 2, sharey=True)
+    time_ax.barh(y, [r["train_seconds"] or 0.0 for r in rows], color=colours_,
+                 xerr=[r["train_seconds_std"] or 0.0 for r in rows], capsize=3)
+    time_ax.set(title="Training time", xlabel="m:ss", yticks=y, yticklabels=names)
+    time_ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: fmt_time(x)))
+    time_ax.invert_yaxis()  # the ranking order, best at the top
+    memory_ax.barh(y, [(r["optimizer_state_bytes"] or 0.0) / MIB for r in rows], color=colours_)
+    memory_ax.set(title="Optimizer state", xlabel="MiB")
+    for ax in (time_ax, memory_ax):
+        ax.grid(True, axis="x", alpha=0.3)
+    return _png(fig)
+
+
+def confusion_chart(panels: list[tuple[str, list[list[int]]]]) -> bytes:
+    """One heatmap per (title, matrix[true][predicted]): colour is the share of the true class, text the count.
+
+    Shares rather than counts, so that a class with fewer test digits is not paler for that reason alone; on a
+    log scale, because the errors worth seeing are a fraction of a percent next to a diagonal near 1.
+    """
+    fig = _figure(WIDE, layout="constrained")
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    norm = LogNorm(vmin=SHARE_FLOOR, vmax=1)
+    for ax, (title, matrix) in zip(axes, panels):
+        counts = np.array(matrix, dtype=float)
+        shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+        image = ax.imshow(np.ma.masked_equal(np.maximum(shares, SHARE_FLOOR * (counts > 0)), 0), cmap="Blues",
+                          norm=norm)
+        for (i, j), n in np.ndenumerate(counts):
+            if n:
+                ax.text(j, i, f"{int(n)}", ha="center", va="center", fontsize=6.5,
+                        color="white" if shares[i, j] > 0.3 else "#1f2328")
+        ax.set(title=title, xlabel="Predicted", ylabel="True", xticks=range(counts.shape[1]),
+               yticks=range(counts.shape[0]))
+    fig.colorbar(image, ax=list(axes), shrink=0.8, label="share of the true class (log scale)")
+    return _png(fig)
+
+
+def per_class_chart(rows: list[dict], colour_of: dict[str, str]) -> bytes:
+    """Test accuracy per true digit, one line per variant (mean over seeds)."""
+    fig = _figure()
+    ax = fig.add_subplot()
+    for row in rows:
+        labels = sorted(row["per_label_accuracy"], key=int)
+        xs, ys = _points([int(d) for d in labels], [row["per_label_accuracy"][d] for d in labels])
+        ax.plot(xs, ys, marker="o", markersize=4, linewidth=1.0, color=colour_of[row["optimizer"]],
+                label=display_name(row))
+    ax.set(title="Test accuracy per digit", xlabel="True digit", ylabel="Test accuracy", xticks=range(10))
+    ax.grid(True, alpha=0.3)
+    _legend(ax, len(rows))
+    return _png(fig)
+
+
+def calibration_chart(rows: list[dict], colour_of: dict[str, str]) -> bytes:
+    """Reliability diagram of the top-1 prediction: accuracy against confidence per bin; the diagonal is perfect."""
+    fig = _figure()
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [0, 1], linestyle="--", color="#888888", linewidth=1, label="perfectly calibrated")
+    for row in rows:
+        bins = row["calibration"]["bins"]
+        ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], marker="o", markersize=3,
+                linewidth=1.4, color=colour_of[row["optimizer"]], label=display_name(row))
+    ax.set(title="Calibration (top-1 confidence)", xlabel="Mean confidence", ylabel="Accuracy",
+           xlim=(0, 1), ylim=(0, 1))
+    ax.grid(True, alpha=0.3)
+    _legend(ax, len(rows) + 1)
+    return _png(fig)
+
+
+def trend_chart(run_labels: list[str], series: dict[str, list[dict | None]], colour_of: dict[str, str]) -> bytes:
+    """Test accuracy (with its 95% interval) and training time per run, one line per variant.
+
+    `series[variant][i]` is that variant's row in run i, or None when the run did not have it.
+    """
+    fig = _figure((WIDE[0], 7.5))
+    accuracy_ax, time_ax = fig.subplots(2, 1, sharex=True)
+    x = np.arange(len(run_labels))
+    for name, cells in series.items():
+        colour = colour_of[name]
+        pts = [(i, c) for i, c in zip(x, cells) if c and c.get("test_accuracy") is not None]
+        if pts:
+            ys = np.array([c["test_accuracy"] for _, c in pts])
+            low = np.array([c["test_accuracy_ci_low"] if c.get("test_accuracy_ci_low") is not None
+                            else c["test_accuracy"] for _, c in pts])
+            high = np.array([c["test_accuracy_ci_high"] if c.get("test_accuracy_ci_high") is not None
+                             else c["test_accuracy"] for _, c in pts])
+            accuracy_ax.errorbar([i for i, _ in pts], ys, yerr=[ys - low, high - ys], marker="o", markersize=4,
+                                 capsize=3, linewidth=1.4, color=colour, label=name)
+        times = [(i, c["train_seconds"]) for i, c in zip(x, cells) if c and c.get("train_seconds") is not None]
+        if times:
+            time_ax.plot(*zip(*times), marker="o", markersize=4, linewidth=1.4, color=colour, label=name)
+    accuracy_ax.set(title="Test accuracy per run (bars: 95% CI over seeds)", ylabel="Test accuracy")
+    time_ax.set(title="Training time per run", ylabel="m:ss", xticks=x)
+    time_ax.set_xticklabels(run_labels, rotation=20, ha="right", fontsize="small")
+    time_ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: fmt_time(v) if v >= 0 else ""))
+    for ax in (accuracy_ax, time_ax):
+        ax.grid(True, alpha=0.3)
+    _legend(accuracy_ax, len(series))
+    return _png(fig)

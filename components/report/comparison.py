@@ -1,32 +1,44 @@
-"""One comparison row per optimizer, and the tables and words the report makes of them.
+"""One comparison row per variant, aggregated over its seeds, and the terminal table.
 
 Pure functions over plain dicts (no files, no plotting), so the CLI can print
 `format_table` after a run and the tests can check every number directly.
-Every metric passes through `finite`: a diverged optimizer's NaN losses become
+Every metric passes through `finite`: a diverged trial's NaN losses become
 None here, once, so no NaN can reach comparison.json, a chart or a table.
+
+A trial (one seed of one variant) counts as diverged when its history says
+so, when any of its losses is not a number, or when the evaluation saw
+non-finite outputs. Its test metrics are never used: TFMA scores a NaN model
+as predicting class 0 everywhere, an accuracy that means nothing. A variant's
+figures are over its non-diverged trials only; its status says how many
+diverged ("partial" when some did, "diverged" when all did).
 """
 from __future__ import annotations
 
-import json
 import math
+from statistics import mean, stdev
 from typing import Any
 
-from components.common.schema import SPLITS
+from scipy.special import stdtrit  # the Student t quantile; scipy.stats would take 3x longer to import
 
 NA = "n/a"
+CONFIDENCE = 0.95
 
-# The columns comparison.csv carries (comparison.json also has the per-epoch lists).
+# The columns comparison.csv carries (comparison.json also has the per-epoch lists, per-seed values and more).
 SCALAR_COLUMNS = (
-    "optimizer", "status", "diverged_at_epoch", "learning_rate", "epochs", "train_seconds",
+    "optimizer", "status", "seeds_ok", "seeds_total", "diverged_at_epoch", "base_optimizer", "learning_rate",
+    "batch_size", "lr_sweep", "tuned", "epochs", "train_seconds", "train_seconds_std",
     "val_accuracy_epoch_1", "val_loss_epoch_1", "val_accuracy_epoch_5", "val_loss_epoch_5",
     "val_accuracy_last", "val_loss_last",
-    "test_accuracy", "test_loss", "test_top3_accuracy", "test_accuracy_diff_vs_baseline", "blessed",
+    "test_accuracy", "test_accuracy_std", "test_accuracy_ci_low", "test_accuracy_ci_high",
+    "test_loss", "test_loss_std", "test_loss_ci_low", "test_loss_ci_high",
+    "test_top3_accuracy", "test_macro_auc", "test_ece", "test_accuracy_diff_vs_baseline", "blessed",
+    "optimizer_state_bytes", "optimizer_state_ratio", "parameter_bytes",
+    "best", "winner", "p_vs_winner", "significant_vs_winner",
 )
-# Row list -> history.json epoch field.
-_SERIES = {"val_accuracy": "val_accuracy", "val_loss": "val_loss", "train_accuracy": "accuracy",
-           "train_loss": "loss", "epoch_seconds": "seconds"}
-
-Table = dict[str, Any]  # {"header": [str], "rows": [[str]], "numeric": bool (right-align all but column 1)}
+# Row list -> history.json epoch field; averaged over seeds epoch by epoch.
+SERIES = {"val_accuracy": "val_accuracy", "val_loss": "val_loss", "train_accuracy": "accuracy",
+          "train_loss": "loss", "epoch_seconds": "seconds"}
+BANDED = ("val_accuracy", "val_loss")  # series that also get a per-epoch standard deviation (the plot's band)
 
 
 def finite(x: Any) -> float | None:
@@ -36,53 +48,216 @@ def finite(x: Any) -> float | None:
     return None
 
 
-def comparison_rows(histories: list[dict], evaluation: dict) -> list[dict]:
-    """One row per optimizer, best test accuracy first; optimizers without test metrics last."""
+def _finite_values(values: list) -> list[float]:
+    return [v for v in (finite(x) for x in values) if v is not None]
+
+
+def mean_or_none(values: list) -> float | None:
+    """The mean of the finite values, None when there are none."""
+    xs = _finite_values(values)
+    return mean(xs) if xs else None
+
+
+def std_or_none(values: list) -> float | None:
+    """The sample standard deviation of the finite values, None with fewer than two."""
+    xs = _finite_values(values)
+    return stdev(xs) if len(xs) > 1 else None
+
+
+def spread(values: list) -> dict:
+    """Mean, sample standard deviation and 95% Student-t interval of the finite values.
+
+    The t interval, not mean +/- 1.96 sd: with 3 seeds the normal quantile would make the
+    interval about half as wide as it should be. One value: a mean, no spread, no interval.
+    """
+    xs = _finite_values(values)
+    m, s = mean_or_none(xs), std_or_none(xs)
+    if s is None:
+        return {"mean": m, "std": None, "ci_low": None, "ci_high": None}
+    half = stdtrit(len(xs) - 1, (1 + CONFIDENCE) / 2) * s / math.sqrt(len(xs))
+    return {"mean": m, "std": s, "ci_low": m - half, "ci_high": m + half}
+
+
+def variant_of(history: dict) -> str:
+    """The name the report compares: the history's variant (an older history has only its optimizer)."""
+    return history.get("variant") or history.get("optimizer")
+
+
+def trial_of(history: dict) -> str:
+    return history.get("trial") or variant_of(history)
+
+
+def family_of(history: dict) -> str:
+    """The variant without its swept learning rate: what the lr sweep groups by ("adam lr=0.003" -> "adam")."""
+    variant = variant_of(history)
+    return variant.rsplit(" lr=", 1)[0] if history.get("lr_sweep") else variant
+
+
+def comparison_rows(histories: list[dict], evaluation: dict | None) -> list[dict]:
+    """One row per variant, best mean test accuracy first; variants without test metrics last."""
     if not histories:
         raise ValueError("no training histories given: the report compares at least one optimizer")
-    names = [h.get("optimizer") for h in histories]
-    if not all(isinstance(n, str) and n for n in names):
-        raise ValueError("every history needs a non-empty 'optimizer' name")
-    repeated = sorted({n for n in names if names.count(n) > 1})
+    if not all(isinstance(variant_of(h), str) and variant_of(h) for h in histories):
+        raise ValueError("every history needs a non-empty 'variant' (or 'optimizer') name")
+    keys = [(variant_of(h), h.get("seed")) for h in histories]
+    repeated = sorted({f"{v} seed {s}" for v, s in keys if keys.count((v, s)) > 1})
     if repeated:
-        raise ValueError(f"optimizer(s) with more than one history: {', '.join(repeated)}")
+        raise ValueError(f"more than one history for {', '.join(repeated)}")
     models = (evaluation or {}).get("models") or {}
-    rows = [_row(h, models.get(h["optimizer"])) for h in histories]
+    groups: dict[str, list[dict]] = {}
+    for h in histories:
+        groups.setdefault(variant_of(h), []).append(h)
+    rows = [_row(sorted(hs, key=lambda h: h.get("seed") or 0), models) for hs in groups.values()]
+    _mark_tuned(rows)
     # Ties and untested runs fall back to final validation accuracy, then name, so the order is stable.
     return sorted(rows, key=lambda r: (r["test_accuracy"] is None, -(r["test_accuracy"] or 0.0),
                                        r["val_accuracy_last"] is None, -(r["val_accuracy_last"] or 0.0),
                                        r["optimizer"]))
 
 
-def _row(history: dict, metrics: dict | None) -> dict:
+def _trial(history: dict, metrics: dict | None) -> dict:
+    """One seed's numbers, with the divergence verdict applied."""
     epochs = sorted(history.get("epochs") or [], key=lambda e: e["epoch"])
-    series = {key: [finite(e.get(field)) for e in epochs] for key, field in _SERIES.items()}
-    n = len(epochs)
+    series = {key: [finite(e.get(field)) for e in epochs] for key, field in SERIES.items()}
+    # A null/NaN loss is divergence whatever the trainer concluded.
+    bad = [e["epoch"] for e in epochs if any(k in e and finite(e[k]) is None for k in ("loss", "val_loss"))]
+    m = metrics or {}
+    diverged = history.get("status") == "diverged" or bool(bad) or m.get("finite_predictions") is False
+    tested = bool(m) and not diverged
+    elapsed, total = [], 0.0
+    for s in series["epoch_seconds"]:
+        total = total + s if s is not None and total is not None else None
+        elapsed.append(total)
+    return {
+        "seed": history.get("seed"), "trial": trial_of(history), "diverged": diverged,
+        "diverged_at_epoch": (history.get("diverged_at_epoch") or next(iter(bad), None)) if diverged else None,
+        "series": {**series, "elapsed_seconds": elapsed},
+        "train_seconds": finite(history.get("train_seconds")),
+        "test_accuracy": finite(m.get("accuracy")) if tested else None,
+        "test_loss": finite(m.get("loss")) if tested else None,
+        "test_top3_accuracy": finite(m.get("top3_accuracy")) if tested else None,
+        "test_macro_auc": finite(m.get("macro_auc")) if tested else None,
+        "test_ece": finite((m.get("calibration") or {}).get("ece")) if tested else None,
+        "test_accuracy_diff_vs_baseline": finite(m.get("accuracy_diff_vs_baseline")) if tested else None,
+        "blessed": None if not m or m.get("blessed") is None else bool(m["blessed"]) and not diverged,
+        "failed_thresholds": list(m.get("failed_thresholds") or []),
+        "per_label_accuracy": m.get("per_label_accuracy") if tested else None,
+        "confusion_matrix": m.get("confusion_matrix") if tested else None,
+        "calibration": m.get("calibration") if tested else None,
+        "time_to_accuracy": history.get("time_to_accuracy") or {},
+    }
+
+
+def _row(histories: list[dict], models: dict) -> dict:
+    first = histories[0]
+    trials = [_trial(h, models.get(trial_of(h))) for h in histories]
+    ok = [t for t in trials if not t["diverged"]]
+    diverged = [t for t in trials if t["diverged"]]
+    n = max((len(t["series"]["val_accuracy"]) for t in ok), default=0)
+
+    def per_epoch(key: str) -> list[float | None]:
+        return [mean_or_none([t["series"][key][i] for t in ok if i < len(t["series"][key])]) for i in range(n)]
+
+    series = {key: per_epoch(key) for key in [*SERIES, "elapsed_seconds"]}
+    for key in BANDED:
+        series[f"{key}_std"] = [std_or_none([t["series"][key][i] for t in ok if i < len(t["series"][key])])
+                                for i in range(n)]
 
     def at(key: str, epoch: int) -> float | None:
         return series[key][epoch - 1] if 1 <= epoch <= n else None
 
-    # A null/NaN loss is divergence whatever the trainer concluded (it may have written NaN as null).
-    bad = [e["epoch"] for e in epochs if any(k in e and finite(e[k]) is None for k in ("loss", "val_loss"))]
-    diverged = history.get("status") == "diverged" or bool(bad)
-    m = metrics or {}
+    stats = {key: spread([t[key] for t in ok]) for key in ("test_accuracy", "test_loss", "train_seconds")}
+    evaluated = [t for t in trials if t["blessed"] is not None]
     return {
-        "optimizer": history["optimizer"],
-        "status": "diverged" if diverged else "ok",
-        "diverged_at_epoch": (history.get("diverged_at_epoch") or next(iter(bad), None)) if diverged else None,
-        "learning_rate": finite((history.get("optimizer_config") or {}).get("learning_rate")),
+        "optimizer": variant_of(first),
+        "base_optimizer": first.get("optimizer"),
+        "family": family_of(first),
+        "status": "diverged" if not ok else "partial" if diverged else "ok",
+        "seeds": [t["seed"] for t in trials], "seeds_ok": len(ok), "seeds_total": len(trials),
+        "diverged_seeds": [t["seed"] for t in diverged],
+        "diverged_at_epoch": min((t["diverged_at_epoch"] for t in diverged if t["diverged_at_epoch"]), default=None),
+        "learning_rate": finite(first.get("learning_rate", (first.get("optimizer_config") or {}).get("learning_rate"))),
+        "batch_size": first.get("batch_size"),
+        "lr_sweep": bool(first.get("lr_sweep")),
+        "tuned": False,
         "epochs": n,
-        "train_seconds": finite(history.get("train_seconds")),
+        "train_seconds": stats["train_seconds"]["mean"], "train_seconds_std": stats["train_seconds"]["std"],
         "val_accuracy_epoch_1": at("val_accuracy", 1), "val_loss_epoch_1": at("val_loss", 1),
         "val_accuracy_epoch_5": at("val_accuracy", 5), "val_loss_epoch_5": at("val_loss", 5),
         "val_accuracy_last": at("val_accuracy", n), "val_loss_last": at("val_loss", n),
-        "test_accuracy": finite(m.get("accuracy")),
-        "test_loss": finite(m.get("loss")),
-        "test_top3_accuracy": finite(m.get("top3_accuracy")),
-        "test_accuracy_diff_vs_baseline": finite(m.get("accuracy_diff_vs_baseline")),
-        "blessed": None if m.get("blessed") is None else bool(m["blessed"]),
+        **{f"{key}{suffix}": stats[key][part] for key in ("test_accuracy", "test_loss")
+           for suffix, part in (("", "mean"), ("_std", "std"), ("_ci_low", "ci_low"), ("_ci_high", "ci_high"))},
+        **{key: mean_or_none([t[key] for t in ok]) for key in
+           ("test_top3_accuracy", "test_macro_auc", "test_ece", "test_accuracy_diff_vs_baseline")},
+        "blessed": None if not evaluated else all(t["blessed"] for t in evaluated),
+        "failed_thresholds": [f"seed {t['seed']}: {reason}" for t in trials for reason in t["failed_thresholds"]],
+        "time_to_accuracy": _time_to_accuracy(ok),
+        "optimizer_state_bytes": finite(first.get("optimizer_state_bytes")),
+        "optimizer_state_ratio": finite(first.get("optimizer_state_ratio")),
+        "parameter_bytes": finite(first.get("parameter_bytes")),
+        "per_label_accuracy": _per_label(ok),
+        "confusion_matrix": _summed_matrix(ok),
+        "calibration": next((t["calibration"] for t in ok if t["calibration"]), None),
+        "per_seed": [{key: t[key] for key in ("seed", "trial", "diverged", "diverged_at_epoch", "train_seconds",
+                                              "test_accuracy", "test_loss", "blessed")}
+                     | {"val_accuracy_last": next((v for v in reversed(t["series"]["val_accuracy"])
+                                                   if v is not None), None)} for t in trials],
+        "best": False, "winner": False, "p_vs_winner": None, "significant_vs_winner": None,
         **series,
     }
+
+
+def _time_to_accuracy(ok: list[dict]) -> dict:
+    """Per validation-accuracy target: mean seconds and epoch over the seeds that reached it, and how many did."""
+    targets = sorted({k for t in ok for k in t["time_to_accuracy"]}, key=float)
+    out = {}
+    for target in targets:
+        hits = [t["time_to_accuracy"].get(target) for t in ok]
+        hits = [h for h in hits if h]
+        out[target] = {"seconds": mean_or_none([h.get("seconds") for h in hits]),
+                       "epoch": mean_or_none([h.get("epoch") for h in hits]),
+                       "reached": len(hits), "of": len(ok)}
+    return out
+
+
+def _per_label(ok: list[dict]) -> dict[str, float | None] | None:
+    tables = [t["per_label_accuracy"] for t in ok if t["per_label_accuracy"]]
+    if not tables:
+        return None
+    return {label: mean_or_none([table.get(label) for table in tables]) for label in tables[0]}
+
+
+def _summed_matrix(ok: list[dict]) -> list[list[int]] | None:
+    """The confusion matrices of the seeds added up: counts over every seed's pass over the test set."""
+    matrices = [t["confusion_matrix"] for t in ok if t["confusion_matrix"]]
+    if not matrices:
+        return None
+    return [[sum(m[i][j] for m in matrices) for j in range(len(matrices[0][i]))] for i in range(len(matrices[0]))]
+
+
+def _mark_tuned(rows: list[dict]) -> None:
+    """In a learning-rate sweep, mark per family the variant with the best final validation accuracy.
+
+    Chosen on validation, never on test, so that the tuned variant's test accuracy stays an honest estimate.
+    """
+    families: dict[str, list[dict]] = {}
+    for r in rows:
+        families.setdefault(r["family"], []).append(r)
+    for members in families.values():
+        if len(members) < 2 or not any(r["lr_sweep"] for r in members):
+            continue
+        scored = [r for r in members if r["status"] == "ok" and r["val_accuracy_last"] is not None]
+        if scored:
+            max(scored, key=lambda r: (r["val_accuracy_last"], not r["lr_sweep"]))["tuned"] = True
+
+
+def contenders(rows: list[dict]) -> list[dict]:
+    """The rows the verdict, the plots and the significance tests compare.
+
+    Without a learning-rate sweep, every row. With one, per optimizer the default learning rate
+    and the tuned one: the rest of the grid is in the sweep table and comparison.json.
+    """
+    return [r for r in rows if not r["lr_sweep"] or r["tuned"]]
 
 
 def fmt(x: float | None, signed: bool = False) -> str:
@@ -97,102 +272,46 @@ def fmt_time(seconds: float | None) -> str:
     return f"{s // 60}:{s % 60:02d}"
 
 
-def _name(row: dict) -> str:
-    return f"{row['optimizer']} (diverged)" if row["status"] == "diverged" else row["optimizer"]
+def fmt_interval(low: float | None, high: float | None) -> str:
+    return NA if low is None or high is None else f"[{low:.4f}, {high:.4f}]"
 
 
-def article_table(rows: list[dict]) -> Table:
-    """The seed article's table: validation accuracy/loss at epochs 1, 5 and the last, and training time."""
-    counts = {r["epochs"] for r in rows}
-    last = f"ep{min(counts)}" if len(counts) == 1 and min(counts) > 0 else "last"
-    return {"header": ["Optimizer", "Val acc ep1", "Val loss ep1", "Val acc ep5", "Val loss ep5",
-                       f"Val acc {last}", f"Val loss {last}", "Time (m:ss)"],
-            "rows": [[_name(r)] + [fmt(r[k]) for k in ("val_accuracy_epoch_1", "val_loss_epoch_1",
-                                                       "val_accuracy_epoch_5", "val_loss_epoch_5",
-                                                       "val_accuracy_last", "val_loss_last")]
-                     + [fmt_time(r["train_seconds"])] for r in rows], "numeric": True}
+def display_name(row: dict) -> str:
+    """The variant's name, marked when some or all of its seeds diverged."""
+    if row["status"] == "diverged":
+        return f"{row['optimizer']} (diverged)"
+    if row["status"] == "partial":
+        return f"{row['optimizer']} (diverged {len(row['diverged_seeds'])}/{row['seeds_total']})"
+    return row["optimizer"]
 
 
-def metrics_table(rows: list[dict], evaluation: dict) -> Table:
-    """TFMA's metrics on the held-out test split."""
-    baseline = (evaluation or {}).get("baseline")
-
-    def diff(r: dict) -> str:
-        return "baseline" if r["optimizer"] == baseline else fmt(r["test_accuracy_diff_vs_baseline"], signed=True)
-
-    return {"header": ["Optimizer", "Test accuracy", "Test loss", "Top-3 accuracy", "Diff vs baseline", "Blessed"],
-            "rows": [[_name(r), fmt(r["test_accuracy"]), fmt(r["test_loss"]), fmt(r["test_top3_accuracy"]),
-                      diff(r), {True: "yes", False: "no", None: NA}[r["blessed"]]] for r in rows], "numeric": True}
+def last_epoch_label(rows: list[dict]) -> str:
+    """"ep10" when every trained variant ran the same number of epochs, else "last"."""
+    counts = {r["epochs"] for r in rows if r["epochs"]}
+    return f"ep{counts.pop()}" if len(counts) == 1 else "last"
 
 
-def dataset_table(stats: dict) -> Table:
-    splits = (stats or {}).get("splits") or {}
-    rows = []
-    for split in [s for s in SPLITS if s in splits] + [s for s in splits if s not in SPLITS]:
-        per_class = [c for c in (splits[split].get("per_class") or {}).values() if isinstance(c, int)]
-        spread = f"{min(per_class):,}-{max(per_class):,}" if per_class else NA
-        count = splits[split].get("count")
-        rows.append([split, NA if count is None else f"{count:,}", spread])
-    return {"header": ["Split", "Examples", "Per class (min-max)"], "rows": rows, "numeric": True}
+ARTICLE_KEYS = ("val_accuracy_epoch_1", "val_loss_epoch_1", "val_accuracy_epoch_5", "val_loss_epoch_5",
+                "val_accuracy_last", "val_loss_last")
 
 
-def settings_table(settings: dict) -> Table:
-    """Free-form run settings as key/value rows; nested values shown as compact JSON."""
-    def show(v: Any) -> str:
-        if v is None:
-            return NA
-        return json.dumps(v, sort_keys=True, default=str) if isinstance(v, (dict, list, tuple)) else str(v)
-
-    return {"header": ["Setting", "Value"], "rows": [[str(k), show(v)] for k, v in (settings or {}).items()],
-            "numeric": False}
+def article_header(rows: list[dict]) -> list[str]:
+    last = last_epoch_label(rows)
+    return ["Optimizer", "Val acc ep1", "Val loss ep1", "Val acc ep5", "Val loss ep5",
+            f"Val acc {last}", f"Val loss {last}", "Time (m:ss)"]
 
 
-def verdict(rows: list[dict]) -> str:
-    """One paragraph that answers the question from the numbers: best, margin, worst, fastest, failures."""
-    tested = [r for r in rows if r["test_accuracy"] is not None]  # rows are already ranked
-    parts = []
-    if tested:
-        best = tested[0]
-        line = f"{best['optimizer']} reached the highest test accuracy, {fmt(best['test_accuracy'])}"
-        if len(tested) > 1:
-            second = tested[1]
-            margin = best["test_accuracy"] - second["test_accuracy"]
-            line += (f", tied with {second['optimizer']}" if margin == 0 else
-                     f", {fmt(margin)} ahead of the runner-up {second['optimizer']} ({fmt(second['test_accuracy'])})")
-            if len(tested) > 2:
-                line += f"; the weakest was {tested[-1]['optimizer']} ({fmt(tested[-1]['test_accuracy'])})"
-        parts.append(line + ".")
-    else:
-        by_val = [r for r in rows if r["val_accuracy_last"] is not None]
-        parts.append("No optimizer has test metrics" + (
-            f"; by final validation accuracy the best was {by_val[0]['optimizer']} "
-            f"({fmt(by_val[0]['val_accuracy_last'])})." if by_val else "."))
-    # A run that stopped early is not "fast", so diverged runs are left out of the timing.
-    timed = sorted((r for r in rows if r["train_seconds"] is not None and r["status"] == "ok"),
-                   key=lambda r: r["train_seconds"])
-    if timed:
-        line = f"{timed[0]['optimizer']} trained fastest ({fmt_time(timed[0]['train_seconds'])})"
-        if len(timed) > 1:
-            line += f", {timed[-1]['optimizer']} slowest ({fmt_time(timed[-1]['train_seconds'])})"
-        parts.append(line + ".")
-    for r in rows:
-        if r["status"] == "diverged":
-            at = f" at epoch {r['diverged_at_epoch']}" if r["diverged_at_epoch"] else ""
-            parts.append(f"{r['optimizer']} diverged{at} (non-finite loss), so its numbers say little.")
-    missing = [r["optimizer"] for r in rows if r["test_accuracy"] is None]
-    if missing and tested:
-        parts.append(f"No test metrics for {', '.join(missing)} (evaluation missing).")
-    blessed = [r["optimizer"] for r in rows if r["blessed"]]
-    if any(r["blessed"] is not None for r in rows):
-        parts.append(f"TFMA blessed {', '.join(blessed)}." if blessed else "TFMA blessed no model.")
-    return " ".join(parts)
+def article_cells(row: dict) -> list[str]:
+    return [display_name(row), *(fmt(row[k]) for k in ARTICLE_KEYS), fmt_time(row["train_seconds"])]
 
 
 def format_table(rows: list[dict]) -> str:
-    """Fixed-width plain text: the article table plus test accuracy and loss, for the terminal."""
-    article = article_table(rows)
-    header = article["header"] + ["Test acc", "Test loss"]
-    body = [cells + [fmt(r["test_accuracy"]), fmt(r["test_loss"])] for cells, r in zip(article["rows"], rows)]
+    """Fixed-width plain text: the article table plus test accuracy (with its CI over seeds) and loss."""
+    multi = any(r["seeds_ok"] > 1 for r in rows)
+    header = article_header(rows) + ["Test acc", *(["95% CI"] if multi else []), "Test loss"]
+    body = [article_cells(r) + [fmt(r["test_accuracy"]),
+                                *([fmt_interval(r["test_accuracy_ci_low"], r["test_accuracy_ci_high"])]
+                                  if multi else []), fmt(r["test_loss"])] for r in rows]
     widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
 
     def line(cells: list[str]) -> str:

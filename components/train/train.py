@@ -36,7 +36,7 @@ def _progress_callback(name: str, epochs: int, train_examples: int, record: list
     import keras
 
     class Progress(keras.callbacks.Callback):
-        """Per-epoch wall time (training part alone for throughput) and divergence."""
+        """Per-epoch wall time (training part alone for throughput) and divergence (stops training)."""
 
         def on_epoch_begin(self, epoch, logs=None):
             self._start = time.perf_counter()
@@ -45,12 +45,6 @@ def _progress_callback(name: str, epochs: int, train_examples: int, record: list
         def on_test_begin(self, logs=None):
             self._train_end = time.perf_counter()
 
-        def on_train_batch_end(self, batch, logs=None):
-            loss = (logs or {}).get("loss")
-            if loss is not None and not (math.isfinite(loss) and loss < EXPLODED_LOSS):
-                state["diverged"] = True
-                self.model.stop_training = True
-
         def on_epoch_end(self, epoch, logs=None):
             end = time.perf_counter()
             train_s = (self._train_end or end) - self._start
@@ -58,8 +52,10 @@ def _progress_callback(name: str, epochs: int, train_examples: int, record: list
             row = {"epoch": epoch + 1, **{k: logs.get(k, math.nan) for k in METRICS},
                    "seconds": end - self._start, "examples_per_second": train_examples / train_s}
             record.append(row)
-            if state.get("diverged"):
-                state.setdefault("epoch", epoch + 1)
+            # Checked once an epoch, not per batch: a per-batch callback makes Keras sync every step.
+            if not (math.isfinite(row["loss"]) and row["loss"] < EXPLODED_LOSS):
+                state.update(diverged=True, epoch=epoch + 1)
+                self.model.stop_training = True
             log.info("train[%s] epoch %d/%d  loss %.4f  acc %.4f  val_loss %.4f  val_acc %.4f  %.1fs",
                      name, epoch + 1, epochs, *(row[k] for k in METRICS), row["seconds"])
 

@@ -1,0 +1,152 @@
+"""The pipeline as a Kubeflow cluster runs it: images, GPUs, resources, retries and caching per step.
+
+The DAG lives in pipelines/pipeline.py and is the same locally and on a cluster.
+Everything that only matters on Kubernetes is attached here, at compile time,
+through `build_pipeline`'s `configure` hook: local runs never see an image name
+or a GPU request, and the compiled YAML never carries an image nobody chose
+(no default image exists here; the caller must name one, pinned).
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+from kfp import compiler, dsl, kubernetes
+
+from pipelines.pipeline import build_pipeline
+
+STEPS = ("ingest", "init", "train", "evaluate", "metrics", "report")
+GPU_RESOURCE = "nvidia.com/gpu"
+# GKE labels every GPU node with its accelerator type; the selector keeps training on the GPU pool.
+GPU_NODE_LABEL = "cloud.google.com/gke-accelerator"
+# The taint GKE (and infra/terraform) puts on GPU nodes so that only pods asking for one land there.
+GPU_TAINT = {"key": "nvidia.com/gpu", "operator": "Equal", "value": "present", "effect": "NoSchedule"}
+# The images' non-root user (containers/Dockerfile). Pods are told to run as it, so Kubernetes
+# refuses to start an image that would run as root instead of silently allowing it.
+RUN_AS_USER = 10001
+# Training is the only step worth retrying: spot GPU nodes get preempted and a retry of a seeded
+# trial reproduces the same model. A back-off leaves the autoscaler time to bring a node back.
+TRAIN_RETRY_BACKOFF = "60s"
+
+_DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class Resources:
+    """A step's CPU and memory; the limit equals the request, so a step's speed does not depend on its neighbours."""
+
+    cpu: str
+    memory: str
+
+
+DEFAULT_RESOURCES: Mapping[str, Resources] = {
+    "ingest": Resources("2", "8Gi"),
+    "init": Resources("1", "4Gi"),
+    "train": Resources("4", "16Gi"),
+    "evaluate": Resources("4", "16Gi"),
+    "metrics": Resources("500m", "1Gi"),
+    "report": Resources("1", "4Gi"),
+}
+
+
+def check_image(ref: str) -> str:
+    """`ref` if it names one build (a tag other than latest, or a digest); a moving tag would make runs unrepeatable."""
+    if not ref or any(c.isspace() for c in ref):
+        raise ValueError(f"not an image reference: {ref!r}")
+    if _DIGEST.search(ref):
+        return ref
+    tag = ref.rpartition("/")[2].partition(":")[2]
+    if not tag or tag == "latest":
+        raise ValueError(f"image {ref!r} is not pinned: give a tag other than 'latest' or a @sha256: digest")
+    return ref
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """What the compiled pipeline asks the cluster for.
+
+    `gpus` = 0 compiles a CPU-only pipeline: training then runs on the CPU image
+    with no GPU request, node selector or toleration.
+    """
+
+    image: str
+    gpu_image: str | None = None
+    gpus: int = 1
+    gpu_type: str = "nvidia-tesla-t4"
+    train_retries: int = 2
+    resources: Mapping[str, Resources] = field(default_factory=lambda: dict(DEFAULT_RESOURCES))
+
+    def __post_init__(self) -> None:
+        check_image(self.image)
+        if self.gpus < 0:
+            raise ValueError(f"gpus must be 0 (CPU only) or more, got {self.gpus}")
+        if self.gpus and not self.gpu_image:
+            raise ValueError("training on GPUs needs the GPU image (--gpu-image); --gpus 0 trains on the CPU image")
+        if self.gpus:
+            check_image(self.gpu_image)
+        if self.train_retries < 0:
+            raise ValueError(f"train_retries must be 0 or more, got {self.train_retries}")
+        missing = set(STEPS) - set(self.resources)
+        if missing:
+            raise ValueError(f"no resources for step(s) {', '.join(sorted(missing))}")
+
+    @property
+    def train_threads(self) -> int:
+        """TensorFlow threads for CPU training: the container's CPU limit, not the node's core count it would see."""
+        cpu = self.resources["train"].cpu
+        cores = float(cpu[:-1]) / 1000 if cpu.endswith("m") else float(cpu)
+        return max(1, math.floor(cores))
+
+    def configure(self, task: dsl.PipelineTask, step: str) -> None:
+        """The `configure` hook of build_pipeline: everything Kubernetes needs to know about one task."""
+        if step not in STEPS:
+            raise ValueError(f"the pipeline created a task for unknown step {step!r}; known: {', '.join(STEPS)}")
+        on_gpu = step == "train" and self.gpus > 0
+        task.set_container_image(self.gpu_image if on_gpu else self.image)
+        r = self.resources[step]
+        task.set_cpu_request(r.cpu).set_cpu_limit(r.cpu).set_memory_request(r.memory).set_memory_limit(r.memory)
+        kubernetes.set_security_context(task, run_as_user=RUN_AS_USER, run_as_group=RUN_AS_USER,
+                                        run_as_non_root=True)
+        # Ingest's output depends only on its parameters; every other step is re-run so timings stay real.
+        task.set_caching_options(enable_caching=step == "ingest")
+        if step == "train" and self.train_retries:
+            task.set_retry(self.train_retries, backoff_duration=TRAIN_RETRY_BACKOFF, backoff_factor=2.0)
+        if on_gpu:
+            task.set_accelerator_type(GPU_RESOURCE).set_accelerator_limit(self.gpus)
+            kubernetes.add_node_selector(task, GPU_NODE_LABEL, self.gpu_type)
+            kubernetes.add_toleration(task, **GPU_TAINT)
+
+
+@dataclass(frozen=True)
+class Dataflow:
+    """Beam on Dataflow for ingest and evaluate, instead of the in-process runner."""
+
+    project: str
+    region: str
+    temp_location: str
+    machine_type: str | None = None
+    service_account: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.temp_location.startswith("gs://"):
+            raise ValueError(f"the Dataflow temp location must be a gs:// path, got {self.temp_location!r}")
+
+    def beam_args(self, sdk_image: str) -> list[str]:
+        """Beam options; the workers run `sdk_image` (the CPU image) because the Beam code is optbench's own."""
+        args = ["--runner=DataflowRunner", f"--project={self.project}", f"--region={self.region}",
+                f"--temp_location={self.temp_location}", f"--sdk_container_image={sdk_image}"]
+        if self.machine_type:
+            args.append(f"--machine_type={self.machine_type}")
+        if self.service_account:
+            args.append(f"--service_account_email={self.service_account}")
+        return args
+
+
+def compile_pipeline(config: ClusterConfig, arguments: dict, output: Path) -> Path:
+    """Write the KFP IR YAML (what the KFP UI uploads) with `arguments` as the parameters' defaults."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    compiler.Compiler().compile(build_pipeline(config.configure), str(output), pipeline_parameters=arguments)
+    return output

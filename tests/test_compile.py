@@ -1,0 +1,155 @@
+"""`optbench compile`: the KFP IR YAML a cluster runs, with images, GPUs, resources and the suite baked in."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import pytest
+import yaml
+from click.testing import CliRunner
+from kfp import components as kfp_components
+
+from components.plan import suites
+from optbench.cluster_cli import COMMANDS, compile_command
+from pipelines import cluster
+from pipelines.pipeline import PIPELINE_NAME, build_pipeline
+
+CPU = "europe-docker.pkg.dev/proj/optbench/cpu:0.1.0"
+GPU = "europe-docker.pkg.dev/proj/optbench/gpu@sha256:" + "ab" * 32
+
+
+def compile_yaml(tmp_path: Path, *args: str) -> tuple[dict, dict, Path]:
+    """Run `optbench compile ARGS`; returns (pipeline spec, kubernetes platform spec, path)."""
+    out = tmp_path / "pipeline.yaml"
+    result = CliRunner().invoke(compile_command, [*args, "--output", str(out)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    spec, *platform = list(yaml.safe_load_all(out.read_text()))
+    return spec, (platform[0]["platforms"]["kubernetes"]["deploymentSpec"]["executors"] if platform else {}), out
+
+
+def tasks_by_component(spec: dict) -> dict[str, dict]:
+    """Every task of the pipeline, the loops' bodies included, keyed by its component name."""
+    dags = [spec["root"]["dag"], *(c["dag"] for c in spec["components"].values() if "dag" in c)]
+    return {t["componentRef"]["name"]: t for dag in dags for t in dag["tasks"].values()}
+
+
+def test_every_step_the_pipeline_creates_is_one_the_cluster_config_knows():
+    seen = []
+    build_pipeline(lambda task, step: seen.append(step))
+    assert set(seen) == set(cluster.STEPS)
+
+
+def test_gpu_pipeline_loads_back_with_loop_gpu_request_node_selector_toleration_and_parameters(tmp_path):
+    spec, k8s, path = compile_yaml(tmp_path, "--image", CPU, "--gpu-image", GPU, "--gpus", "2",
+                                   "--gpu-type", "nvidia-l4", "--optimizers", "adam,sgd", "--epochs", "3",
+                                   "--seeds", "2")
+    loaded = kfp_components.load_component_from_file(str(path))
+    assert loaded.name == PIPELINE_NAME == spec["pipelineInfo"]["name"]
+
+    # The suite became the parameters' defaults: the trials the CLI would expand, and its settings.
+    expected = suites.expand(suites.with_overrides(suites.load("seed-004"), optimizers=["adam", "sgd"], epochs=3,
+                                                   seeds=2))
+    params = spec["root"]["inputDefinitions"]["parameters"]
+    assert [json.loads(t) for t in params["trials"]["defaultValue"]] == expected
+    assert len(expected) == 4 and params["seeds"]["defaultValue"] == [0, 1]
+    assert params["epochs"]["defaultValue"] == 3
+    assert params["baseline_trial"]["defaultValue"] == "sgd.s0"
+    assert set(loaded.component_spec.inputs) == set(params)
+
+    # Training runs in a ParallelFor over the trials.
+    loops = [t for t in spec["root"]["dag"]["tasks"].values() if "parameterIterator" in t]
+    assert any(t["parameterIterator"]["items"]["inputParameter"].endswith("trials") for t in loops)
+    tasks = tasks_by_component(spec)
+    assert "comp-train" in tasks and "comp-train" not in {t["componentRef"]["name"]
+                                                          for t in spec["root"]["dag"]["tasks"].values()}
+
+    executors = spec["deploymentSpec"]["executors"]
+    train = executors["exec-train"]["container"]
+    assert train["image"] == GPU
+    assert train["resources"]["accelerator"]["resourceType"] == "nvidia.com/gpu"
+    assert train["resources"]["accelerator"]["resourceCount"] == "2"
+    assert k8s["exec-train"]["nodeSelector"]["labels"] == {"cloud.google.com/gke-accelerator": "nvidia-l4"}
+    assert k8s["exec-train"]["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Equal", "value": "present",
+                                                 "effect": "NoSchedule"}]
+    assert tasks["comp-train"]["retryPolicy"]["maxRetryCount"] == 2
+
+    for name, executor in executors.items():
+        container = executor["container"]
+        if name != "exec-train":
+            assert container["image"] == CPU, f"{name} runs the CPU image"
+            assert "accelerator" not in container.get("resources", {})
+            assert "nodeSelector" not in k8s[name] and "tolerations" not in k8s[name]
+        for key in ("resourceCpuRequest", "resourceCpuLimit", "resourceMemoryRequest", "resourceMemoryLimit"):
+            assert key in container["resources"], f"{name} has no {key}"
+        assert k8s[name]["securityContext"]["runAsNonRoot"] is True
+
+    caching = {name: task.get("cachingOptions", {}).get("enableCache", False) for name, task in tasks.items()}
+    assert caching.pop("comp-ingest") is True
+    assert not any(caching.values()), "only ingest is cached"
+
+
+def test_gpus_0_compiles_a_cpu_only_pipeline(tmp_path):
+    spec, k8s, _ = compile_yaml(tmp_path, "--image", CPU, "--gpus", "0")
+    executors = spec["deploymentSpec"]["executors"]
+    assert {e["container"]["image"] for e in executors.values()} == {CPU}
+    assert not any("accelerator" in e["container"]["resources"] for e in executors.values())
+    assert not any("nodeSelector" in e or "tolerations" in e for e in k8s.values())
+    cpus = executors["exec-train"]["container"]["resources"]["resourceCpuLimit"]
+    assert spec["root"]["inputDefinitions"]["parameters"]["train_threads"]["defaultValue"] == int(cpus)
+
+
+def test_images_come_from_the_config_file_and_the_command_line_wins(tmp_path):
+    config = tmp_path / "cluster.yaml"
+    config.write_text(yaml.safe_dump({"image": CPU, "gpu_image": GPU, "gpu_type": "nvidia-tesla-a100"}))
+    spec, k8s, _ = compile_yaml(tmp_path, "--config", str(config), "--gpu-type", "nvidia-l4")
+    assert spec["deploymentSpec"]["executors"]["exec-train"]["container"]["image"] == GPU
+    assert spec["deploymentSpec"]["executors"]["exec-ingest"]["container"]["image"] == CPU
+    assert k8s["exec-train"]["nodeSelector"]["labels"]["cloud.google.com/gke-accelerator"] == "nvidia-l4"
+
+
+@pytest.mark.parametrize("args, message", [
+    ([], "no image"),
+    (["--image", "python:latest", "--gpus", "0"], "is not pinned"),
+    (["--image", "registry:5000/optbench/cpu", "--gpus", "0"], "is not pinned"),
+    (["--image", CPU], "needs the GPU image"),
+    (["--image", CPU, "--gpus", "0", "--dataflow-project", "p"], "--dataflow-region, --dataflow-temp-location"),
+    (["--image", CPU, "--gpus", "0", "--epochs", "0"], "epochs"),
+])
+def test_bad_settings_stop_before_any_yaml_is_written(tmp_path, args, message):
+    result = CliRunner().invoke(compile_command, [*args, "--output", str(tmp_path / "p.yaml")])
+    assert result.exit_code != 0 and message in result.output
+    assert not (tmp_path / "p.yaml").exists()
+
+
+def test_config_file_with_an_unknown_key_is_refused(tmp_path):
+    config = tmp_path / "cluster.yaml"
+    config.write_text("image: x:1\ngpu_imgae: y:1\n")
+    result = CliRunner().invoke(compile_command, ["--config", str(config)])
+    assert result.exit_code != 0 and "unknown key(s) gpu_imgae" in result.output
+
+
+def test_dataflow_options_reach_the_beam_pipeline_options(tmp_path):
+    from apache_beam.options.pipeline_options import GoogleCloudOptions, StandardOptions, WorkerOptions
+
+    from components.common.beam import pipeline_options
+
+    spec, _, _ = compile_yaml(tmp_path, "--image", CPU, "--gpus", "0", "--dataflow-project", "my-proj",
+                              "--dataflow-region", "europe-west4", "--dataflow-temp-location", "gs://bkt/tmp",
+                              "--dataflow-machine-type", "n2-standard-4",
+                              "--dataflow-service-account", "df@my-proj.iam.gserviceaccount.com",
+                              "--beam-arg=--max_num_workers=3")
+    args = spec["root"]["inputDefinitions"]["parameters"]["beam_args"]["defaultValue"]
+    options = pipeline_options(args)
+    gcp = options.view_as(GoogleCloudOptions)
+    assert (gcp.project, gcp.region, gcp.temp_location) == ("my-proj", "europe-west4", "gs://bkt/tmp")
+    assert gcp.service_account_email == "df@my-proj.iam.gserviceaccount.com"
+    assert options.view_as(StandardOptions).runner == "DataflowRunner"
+    workers = options.view_as(WorkerOptions)
+    assert workers.machine_type == "n2-standard-4" and workers.max_num_workers == 3
+    assert workers.sdk_container_image == CPU, "Dataflow workers run optbench's own image"
+
+
+def test_commands_are_exported_with_the_names_users_type():
+    assert {c.name for c in COMMANDS} == {"compile", "submit", "schedule", "schedules", "runs", "artifacts"}
+    assert all(isinstance(c, click.Command) for c in COMMANDS)

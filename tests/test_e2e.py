@@ -1,0 +1,172 @@
+"""The whole KFP pipeline run locally, as a user runs it, and what must hold when things go wrong.
+
+One reference run (Adam, SGD, and an SGD whose huge learning rate makes it
+diverge; 1 epoch on 1,000 genuine digits) is compared with a run that was
+killed and resumed, and with two runs started at once into the same folder:
+training on CPU is deterministic, so all of them must report the same numbers.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from optbench.progress import ANSI
+
+pytestmark = pytest.mark.e2e
+
+OPTBENCH = str(Path(sys.executable).with_name("optbench"))
+SECRET = "sentinel-secret-7f3a9c"  # planted in credential variables; must never be written anywhere
+SUITE = "optimizers: [adam, sgd, {name: sgd, label: exploding, learning_rate: 1000}]\nmodel: cnn\nepochs: 1\n"
+TIMING = ("train_seconds", "epoch_seconds", "seconds", "examples_per_second", "time_to_accuracy")
+
+
+def env() -> dict:
+    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "KF_PIPELINES_TOKEN": SECRET,
+            "GOOGLE_OAUTH_ACCESS_TOKEN": SECRET, "AWS_SECRET_ACCESS_KEY": SECRET}
+
+
+def run_args(suite: Path, source: Path, output: Path) -> list[str]:
+    return [OPTBENCH, "run", "--suite", str(suite), "--train-limit", "1000", "--data-source", str(source),
+            "--output", str(output)]
+
+
+@pytest.fixture(scope="module")
+def suite_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("suite") / "e2e.yaml"
+    path.write_text(SUITE)
+    return path
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, suite_file, idx_source):
+    output = tmp_path_factory.mktemp("reference")
+    result = subprocess.run(run_args(suite_file, idx_source, output), capture_output=True, text=True,
+                            env=env(), timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    (run_dir,) = output.iterdir()
+    return result, run_dir
+
+
+def _without_timing(value):
+    if isinstance(value, dict):
+        return {k: _without_timing(v) for k, v in value.items() if not any(t in k for t in TIMING)}
+    if isinstance(value, list):
+        return [_without_timing(v) for v in value]
+    return value
+
+
+def numbers(run_dir: Path) -> list[dict]:
+    """The report's rows without wall-clock figures (which differ between any two runs)."""
+    return _without_timing(json.loads((run_dir / "report" / "comparison.json").read_text()))
+
+
+def test_pipeline_runs_end_to_end_with_kfp_local(reference):
+    result, run_dir = reference
+    report = run_dir / "report"
+    out = result.stdout + result.stderr
+    # Progress was visible, then the table and the report's path.
+    assert "Executing task 'ingest'" in out and "train[adam.s0] epoch 1/1" in out
+    assert str(report / "report.html") in result.stdout
+    assert "Test acc" in result.stdout and "adam" in result.stdout
+
+    rows = json.loads((report / "comparison.json").read_text())
+    assert sorted(r["optimizer"] for r in rows) == ["adam", "exploding", "sgd"]
+    exploding = next(r for r in rows if r["optimizer"] == "exploding")
+    assert exploding["status"] == "diverged", "the huge learning rate diverged..."
+    for row in (r for r in rows if r is not exploding):  # ...and the others finished
+        assert row["status"] == "ok" and row["epochs"] == 1
+        assert len(row["val_accuracy"]) == 1 and len(row["val_loss"]) == 1
+        assert row["train_seconds"] > 0 and row["test_loss"] > 0
+    adam = next(r for r in rows if r["optimizer"] == "adam")
+    assert adam["test_accuracy"] > 0.5, "far above chance (0.1) after one epoch on real digits"
+    with open(report / "comparison.csv") as f:
+        assert sorted(r["optimizer"] for r in csv.DictReader(f)) == ["adam", "exploding", "sgd"]
+    html = (report / "report.html").read_text()
+    assert "data:image/png;base64," in html and "adam" in html
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "succeeded"
+
+    # The KFP artifacts: Metrics per trial (training and test), a confusion matrix per trial, the report.
+    (kfp_run,) = (run_dir / "pipeline").iterdir()
+    outputs = {p.parent.name + "/" + p.parent.parent.name: json.loads(p.read_text())["artifacts"]
+               for p in kfp_run.glob("*/*/executor_output.json")}
+    train = [a for k, a in outputs.items() if k.startswith("train/")]
+    tested = [a for k, a in outputs.items() if k.startswith("trial-metrics/")]
+    assert len(train) == len(tested) == 3
+    for artifacts in train:
+        assert {"val_accuracy", "train_seconds", "optimizer_state_ratio"} <= set(
+            artifacts["metrics"]["artifacts"][0]["metadata"])
+    for artifacts in tested:
+        assert "test_accuracy" in artifacts["metrics"]["artifacts"][0]["metadata"]
+        matrix = artifacts["confusion"]["artifacts"][0]["metadata"]["confusionMatrix"]
+        assert len(matrix["annotationSpecs"]) == 10
+    assert (kfp_run / "report" / "markdown").read_text() == (report / "report.md").read_text()
+    assert (kfp_run / "report" / "html").read_text() == html
+
+
+def test_no_credentials_reach_logs_reports_or_artifacts(reference):
+    result, run_dir = reference
+    assert SECRET not in result.stdout + result.stderr
+    for path in run_dir.rglob("*"):
+        if path.is_file() and path.stat().st_size < 50_000_000:
+            assert SECRET.encode() not in path.read_bytes(), f"credential leaked into {path}"
+
+
+def _wait_for(path: Path, text: str, proc: subprocess.Popen, timeout: float = 600) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and text in ANSI.sub("", path.read_text(errors="replace")):
+            return
+        assert proc.poll() is None, "the run ended before it could be interrupted"
+        time.sleep(0.5)
+    raise AssertionError(f"{text!r} never appeared in {path}")
+
+
+def test_a_killed_run_resumes_only_unfinished_tasks_and_matches(tmp_path, suite_file, idx_source, reference):
+    proc = subprocess.Popen(run_args(suite_file, idx_source, tmp_path), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=env(), start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(tmp_path.glob("*/pipeline.log")) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        (log,) = tmp_path.glob("*/pipeline.log")
+        _wait_for(log, "Task 'train' finished with status SUCCESS", proc)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+    run_dir = log.parent
+    assert not (run_dir / "report").exists(), "an interrupted run leaves no report"
+    assert json.loads((run_dir / "run.json").read_text())["status"] != "succeeded"
+
+    resumed = subprocess.run([OPTBENCH, "run", "--resume", run_dir.name, "--output", str(tmp_path)],
+                             capture_output=True, text=True, env=env(), timeout=900)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    hits = resumed.stdout.count("cache hit") + resumed.stderr.count("cache hit")
+    executed = (resumed.stdout + resumed.stderr).count("Executing task 'train'")
+    assert hits >= 3, "ingest, init and the finished training came from the cache"
+    assert executed <= 2, "only the unfinished trials trained again"
+    assert numbers(run_dir) == numbers(reference[1])
+
+
+def test_two_runs_at_once_into_one_folder_share_nothing(tmp_path, suite_file, idx_source, reference):
+    procs = [subprocess.Popen(run_args(suite_file, idx_source, tmp_path), stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, env=env()) for _ in range(2)]
+    outputs = [p.communicate(timeout=900)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], "\n".join(o[-2000:] for o in outputs)
+    runs = sorted(tmp_path.iterdir())
+    assert len(runs) == 2 and runs[0].name != runs[1].name
+    for run_dir in runs:
+        assert json.loads((run_dir / "run.json").read_text())["run_id"] == run_dir.name
+        assert numbers(run_dir) == numbers(reference[1])

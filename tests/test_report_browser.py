@@ -1,0 +1,92 @@
+"""report.html of a 3-seed run, opened in a real headless browser (Debian's chromium, driven by Playwright).
+
+Playwright's own browser builds cannot be downloaded here, so it drives the
+system's chromium. A missing chromium or Playwright fails the test with the
+command that installs it: a report nobody checked in a browser is not done.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from components.report import build_report
+from test_report import CHARTS, SETTINGS, realistic_run
+
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+# Each <img>: loaded, decodable (decode() rejects what the browser cannot draw), its size and alt text.
+IMAGES_JS = """Promise.all([...document.images].map(async i => ({
+    alt: i.alt, complete: i.complete, width: i.naturalWidth,
+    decoded: await i.decode().then(() => true, () => false)})))"""
+
+
+def chromium_path() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        pytest.fail("Debian's chromium is not installed; the report's browser test needs it: "
+                    "apt-get update && apt-get install -y chromium")
+    return path
+
+
+def open_in_chromium(page_path: Path, screenshot: Path | None = None) -> dict:
+    """Load `page_path` in headless chromium (a fresh, empty profile) and report what a reader would meet."""
+    executable = chromium_path()
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("the Python package playwright is missing: pip install playwright==1.65.2")
+    problems, requests = [], []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}")
+                    if m.type in ("error", "warning") else None)
+            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+            page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url} {r.failure}"))
+            page.on("request", lambda r: requests.append(r.url))
+            response = page.goto(page_path.resolve().as_uri(), wait_until="load")
+            result = {"ok": response is not None and response.ok, "images": page.evaluate(IMAGES_JS),
+                      "title": page.title(), "verdict": page.inner_text("p.verdict")}
+            if screenshot is not None:
+                page.screenshot(path=str(screenshot), full_page=True)
+        finally:
+            browser.close()
+    return {**result, "problems": problems,
+            "outside_requests": [u for u in requests if not u.startswith(("data:", "file:"))]}
+
+
+@pytest.fixture(scope="module")
+def report_html(tmp_path_factory, real_digits) -> Path:
+    out = tmp_path_factory.mktemp("browser") / "report"
+    histories, summary, stats, predictions = realistic_run(real_digits[1])
+    build_report(histories, summary, stats, SETTINGS, str(out), predictions=predictions)
+    return out / "report.html"
+
+
+def test_report_loads_without_errors_and_every_image_renders(report_html, tmp_path):
+    page = open_in_chromium(report_html, screenshot=tmp_path / "report.png")
+    assert page["ok"] and page["problems"] == [] and page["outside_requests"] == []
+    assert len(page["images"]) == len(CHARTS)
+    for image in page["images"]:
+        assert image["complete"] and image["width"] > 0 and image["decoded"], image
+    assert {i["alt"] for i in page["images"]} >= {
+        "Validation accuracy", "Validation loss", "Validation accuracy against training time",
+        "Training time and optimizer memory", "Confusion matrices of the best and the worst optimizer",
+        "Test accuracy per digit"}
+    assert page["title"] == "Optimizer comparison: cnn on MNIST (suite seed-004)"
+    assert "no significant difference between adam and rmsprop" in page["verdict"]
+    assert (tmp_path / "report.png").stat().st_size > 100_000  # a full page was drawn
+
+
+def test_the_check_catches_a_broken_image(report_html, tmp_path):
+    """The same check on a copy whose first chart is not a PNG at all (as a wrong encoder would leave it)."""
+    html = report_html.read_text()
+    broken = re.sub(r'src="data:image/png;base64,[^"]*"', 'src="data:image/png;base64,bm90IGEgcG5n"', html, count=1)
+    assert broken != html
+    (tmp_path / "broken.html").write_text(broken)
+    images = open_in_chromium(tmp_path / "broken.html")["images"]
+    assert [i["width"] > 0 and i["decoded"] for i in images] == [False] + [True] * (len(CHARTS) - 1)
