@@ -19,6 +19,7 @@ import click
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SMALL_TRAIN_LIMIT = 8000
+PIPELINE_EPOCHS = 2  # the orchestration and fan-out runs: the default suite, short
 
 
 def _dataset(source: str, train_limit: int | None, work: Path) -> str:
@@ -34,8 +35,11 @@ def _dataset(source: str, train_limit: int | None, work: Path) -> str:
 @click.option("--data-source", default="auto", show_default=True)
 @click.option("--output", type=click.Path(file_okay=False), default=str(RESULTS), show_default=True)
 def main(size: str, data_source: str, output: str) -> None:
+    from bench.evaluation import bench_evaluation
     from bench.ingest import bench_ingest
+    from bench.pipeline import bench_pipeline, bench_steps
     from bench.training import bench_training
+    from optbench.local_run import RunConfig
 
     train_limit = SMALL_TRAIN_LIMIT if size == "small" else None
     started = time.perf_counter()
@@ -45,9 +49,20 @@ def main(size: str, data_source: str, output: str) -> None:
                      "size": size, "data_source": data_source, "stages": {}}
     stages = results["stages"]
     stages["ingest"] = bench_ingest(data_source, train_limit)
+    config = RunConfig(epochs=PIPELINE_EPOCHS, train_limit=train_limit or 0, data_source=data_source)
     with tempfile.TemporaryDirectory() as work:
         dataset = _dataset(data_source, train_limit, Path(work))
         stages["training"] = {m: bench_training(dataset, m) for m in ("mlp", "cnn")}
+        steps = bench_steps(config.resolve(), data_source, train_limit, Path(work) / "steps")
+        stages["evaluation"] = bench_evaluation(steps["models"], steps["dataset"], str(Path(work) / "eval"))
+    stages["steps"] = {"suite": config.suite, "epochs": PIPELINE_EPOCHS, **steps["steps"]}
+    parallel, sequential = bench_pipeline(config, parallelism=2), bench_pipeline(config, parallelism=1)
+    stages["orchestration"] = {"pipeline_wall_seconds": parallel["wall_seconds"],
+                               "sum_of_step_seconds": steps["sum_seconds"],
+                               "ratio": parallel["wall_seconds"] / steps["sum_seconds"]}
+    stages["fan_out"] = {"parallel_wall_seconds": parallel["wall_seconds"],
+                         "sequential_wall_seconds": sequential["wall_seconds"],
+                         "speedup": sequential["wall_seconds"] / parallel["wall_seconds"]}
     results["seconds"] = time.perf_counter() - started
 
     out = Path(output)
@@ -65,8 +80,17 @@ def markdown_table(results: dict) -> str:
     for model, t in s["training"].items():
         rows.append((f"training {model}: ours vs plain model.fit (examples/s)", t["ours_examples_per_second"],
                      t["plain_fit_examples_per_second"], t["ratio"]))
+    e, o, f = s["evaluation"], s["orchestration"], s["fan_out"]
+    rows += [("evaluation: TFMA vs Keras-style evaluate (s)", e["tfma_seconds"], e["keras_seconds"], e["ratio"]),
+             ("orchestration: kfp.local wall vs sum of steps' own time (s)", o["pipeline_wall_seconds"],
+              o["sum_of_step_seconds"], o["ratio"]),
+             ("fan-out: 2 trials at once vs one after another (s)", f["parallel_wall_seconds"],
+              f["sequential_wall_seconds"], f["speedup"])]
     lines = ["| stage | ours | baseline | ratio |", "| --- | ---: | ---: | ---: |"]
-    lines += [f"| {name} | {ours:,.0f} | {base:,.0f} | {ratio:.2f} |" for name, ours, base, ratio in rows]
+    lines += [f"| {name} | {ours:,.1f} | {base:,.1f} | {ratio:.2f} |" for name, ours, base, ratio in rows]
+    peaks = {k: v["peak_memory_mib"] for k, v in s["steps"].items() if isinstance(v, dict)}
+    lines += ["", "| step | own seconds | peak memory (MiB) |", "| --- | ---: | ---: |"]
+    lines += [f"| {k} | {s['steps'][k]['seconds']:.1f} | {mib:,.0f} |" for k, mib in peaks.items()]
     return "\n".join(lines)
 
 

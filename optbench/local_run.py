@@ -121,18 +121,19 @@ def _record(run_dir: Path, **fields) -> None:
 
 
 def run_local(config: RunConfig, output: str | os.PathLike = "runs", run_id: str | None = None,
-              verbose: bool = False, resume: bool = False) -> RunResult:
+              verbose: bool = False, resume: bool = False, parallelism: int = LOCAL_PARALLELISM) -> RunResult:
     """Validate, then run the whole pipeline with kfp.local; returns where the report is.
 
     Every run caches its tasks' outputs in its own folder (`cache/`), so a run
     that was killed can be resumed (`resume=True`, same run_id): finished tasks
-    are served from the cache and only the rest run again.
+    are served from the cache and only the rest run again. `parallelism` is how
+    many trials train at once (the benchmark compares 1 with the default).
     """
     from kfp import local
 
     from components.ingest.pipeline import validate_source
     from optbench.progress import log_tail, progress_to_terminal
-    from pipelines.pipeline import compare_optimizers
+    from pipelines.pipeline import build_pipeline
 
     suite = config.resolve()
     validate_source(config.data_source)  # a bad source stops here, before any task starts
@@ -146,7 +147,7 @@ def run_local(config: RunConfig, output: str | os.PathLike = "runs", run_id: str
     arguments = pipeline_arguments_for(
         suite, run_id=run_id, data_source=config.data_source, validation_fraction=config.validation_fraction,
         train_limit=config.train_limit, test_limit=config.test_limit, beam_args=config.beam_args,
-        train_threads=max(1, (os.cpu_count() or 1) // LOCAL_PARALLELISM), mixed_precision=config.mixed_precision,
+        train_threads=max(1, (os.cpu_count() or 1) // parallelism), mixed_precision=config.mixed_precision,
         xla=config.xla, runner="kfp.local (SubprocessRunner)")
     log.info("run %s%s: suite %s, %d trials, model %s, %d epochs -> %s", run_id, " (resumed)" if resume else "",
              suite["name"], len(arguments["trials"]), suite["model"], suite["epochs"], run_dir)
@@ -154,7 +155,7 @@ def run_local(config: RunConfig, output: str | os.PathLike = "runs", run_id: str
     log_path = run_dir / "pipeline.log"
     try:
         with progress_to_terminal(log_path, verbose):
-            task = compare_optimizers(**arguments)
+            task = build_pipeline(parallelism=parallelism)(**arguments)
     except Exception as e:
         _record(run_dir, run_id=run_id, status="failed", error=str(e), config=asdict(config), suite=suite)
         raise RunFailed(f"run {run_id} failed: {e}\n--- end of {log_path} ---\n{log_tail(log_path)}") from e

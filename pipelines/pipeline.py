@@ -20,8 +20,11 @@ PIPELINE_NAME = "optbench-compare"
 Configure = Callable[[dsl.PipelineTask, str], None]
 
 
-def build_pipeline(configure: Optional[Configure] = None):
-    """The pipeline function; `configure(task, step)` is called on every task it creates."""
+def build_pipeline(configure: Optional[Configure] = None, parallelism: int = 0):
+    """The pipeline function; `configure(task, step)` is called on every task it creates.
+
+    `parallelism` caps how many trials train at once (0: no cap beyond the runner's own).
+    """
 
     def step(task: dsl.PipelineTask, name: str, display: str) -> dsl.PipelineTask:
         task.set_display_name(display)
@@ -51,7 +54,7 @@ def build_pipeline(configure: Optional[Configure] = None):
                                train_limit=train_limit, test_limit=test_limit, seed=0, beam_args=beam_args),
                       "ingest", "ingest (Beam)")
         init = step(c.init_model(model_name=model_name, seeds=seeds), "init", "initial weights")
-        with dsl.ParallelFor(trials) as trial:
+        with dsl.ParallelFor(trials, parallelism=parallelism) as trial:
             train = step(c.train(dataset=ingest.outputs["dataset"], initial=init.outputs["initial"],
                                  trial_json=trial, epochs=epochs, threads=train_threads,
                                  mixed_precision=mixed_precision, xla=xla), "train", "train (Keras)")

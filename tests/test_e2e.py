@@ -170,3 +170,19 @@ def test_two_runs_at_once_into_one_folder_share_nothing(tmp_path, suite_file, id
     for run_dir in runs:
         assert json.loads((run_dir / "run.json").read_text())["run_id"] == run_dir.name
         assert numbers(run_dir) == numbers(reference[1])
+
+
+@pytest.mark.parametrize("suite", ["seed-000", "seed-004", "modern", "batch-size"])
+def test_every_shipped_suite_runs_and_reports_every_variant(tmp_path, idx_source, suite):
+    from components.plan import suites
+
+    result = subprocess.run([OPTBENCH, "run", "--suite", suite, "--epochs", "1", "--train-limit", "600",
+                             "--test-limit", "200", "--data-source", str(idx_source), "--output", str(tmp_path)],
+                            capture_output=True, text=True, env=env(), timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    (run_dir,) = tmp_path.iterdir()
+    rows = json.loads((run_dir / "report" / "comparison.json").read_text())
+    expected = {t["variant"] for t in suites.expand(suites.load(suite))}
+    assert {r["optimizer"] for r in rows} == expected
+    html = (run_dir / "report" / "report.html").read_text()
+    assert all(variant in html for variant in expected)

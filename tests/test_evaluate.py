@@ -16,7 +16,7 @@ from scipy.stats import rankdata
 from components.common.beam import pipeline_args
 from components.common.schema import EVAL_SUMMARY_FILE, NUM_CLASSES
 from components.evaluate import predictions
-from components.evaluate.bench import bench_evaluation, keras_metrics
+from bench.evaluation import bench_evaluation, keras_metrics
 from components.evaluate.evaluate import evaluate, load_summary
 
 TEST_EXAMPLES = 500  # the tiny_dataset's test split

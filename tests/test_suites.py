@@ -36,6 +36,12 @@ def test_seeds_repeat_every_variant_and_lr_grid_adds_swept_variants():
     assert len({t["trial"] for t in trials}) == len(trials)
 
 
+def test_overrides_keep_full_batch_and_the_batch_size_dimension():
+    suite = suites.with_overrides(suites.load("batch-size"), epochs=2)
+    assert [t["batch_size"] for t in suites.expand(suite)] == [0, 1024, 64, 1]
+    assert suites.with_overrides(suites.load("seed-000"), batch_size="full")["batch_size"] == 0
+
+
 def test_overrides_keep_a_valid_baseline():
     suite = suites.with_overrides(suites.load("seed-004"), optimizers=["adam", "rmsprop"])
     assert suite["baseline"] is None, "sgd left the comparison, so there is no baseline"

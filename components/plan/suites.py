@@ -105,11 +105,15 @@ def validate(raw: Any, source: str = "suite") -> dict:
             raise SuiteError(f"{source}: lr_grid must be a non-empty list of learning rates")
         suite["lr_grid"] = sorted({_number(source, "lr_grid", v, *_RANGES["learning_rate"]) for v in grid})
     suite["thresholds"] = _thresholds(source, suite.get("thresholds") or {})
-    names = [o["label"] for o in suite["optimizers"]]
-    suite.setdefault("baseline", "sgd" if "sgd" in names else None)
-    if suite["baseline"] is not None and suite["baseline"] not in {t["variant"] for t in expand(suite, seeds=[0])}:
+    variants = [t for t in expand(suite, seeds=[0])]
+    # Default baseline: plain SGD at its default learning rate (the seeds compare against it), if compared.
+    suite.setdefault("baseline", next((t["variant"] for t in variants
+                                       if t["optimizer"] == "sgd" and not t["lr_sweep"] and t["params"] ==
+                                       {**get_spec("sgd").params, "learning_rate": get_spec("sgd").learning_rate}),
+                                      None))
+    if suite["baseline"] is not None and suite["baseline"] not in {t["variant"] for t in variants}:
         raise SuiteError(f"{source}: baseline {suite['baseline']!r} is not one of the suite's variants: "
-                         f"{', '.join(t['variant'] for t in expand(suite, seeds=[0]))}")
+                         f"{', '.join(t['variant'] for t in variants)}")
     return suite
 
 
@@ -220,6 +224,10 @@ def with_overrides(suite: dict, *, optimizers: list[str] | None = None, model: s
                    first_seed: int = 0, lr_grid: list[float] | None = None, baseline: str | None = None) -> dict:
     """The suite with the CLI's options applied on top, validated again."""
     raw = {k: v for k, v in suite.items()}
+    as_written = lambda b: "full" if b == FULL_BATCH else b  # noqa: E731 - back to the YAML's spelling
+    raw["batch_size"] = as_written(suite["batch_size"])
+    if "batch_sizes" in suite:
+        raw["batch_sizes"] = [as_written(b) for b in suite["batch_sizes"]]
     raw["optimizers"] = ([{"name": o["name"], "label": o["label"], **o["params"]} for o in suite["optimizers"]]
                          if optimizers is None else optimizers)
     for key, value in (("model", model), ("epochs", epochs), ("batch_size", batch_size), ("lr_grid", lr_grid)):
@@ -229,12 +237,14 @@ def with_overrides(suite: dict, *, optimizers: list[str] | None = None, model: s
         raw.pop("batch_sizes", None)
     count = _int_in(suite["name"], "seeds", seeds, 1, MAX_SEEDS) if seeds is not None else len(suite["seeds"])
     raw["seeds"] = [first_seed + i for i in range(count)] if (seeds is not None or first_seed) else suite["seeds"]
-    names = {o if isinstance(o, str) else o.get("label", o.get("name")) for o in raw["optimizers"]}
+    raw.pop("baseline", None)
     if baseline is not None:
         raw["baseline"] = baseline
-    elif suite.get("baseline") not in names:
-        raw.pop("baseline", None)
-    return validate(raw, source=suite["name"])
+        return validate(raw, source=suite["name"])
+    overridden = validate(raw, source=suite["name"])
+    if suite.get("baseline") in {t["variant"] for t in expand(overridden, seeds=[0])}:
+        overridden["baseline"] = suite["baseline"]  # still compared: keep the suite's choice
+    return overridden
 
 
 def single_trial(optimizer: str, seed: int = 0, batch_size: int = 64, **params: Any) -> dict:
