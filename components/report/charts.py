@@ -79,6 +79,12 @@ def line_chart(rows: list[dict], key: str, title: str, ylabel: str, colour_of: d
     return _png(fig)
 
 
+def _time_axis(axis) -> None:
+    """Ticks at whole seconds, labelled m:ss: finer ticks would print the same label twice on short runs."""
+    axis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=2))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: fmt_time(v) if v >= 0 else ""))
+
+
 def time_chart(rows: list[dict], colour_of: dict[str, str]) -> bytes:
     """Validation accuracy against cumulative training time (mean over seeds): who gets there first."""
     fig = _figure()
@@ -89,7 +95,7 @@ def time_chart(rows: list[dict], colour_of: dict[str, str]) -> bytes:
                 label=display_name(row))
     ax.set(title="Validation accuracy against training time", xlabel="Training time (m:ss)",
            ylabel="Validation accuracy")
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: fmt_time(x) if x >= 0 else ""))
+    _time_axis(ax.xaxis)
     ax.grid(True, alpha=0.3)
     _legend(ax, len(rows))
     return _png(fig)
@@ -105,7 +111,7 @@ def cost_chart(rows: list[dict], colour_of: dict[str, str]) -> bytes:
     time_ax.barh(y, [r["train_seconds"] or 0.0 for r in rows], color=colours_,
                  xerr=[r["train_seconds_std"] or 0.0 for r in rows], capsize=3)
     time_ax.set(title="Training time", xlabel="m:ss", yticks=y, yticklabels=names)
-    time_ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: fmt_time(x)))
+    _time_axis(time_ax.xaxis)
     time_ax.invert_yaxis()  # the ranking order, best at the top
     memory_ax.barh(y, [(r["optimizer_state_bytes"] or 0.0) / MIB for r in rows], color=colours_)
     memory_ax.set(title="Optimizer state", xlabel="MiB")
@@ -194,7 +200,7 @@ def trend_chart(run_labels: list[str], series: dict[str, list[dict | None]], col
     accuracy_ax.set(title="Test accuracy per run (bars: 95% CI over seeds)", ylabel="Test accuracy")
     time_ax.set(title="Training time per run", ylabel="m:ss", xticks=x)
     time_ax.set_xticklabels(run_labels, rotation=20, ha="right", fontsize="small")
-    time_ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: fmt_time(v) if v >= 0 else ""))
+    _time_axis(time_ax.yaxis)
     for ax in (accuracy_ax, time_ax):
         ax.grid(True, alpha=0.3)
     _legend(accuracy_ax, len(series))
