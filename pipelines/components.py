@@ -85,17 +85,27 @@ def trial_metrics(evaluation: Input[Artifact], trial_json: str, metrics: Output[
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
 def report(dataset: Input[Dataset], models: Input[List[Model]], evaluation: Input[Artifact], settings_json: str,
-           report_dir: Output[Artifact], markdown: Output[Markdown], html: Output[HTML]):
-    """Tables, plots, verdict: report.md, report.html, comparison.csv/json."""
+           report_dir: Output[Artifact], markdown: Output[Markdown], html: Output[HTML],
+           comparison: Output[Metrics], best_confusion: Output[ClassificationMetrics]):
+    """Tables, plots, verdict: report.md, report.html, comparison.csv/json; run-level metrics for KFP's Compare page."""
     import json
     import shutil
 
-    from components.common.artifacts import history_paths, stats_path, summary_path
+    from components.common.artifacts import history_paths, persist_metadata, stats_path, summary_path
     from components.report.build import build_report, load_inputs, load_predictions
+    from components.report.kfp_ui import best_confusion_matrix, scalar_metrics
 
     histories, summary, stats = load_inputs(history_paths([m.path for m in models]),
                                             summary_path(evaluation.path), stats_path(dataset.path))
-    build_report(histories, summary, stats, json.loads(settings_json), report_dir.path,
-                 predictions=load_predictions(summary_path(evaluation.path)))
+    rows = build_report(histories, summary, stats, json.loads(settings_json), report_dir.path,
+                        predictions=load_predictions(summary_path(evaluation.path)))
+    for key, value in scalar_metrics(rows).items():
+        comparison.log_metric(key, value)
+    best = best_confusion_matrix(rows)
+    if best is not None:
+        best_confusion.log_confusion_matrix(best["categories"], best["matrix"])
+        best_confusion.metadata["variant"] = best["variant"]
+    persist_metadata(comparison)
+    persist_metadata(best_confusion)
     shutil.copyfile(f"{report_dir.path}/report.md", markdown.path)
     shutil.copyfile(f"{report_dir.path}/report.html", html.path)

@@ -107,6 +107,13 @@ def test_pipeline_runs_end_to_end_with_kfp_local(reference):
         assert "test_accuracy" in artifacts["metrics"]["artifacts"][0]["metadata"]
         matrix = artifacts["confusion"]["artifacts"][0]["metadata"]["confusionMatrix"]
         assert len(matrix["annotationSpecs"]) == 10
+    # Run-level: every variant's test figures under names the KFP Compare page lines up across runs.
+    report_outputs = json.loads((kfp_run / "report" / "executor_output.json").read_text())["artifacts"]
+    comparison = report_outputs["comparison"]["artifacts"][0]["metadata"]
+    assert comparison["adam_test_accuracy"] == adam["test_accuracy"]
+    assert not any(k.startswith("exploding") for k in comparison), "a diverged variant has no numbers"
+    best = report_outputs["best_confusion"]["artifacts"][0]["metadata"]
+    assert best["variant"] == next(r["optimizer"] for r in rows if r["best"])
     assert (kfp_run / "report" / "markdown").read_text() == (report / "report.md").read_text()
     assert (kfp_run / "report" / "html").read_text() == html
 
