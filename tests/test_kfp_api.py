@@ -80,6 +80,9 @@ def test_submit_sends_the_compiled_spec_with_its_parameters_to_the_experiment(ap
 
     (run_id,) = api.runs
     assert f"submitted run {run_id} (adam-vs-sgd) to experiment nightly" in result.output
+    # The token travels in the Authorization header and nowhere else.
+    assert "t0ken" not in json.dumps(body) and "t0ken" not in result.output
+    assert "t0ken" not in (tmp_path / "sent.yaml").read_text()
 
 
 def test_submit_reuses_an_existing_experiment(api):
