@@ -37,6 +37,7 @@ def _dataset(source: str, train_limit: int | None, work: Path) -> str:
 def main(size: str, data_source: str, output: str) -> None:
     from bench.evaluation import bench_evaluation
     from bench.ingest import bench_ingest
+    from bench.isolated import run_isolated
     from bench.pipeline import bench_pipeline, bench_steps
     from bench.training import bench_training
     from optbench.local_run import RunConfig
@@ -63,6 +64,10 @@ def main(size: str, data_source: str, output: str) -> None:
     stages["fan_out"] = {"parallel_wall_seconds": parallel["wall_seconds"],
                          "sequential_wall_seconds": sequential["wall_seconds"],
                          "speedup": sequential["wall_seconds"] / parallel["wall_seconds"]}
+    results["device"] = run_isolated("components.train.train:describe_device")["result"]
+    if results["device"]["device"] == "GPU":  # the full seed-004 suite (all data, 10 epochs) on this GPU
+        stages["gpu_seed004_full"] = {**bench_pipeline(RunConfig(data_source=data_source), parallelism=1),
+                                      "device_name": results["device"]["device_name"]}
     results["seconds"] = time.perf_counter() - started
 
     out = Path(output)
@@ -88,6 +93,9 @@ def markdown_table(results: dict) -> str:
               f["sequential_wall_seconds"], f["speedup"])]
     lines = ["| stage | ours | baseline | ratio |", "| --- | ---: | ---: | ---: |"]
     lines += [f"| {name} | {ours:,.1f} | {base:,.1f} | {ratio:.2f} |" for name, ours, base, ratio in rows]
+    if "gpu_seed004_full" in s:
+        g = s["gpu_seed004_full"]
+        lines += ["", f"Full seed-004 suite on one {g['device_name']}: {g['wall_seconds']:.0f} s"]
     peaks = {k: v["peak_memory_mib"] for k, v in s["steps"].items() if isinstance(v, dict)}
     lines += ["", "| step | own seconds | peak memory (MiB) |", "| --- | ---: | ---: |"]
     lines += [f"| {k} | {s['steps'][k]['seconds']:.1f} | {mib:,.0f} |" for k, mib in peaks.items()]

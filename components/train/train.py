@@ -24,9 +24,15 @@ METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")  # recorded per epoch
 
 
 def configure_threads(threads: int | None) -> None:
-    """Give TF a share of the cores: on a laptop two training tasks run side by side."""
+    """Give TF a share of the cores, and of the GPU: locally two training tasks run side by side.
+
+    TensorFlow takes all of a GPU's memory by default, which would fail the
+    second task on a shared GPU; memory growth lets both fit.
+    """
     import tensorflow as tf
 
+    for gpu in tf.config.list_physical_devices("GPU"):
+        tf.config.experimental.set_memory_growth(gpu, True)
     if threads:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(max(1, threads))
