@@ -19,7 +19,8 @@ import numpy as np
 
 from components.common.schema import NUM_CLASSES
 from components.evaluate import predictions as preds
-from components.evaluate.evaluate import TFMA_DIR, check_inputs, eval_config, glob_files, run_tfma, summarize
+from components.common.artifacts import split_files
+from components.evaluate.evaluate import TEST_SPLIT, TFMA_DIR, check_inputs, eval_config, run_tfma, summarize
 
 EPSILON = 1e-7  # Keras clips probabilities to [eps, 1 - eps] in its cross-entropy
 
@@ -48,7 +49,7 @@ def bench_evaluation(models: dict[str, str], dataset_dir: str, work_dir: str,
     tfma_seconds = run_tfma(models, eval_config(list(models), None), data_location, tfma_dir, beam_args)
 
     started = time.perf_counter()
-    batches, labels = preds.example_batches(sorted(glob_files(data_location)))
+    batches, labels = preds.example_batches(split_files(dataset_dir, TEST_SPLIT))
     plain = {name: keras_metrics(preds.probabilities(path, batches), labels) for name, path in models.items()}
     keras_seconds = time.perf_counter() - started
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -51,3 +52,31 @@ def tiny_dataset(tmp_path_factory, real_digits) -> Path:
     out = tmp_path_factory.mktemp("tiny_dataset")
     run_ingest(str(source), str(out), validation_fraction=1 / 6)
     return out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def emulator(monkeypatch):
+    """gcp-storage-emulator on a free port, in memory; the storage client finds it through STORAGE_EMULATOR_HOST."""
+    from gcp_storage_emulator.server import create_server
+
+    port = free_port()
+    server = create_server("127.0.0.1", port, in_memory=True)
+    server.start()
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{port}")
+    yield server, port
+    server.stop()
+
+
+@pytest.fixture
+def gcs(emulator):
+    """(client, bucket) of an empty bucket in the emulator."""
+    from google.cloud import storage
+
+    client = storage.Client()
+    return client, client.create_bucket("optbench-runs")

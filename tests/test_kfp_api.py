@@ -19,7 +19,6 @@ from kfp.pipeline_spec import pipeline_spec_pb2
 from kfp_api_double import API, KfpApiDouble
 from optbench.cluster_cli import compile_command, runs, schedule, schedules, submit
 from pipelines.pipeline import PIPELINE_NAME
-from test_storage import emulator, gcs  # noqa: F401  (the storage emulator fixtures)
 
 CPU = "europe-docker.pkg.dev/proj/optbench/cpu:0.1.0"
 GPU = "europe-docker.pkg.dev/proj/optbench/gpu:0.1.0"

@@ -9,7 +9,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -17,7 +16,6 @@ from typing import Callable
 
 import pytest
 from click.testing import CliRunner
-from gcp_storage_emulator.server import create_server
 from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY
 
@@ -28,29 +26,6 @@ from pipelines import components
 
 RUN_ID = "20261121-082149-62e0d5"
 FAST_RETRY = DEFAULT_RETRY.with_timeout(1.5).with_delay(initial=0.05, maximum=0.2)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def emulator(monkeypatch):
-    """gcp-storage-emulator on a free port, in memory; the storage client finds it through STORAGE_EMULATOR_HOST."""
-    port = free_port()
-    server = create_server("127.0.0.1", port, in_memory=True)
-    server.start()
-    monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{port}")
-    yield server, port
-    server.stop()
-
-
-@pytest.fixture
-def gcs(emulator) -> tuple[storage.Client, storage.Bucket]:
-    client = storage.Client()
-    return client, client.create_bucket("optbench-runs")
 
 
 class FaultyProxy:

@@ -4,7 +4,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from components.common.schema import EVAL_SUMMARY_FILE, HISTORY_FILE, SAVED_MODEL_DIR, STATS_FILE
+from components.common.schema import EVAL_SUMMARY_FILE, HISTORY_FILE, SAVED_MODEL_DIR, STATS_FILE, split_pattern
+
+
+def split_files(dataset_dir: str, split: str) -> list[str]:
+    """The sorted TFRecord shards of one split, on local disk or gs:// (TensorFlow's file systems)."""
+    import tensorflow as tf
+
+    files = sorted(tf.io.gfile.glob(split_pattern(dataset_dir, split)))
+    if not files:
+        raise FileNotFoundError(f"no TFRecords for split {split!r}: nothing matches {split_pattern(dataset_dir, split)}")
+    return files
 
 
 def trial_of(model_dir: str) -> str:

@@ -32,6 +32,7 @@ import shutil
 import time
 from pathlib import Path
 
+from components.common.artifacts import split_files
 from components.common.beam import pipeline_options
 from components.common.files import read_json, write_json_atomic
 from components.common.schema import (EVAL_SUMMARY_FILE, LABEL_KEY, NUM_CLASSES, SERVING_OUTPUT,
@@ -87,7 +88,7 @@ def evaluate(models: dict[str, str], dataset_dir: str, output_dir: str, baseline
     tfma_dir = os.path.join(output_dir, TFMA_DIR)
     tfma_seconds = run_tfma(models, config, data_location, tfma_dir, beam_args)
 
-    batches, labels = preds.example_batches(sorted(glob_files(data_location)))
+    batches, labels = preds.example_batches(split_files(dataset_dir, TEST_SPLIT))
     predicted = preds.Predictions(labels, {name: preds.predicted_classes(preds.probabilities(path, batches))
                                            for name, path in models.items()})
     preds.save(Path(output_dir) / preds.PREDICTIONS_FILE, predicted)
@@ -238,13 +239,6 @@ def _check_thresholds(thresholds: dict | None) -> dict:
     return {k: float(v) for k, v in thresholds.items()}
 
 
-def glob_files(pattern: str) -> list[str]:
-    """The files matching `pattern`, local or on a remote file system TensorFlow can read (gs://)."""
-    import tensorflow as tf
-
-    return tf.io.gfile.glob(pattern)
-
-
 def check_inputs(models: dict[str, str], dataset_dir: str) -> str:
     """Fail early, naming the path: TFMA's own errors come late and deep inside Beam."""
     import tensorflow as tf
@@ -254,10 +248,8 @@ def check_inputs(models: dict[str, str], dataset_dir: str) -> str:
     for name, path in models.items():
         if not tf.io.gfile.exists(os.path.join(path, "saved_model.pb")):
             raise FileNotFoundError(f"model {name!r}: no SavedModel at {path}")
-    pattern = split_pattern(dataset_dir, TEST_SPLIT)
-    if not glob_files(pattern):
-        raise FileNotFoundError(f"no test TFRecords matching {pattern}")
-    return pattern
+    split_files(dataset_dir, TEST_SPLIT)  # raises, naming the pattern, when there are none
+    return split_pattern(dataset_dir, TEST_SPLIT)
 
 
 def _slice_label(slice_key) -> str | None:

@@ -7,11 +7,11 @@ never waits.
 """
 from __future__ import annotations
 
-import glob
 from pathlib import Path
 
+from components.common.artifacts import split_files
 from components.common.files import read_json
-from components.common.schema import IMAGE_KEY, IMAGE_SHAPE, LABEL_KEY, STATS_FILE, split_pattern
+from components.common.schema import IMAGE_KEY, IMAGE_SHAPE, LABEL_KEY, STATS_FILE
 
 
 def parse_examples(serialized, with_labels: bool = True):
@@ -25,13 +25,6 @@ def parse_examples(serialized, with_labels: bool = True):
     pixels = tf.io.decode_raw(feats[IMAGE_KEY], tf.uint8)
     images = tf.cast(tf.reshape(pixels, [-1, *IMAGE_SHAPE, 1]), tf.float32)
     return images, (feats[LABEL_KEY] if with_labels else None)
-
-
-def split_files(dataset_dir: str, split: str) -> list[str]:
-    files = sorted(glob.glob(split_pattern(dataset_dir, split)))
-    if not files:
-        raise FileNotFoundError(f"no TFRecords for split {split!r} under {dataset_dir}")
-    return files
 
 
 def split_size(dataset_dir: str, split: str) -> int:
