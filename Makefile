@@ -13,7 +13,7 @@ TEST_ARGS ?=
 BENCH_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-fast bench lock clean
+.PHONY: help install run lint test test-fast bench lock clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -38,14 +38,18 @@ install: $(STAMP) ## Create .venv with the pinned stack and the project (once; r
 run: $(STAMP) ## Compare the article's six optimizers on the CNN, 10 epochs (RUN_ARGS="--epochs 2" to change)
 	$(VENV)/bin/optbench run $(RUN_ARGS)
 
-test: $(STAMP) $(SYSTEM_STAMP) ## Run the whole test suite, the end-to-end pipeline run included
+lint: $(STAMP) ## Lint and check the formatting with ruff (pyproject.toml); `ruff format .` fixes the formatting
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: lint $(SYSTEM_STAMP) ## Lint, then run the whole test suite, the end-to-end pipeline run included
 	$(PY) -m pytest $(TEST_ARGS)
 
-test-fast: $(STAMP) $(SYSTEM_STAMP) ## Run the tests except the end-to-end pipeline run
+test-fast: lint $(SYSTEM_STAMP) ## Lint, then run the tests except the end-to-end pipeline run
 	$(PY) -m pytest -m "not e2e" $(TEST_ARGS)
 
 bench: $(STAMP) ## Measure every stage against its baseline (BENCH_ARGS="--size full"); JSON in bench/results/
-	$(PY) -m bench.run $(BENCH_ARGS)
+	$(PY) -m optbench.bench.run $(BENCH_ARGS)
 
 lock: ## Re-resolve requirements.lock from pyproject.toml's pins (needs the registries)
 	rm -rf /tmp/optbench-lock && $(PYTHON) -m venv /tmp/optbench-lock

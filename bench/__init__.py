@@ -1,1 +1,4 @@
-"""Benchmarks: `make bench` (python -m bench.run). Each figure is a ratio against a baseline measured in the same run."""
+"""Benchmarks: `make bench` (python -m optbench.bench.run).
+
+Each figure is a ratio against a baseline measured in the same run.
+"""

@@ -7,6 +7,7 @@ new interpreter; what it returns is timed inside, around the call alone, and
 its peak memory is the process's own high-water mark (VmHWM; ru_maxrss would
 carry the parent's over).
 """
+
 from __future__ import annotations
 
 import importlib

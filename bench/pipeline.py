@@ -1,19 +1,21 @@
 """Orchestration and fan-out: what KFP local costs on top of the steps' own work, and what parallel trials save.
 
 Each step's own time and peak memory are measured by running its logic in a
-fresh process (bench.isolated), timed around the call only: no interpreter
+fresh process (optbench.bench.isolated), timed around the call only: no interpreter
 start, no TensorFlow import. The pipeline runs are
 `optbench run` itself (kfp.local), once with the default two trials at a time
 and once with one, on the same suite and data.
 """
+
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from pathlib import Path
 
-from bench.isolated import run_isolated
+from optbench.bench.isolated import run_isolated
+from optbench.components.shared.files import read_json
+from optbench.layout import RUN_JSON
 
 
 def step(fn: str, **kwargs) -> dict:
@@ -24,35 +26,54 @@ def step(fn: str, **kwargs) -> dict:
 
 def bench_steps(suite: dict, data_source: str, train_limit: int | None, work: Path) -> dict:
     """Every step of the pipeline, one after another, each in its own process."""
-    from components.common.artifacts import history_paths, saved_models_by_trial, stats_path, summary_path
-    from components.plan import suites
-    from optbench.local_run import baseline_trial
+    from optbench.components.plan import suites
+    from optbench.components.plan.arguments import baseline_trial
+    from optbench.components.shared.artifacts import saved_models_by_trial
 
     dataset, initial, evaluation, report = (str(work / d) for d in ("dataset", "initial", "evaluation", "report"))
-    steps = {"ingest": step("components.ingest.pipeline:run_ingest", source=data_source, output_dir=dataset,
-                                train_limit=train_limit)}
-    steps["init"] = step("components.init_model.init_model:run_init", model_name=suite["model"], seed=0,
-                             output_dir=initial)
+    steps = {
+        "ingest": step(
+            "optbench.components.ingest.ingest:run_ingest",
+            source=data_source,
+            output_dir=dataset,
+            train_limit=train_limit,
+        )
+    }
+    steps["init"] = step(
+        "optbench.components.init_model.init_model:run_init", model_name=suite["model"], seed=0, output_dir=initial
+    )
     trials = suites.expand(suite)
     model_dirs = [str(work / "models" / t["trial"]) for t in trials]
     for trial, model_dir in zip(trials, model_dirs):
-        steps[f"train {trial['trial']}"] = step("components.train.train:run_train", dataset_dir=dataset,
-                                                    initial_dir=initial, output_dir=model_dir, trial=trial,
-                                                    epochs=suite["epochs"])
-    steps["evaluate"] = step("components.evaluate.evaluate:evaluate", models=saved_models_by_trial(model_dirs),
-                                 dataset_dir=dataset, output_dir=evaluation,
-                                 baseline=baseline_trial(suite, trials) or None)
-    steps["report"] = step("bench.pipeline:_report", histories=history_paths(model_dirs),
-                               summary=summary_path(evaluation), stats=stats_path(dataset), output_dir=report)
-    return {"steps": steps, "models": saved_models_by_trial(model_dirs), "dataset": dataset,
-            "sum_seconds": sum(s["seconds"] for s in steps.values())}
-
-
-def _report(histories: list[str], summary: str, stats: str, output_dir: str) -> None:
-    from components.report.build import build_report, load_inputs, load_predictions
-
-    h, s, st = load_inputs(histories, summary, stats)
-    build_report(h, s, st, {"run_id": "bench"}, output_dir, predictions=load_predictions(summary))
+        steps[f"train {trial['trial']}"] = step(
+            "optbench.components.train.train:run_train",
+            dataset_dir=dataset,
+            initial_dir=initial,
+            output_dir=model_dir,
+            trial=trial,
+            epochs=suite["epochs"],
+        )
+    steps["evaluate"] = step(
+        "optbench.components.evaluate.evaluate:evaluate",
+        models=saved_models_by_trial(model_dirs),
+        dataset_dir=dataset,
+        output_dir=evaluation,
+        baseline=baseline_trial(suite, trials) or None,
+    )
+    steps["report"] = step(
+        "optbench.components.report.build:build_report_from_artifacts",
+        dataset_dir=dataset,
+        model_dirs=model_dirs,
+        evaluation_dir=evaluation,
+        settings={"run_id": "bench"},
+        output_dir=report,
+    )
+    return {
+        "steps": steps,
+        "models": saved_models_by_trial(model_dirs),
+        "dataset": dataset,
+        "sum_seconds": sum(s["seconds"] for s in steps.values()),
+    }
 
 
 def bench_pipeline(config, parallelism: int) -> dict:
@@ -63,5 +84,5 @@ def bench_pipeline(config, parallelism: int) -> dict:
         started = time.perf_counter()
         result = run_local(config, out, parallelism=parallelism)
         wall = time.perf_counter() - started
-        record = json.loads((result.run_dir / "run.json").read_text())
+        record = read_json(result.run_dir / RUN_JSON)
     return {"parallelism": parallelism, "wall_seconds": wall, "status": record["status"]}

@@ -4,6 +4,7 @@ Every figure is a ratio of two timings taken in the same run, so it holds on
 a noisy machine. Small data by default (`--size small`: the sample or
 --train-limit examples); `--size full` uses every example of the source.
 """
+
 from __future__ import annotations
 
 import json
@@ -12,7 +13,7 @@ import socket
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -23,7 +24,7 @@ PIPELINE_EPOCHS = 2  # the orchestration and fan-out runs: the default suite, sh
 
 
 def _dataset(source: str, train_limit: int | None, work: Path) -> str:
-    from components.ingest.pipeline import run_ingest
+    from optbench.components.ingest.ingest import run_ingest
 
     out = work / "dataset"
     run_ingest(source, str(out), train_limit=train_limit)
@@ -35,19 +36,27 @@ def _dataset(source: str, train_limit: int | None, work: Path) -> str:
 @click.option("--data-source", default="auto", show_default=True)
 @click.option("--output", type=click.Path(file_okay=False), default=str(RESULTS), show_default=True)
 def main(size: str, data_source: str, output: str) -> None:
-    from bench.evaluation import bench_evaluation
-    from bench.ingest import bench_ingest
-    from bench.isolated import run_isolated
-    from bench.pipeline import bench_pipeline, bench_steps
-    from bench.training import bench_training
-    from optbench.local_run import RunConfig
+    from optbench.bench.evaluation import bench_evaluation
+    from optbench.bench.ingest import bench_ingest
+    from optbench.bench.isolated import run_isolated
+    from optbench.bench.pipeline import bench_pipeline, bench_steps
+    from optbench.bench.training import bench_training
+    from optbench.components.plan.options import RunConfig
 
     train_limit = SMALL_TRAIN_LIMIT if size == "small" else None
     started = time.perf_counter()
-    results: dict = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "host": socket.gethostname(),
-                     "machine": {"python": sys.version.split()[0], "platform": platform.platform(),
-                                 "cpus": __import__("os").cpu_count()},
-                     "size": size, "data_source": data_source, "stages": {}}
+    results: dict = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "host": socket.gethostname(),
+        "machine": {
+            "python": sys.version.split()[0],
+            "platform": platform.platform(),
+            "cpus": __import__("os").cpu_count(),
+        },
+        "size": size,
+        "data_source": data_source,
+        "stages": {},
+    }
     stages = results["stages"]
     stages["ingest"] = bench_ingest(data_source, train_limit)
     config = RunConfig(epochs=PIPELINE_EPOCHS, train_limit=train_limit or 0, data_source=data_source)
@@ -58,21 +67,27 @@ def main(size: str, data_source: str, output: str) -> None:
         stages["evaluation"] = bench_evaluation(steps["models"], steps["dataset"], str(Path(work) / "eval"))
     stages["steps"] = {"suite": config.suite, "epochs": PIPELINE_EPOCHS, **steps["steps"]}
     parallel, sequential = bench_pipeline(config, parallelism=2), bench_pipeline(config, parallelism=1)
-    stages["orchestration"] = {"pipeline_wall_seconds": parallel["wall_seconds"],
-                               "sum_of_step_seconds": steps["sum_seconds"],
-                               "ratio": parallel["wall_seconds"] / steps["sum_seconds"]}
-    stages["fan_out"] = {"parallel_wall_seconds": parallel["wall_seconds"],
-                         "sequential_wall_seconds": sequential["wall_seconds"],
-                         "speedup": sequential["wall_seconds"] / parallel["wall_seconds"]}
-    results["device"] = run_isolated("components.train.train:describe_device")["result"]
+    stages["orchestration"] = {
+        "pipeline_wall_seconds": parallel["wall_seconds"],
+        "sum_of_step_seconds": steps["sum_seconds"],
+        "ratio": parallel["wall_seconds"] / steps["sum_seconds"],
+    }
+    stages["fan_out"] = {
+        "parallel_wall_seconds": parallel["wall_seconds"],
+        "sequential_wall_seconds": sequential["wall_seconds"],
+        "speedup": sequential["wall_seconds"] / parallel["wall_seconds"],
+    }
+    results["device"] = run_isolated("optbench.components.train.train:describe_device")["result"]
     if results["device"]["device"] == "GPU":  # the full seed-004 suite (all data, 10 epochs) on this GPU
-        stages["gpu_seed004_full"] = {**bench_pipeline(RunConfig(data_source=data_source), parallelism=1),
-                                      "device_name": results["device"]["device_name"]}
+        stages["gpu_seed004_full"] = {
+            **bench_pipeline(RunConfig(data_source=data_source), parallelism=1),
+            "device_name": results["device"]["device_name"],
+        }
     results["seconds"] = time.perf_counter() - started
 
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{results['host']}.json"
+    path = out / f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{results['host']}.json"
     path.write_text(json.dumps(results, indent=2) + "\n")
     click.echo(markdown_table(results))
     click.echo(f"\nwritten: {path}")
@@ -80,17 +95,39 @@ def main(size: str, data_source: str, output: str) -> None:
 
 def markdown_table(results: dict) -> str:
     s = results["stages"]
-    rows = [("ingest: Beam vs numpy IDX read (images/s)", s["ingest"]["beam_images_per_second"],
-             s["ingest"]["numpy_images_per_second"], s["ingest"]["ratio"])]
+    rows = [
+        (
+            "ingest: Beam vs numpy IDX read (images/s)",
+            s["ingest"]["beam_images_per_second"],
+            s["ingest"]["numpy_images_per_second"],
+            s["ingest"]["ratio"],
+        )
+    ]
     for model, t in s["training"].items():
-        rows.append((f"training {model}: ours vs plain model.fit (examples/s)", t["ours_examples_per_second"],
-                     t["plain_fit_examples_per_second"], t["ratio"]))
+        rows.append(
+            (
+                f"training {model}: ours vs plain model.fit (examples/s)",
+                t["ours_examples_per_second"],
+                t["plain_fit_examples_per_second"],
+                t["ratio"],
+            )
+        )
     e, o, f = s["evaluation"], s["orchestration"], s["fan_out"]
-    rows += [("evaluation: TFMA vs Keras-style evaluate (s)", e["tfma_seconds"], e["keras_seconds"], e["ratio"]),
-             ("orchestration: kfp.local wall vs sum of steps' own time (s)", o["pipeline_wall_seconds"],
-              o["sum_of_step_seconds"], o["ratio"]),
-             ("fan-out: 2 trials at once vs one after another (s)", f["parallel_wall_seconds"],
-              f["sequential_wall_seconds"], f["speedup"])]
+    rows += [
+        ("evaluation: TFMA vs Keras-style evaluate (s)", e["tfma_seconds"], e["keras_seconds"], e["ratio"]),
+        (
+            "orchestration: kfp.local wall vs sum of steps' own time (s)",
+            o["pipeline_wall_seconds"],
+            o["sum_of_step_seconds"],
+            o["ratio"],
+        ),
+        (
+            "fan-out: 2 trials at once vs one after another (s)",
+            f["parallel_wall_seconds"],
+            f["sequential_wall_seconds"],
+            f["speedup"],
+        ),
+    ]
     lines = ["| stage | ours | baseline | ratio |", "| --- | ---: | ---: | ---: |"]
     lines += [f"| {name} | {ours:,.1f} | {base:,.1f} | {ratio:.2f} |" for name, ours, base, ratio in rows]
     if "gpu_seed004_full" in s:

@@ -14,13 +14,14 @@ trainings live in one fresh process, each is warmed up with one epoch, and
 then their epochs alternate (ours, plain, ours, plain, ...); the figure is the
 ratio of the medians, training time alone.
 """
+
 from __future__ import annotations
 
 import statistics
 import tempfile
 import time
 
-from bench.isolated import run_isolated
+from optbench.bench.isolated import run_isolated
 
 
 def _timed_epoch(model, data, epoch: int, **fit_kwargs) -> float:
@@ -44,14 +45,18 @@ def interleaved_examples_per_second(dataset_dir: str, initial_dir: str, batch_si
     import keras
     import numpy as np
 
-    from components.init_model.init_model import load_initial
-    from components.train import optimizers
-    from components.train.data import batches, load_split, split_size
+    from optbench.components.shared import optimizers
+    from optbench.components.shared.initial import load_initial
+    from optbench.components.train.data import batches, load_split, split_size
 
     def compiled():
         model, _ = load_initial(initial_dir, 0)
-        model.compile(optimizer=optimizers.build("adam"), loss="sparse_categorical_crossentropy",
-                      metrics=["accuracy"], jit_compile=False)
+        model.compile(
+            optimizer=optimizers.build("adam"),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+            jit_compile=False,
+        )
         return model
 
     keras.utils.set_random_seed(0)
@@ -72,14 +77,26 @@ def interleaved_examples_per_second(dataset_dir: str, initial_dir: str, batch_si
 
 def bench_training(dataset_dir: str, model_name: str, batch_size: int = 64, rounds: int = 8) -> dict:
     """examples/s of ours and of plain model.fit (medians over alternating epochs), and their ratio."""
-    from components.init_model.init_model import run_init
-    from components.train.data import split_size
+    from optbench.components.init_model.init_model import run_init
+    from optbench.components.train.data import split_size
 
     with tempfile.TemporaryDirectory() as initial_dir:
         run_init(model_name, 0, initial_dir)
-        per_epoch = run_isolated("bench.training:interleaved_examples_per_second", dataset_dir=dataset_dir,
-                                 initial_dir=initial_dir, batch_size=batch_size, rounds=rounds)["result"]
+        per_epoch = run_isolated(
+            "optbench.bench.training:interleaved_examples_per_second",
+            dataset_dir=dataset_dir,
+            initial_dir=initial_dir,
+            batch_size=batch_size,
+            rounds=rounds,
+        )["result"]
     ours, plain = statistics.median(per_epoch["ours"]), statistics.median(per_epoch["plain"])
-    return {"model": model_name, "batch_size": batch_size, "rounds": rounds, "train_examples": split_size(dataset_dir, "train"),
-            "ours_examples_per_second": ours, "plain_fit_examples_per_second": plain, "ratio": ours / plain,
-            "per_epoch": per_epoch}
+    return {
+        "model": model_name,
+        "batch_size": batch_size,
+        "rounds": rounds,
+        "train_examples": split_size(dataset_dir, "train"),
+        "ours_examples_per_second": ours,
+        "plain_fit_examples_per_second": plain,
+        "ratio": ours / plain,
+        "per_epoch": per_epoch,
+    }

@@ -6,15 +6,17 @@ parameters explicitly, a recurring comparison never overlaps itself nor
 back-fills missed days - and to reduce the API's objects to the few fields the
 CLI prints.
 """
+
 from __future__ import annotations
 
 import os
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # kfp takes most of a second to import; every optbench command would pay it
     import kfp
@@ -35,8 +37,10 @@ def check_cron(cron: str) -> str:
     """`cron` if it has KFP's six fields; a five-field crontab line would be misread, minutes as seconds."""
     fields = cron.split()
     if len(fields) != 6:
-        raise ValueError(f"KFP cron has six fields (second minute hour day-of-month month day-of-week), "
-                         f"e.g. '0 0 3 * * *' for 03:00 every day; got {len(fields)} in {cron!r}")
+        raise ValueError(
+            f"KFP cron has six fields (second minute hour day-of-month month day-of-week), "
+            f"e.g. '0 0 3 * * *' for 03:00 every day; got {len(fields)} in {cron!r}"
+        )
     return " ".join(fields)
 
 
@@ -63,20 +67,28 @@ class Connection:
 
         host = self.host or os.environ.get(ENDPOINT_ENV)
         if not host:
-            raise ApiError(f"no KFP endpoint: pass --host or set {ENDPOINT_ENV} (e.g. http://localhost:8080 "
-                           "after `kubectl port-forward -n kubeflow svc/ml-pipeline-ui 8080:80`)")
+            raise ApiError(
+                f"no KFP endpoint: pass --host or set {ENDPOINT_ENV} (e.g. http://localhost:8080 "
+                "after `kubectl port-forward -n kubeflow svc/ml-pipeline-ui 8080:80`)"
+            )
         with warnings.catch_warnings():  # kfp warns on every construction that it needs a v2 backend
             warnings.simplefilter("ignore", FutureWarning)
-            return kfp.Client(host=host, existing_token=self.token, client_id=self.iap_client_id,
-                              other_client_id=self.other_client_id, other_client_secret=self.other_client_secret,
-                              namespace=self.namespace or "kubeflow", ssl_ca_cert=self.ssl_ca_cert)
+            return kfp.Client(
+                host=host,
+                existing_token=self.token,
+                client_id=self.iap_client_id,
+                other_client_id=self.other_client_id,
+                other_client_secret=self.other_client_secret,
+                namespace=self.namespace or "kubeflow",
+                ssl_ca_cert=self.ssl_ca_cert,
+            )
 
 
 def _time(value: datetime | None) -> datetime | None:
     """The API reports 'not yet' as the Unix epoch; None is clearer."""
     if value is None or value.year <= 1970:
         return None
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -91,13 +103,18 @@ class RunSummary:
     tasks: tuple[tuple[str, str], ...] = ()  # (display name, state) of each task, in the API's order
 
     @classmethod
-    def of(cls, run) -> "RunSummary":
+    def of(cls, run) -> RunSummary:
         details = run.run_details.task_details if run.run_details and run.run_details.task_details else []
-        return cls(run_id=run.run_id, name=run.display_name or "", state=run.state or "RUNTIME_STATE_UNSPECIFIED",
-                   created_at=_time(run.created_at), finished_at=_time(run.finished_at),
-                   pipeline_root=run.runtime_config.pipeline_root if run.runtime_config else None,
-                   error=run.error.message if run.error else None,
-                   tasks=tuple((t.display_name or t.task_id, t.state or "") for t in details))
+        return cls(
+            run_id=run.run_id,
+            name=run.display_name or "",
+            state=run.state or "RUNTIME_STATE_UNSPECIFIED",
+            created_at=_time(run.created_at),
+            finished_at=_time(run.finished_at),
+            pipeline_root=run.runtime_config.pipeline_root if run.runtime_config else None,
+            error=run.error.message if run.error else None,
+            tasks=tuple((t.display_name or t.task_id, t.state or "") for t in details),
+        )
 
     @property
     def done(self) -> bool:
@@ -107,7 +124,7 @@ class RunSummary:
         """Wall time so far (running) or in all (finished)."""
         if self.created_at is None:
             return None
-        return (self.finished_at or now or datetime.now(timezone.utc)) - self.created_at
+        return (self.finished_at or now or datetime.now(UTC)) - self.created_at
 
 
 @dataclass(frozen=True)
@@ -121,12 +138,17 @@ class ScheduleSummary:
     created_at: datetime | None
 
     @classmethod
-    def of(cls, job) -> "ScheduleSummary":
+    def of(cls, job) -> ScheduleSummary:
         cron = job.trigger.cron_schedule.cron if job.trigger and job.trigger.cron_schedule else None
-        return cls(schedule_id=job.recurring_run_id, name=job.display_name or "", cron=cron,
-                   enabled=(job.status or job.mode) in ("ENABLED", "ENABLE"),
-                   max_concurrency=int(job.max_concurrency or 0), no_catchup=bool(job.no_catchup),
-                   created_at=_time(job.created_at))
+        return cls(
+            schedule_id=job.recurring_run_id,
+            name=job.display_name or "",
+            cron=cron,
+            enabled=(job.status or job.mode) in ("ENABLED", "ENABLE"),
+            max_concurrency=int(job.max_concurrency or 0),
+            no_catchup=bool(job.no_catchup),
+            created_at=_time(job.created_at),
+        )
 
 
 class Pipelines:
@@ -139,19 +161,38 @@ class Pipelines:
         """The experiment's id, created on first use (kfp.Client looks it up by name first)."""
         return self._client.create_experiment(name=name).experiment_id
 
-    def submit(self, package: Path, arguments: dict, *, experiment: str, run_name: str,
-               pipeline_root: str | None = None, service_account: str | None = None) -> RunSummary:
+    def submit(
+        self,
+        package: Path,
+        arguments: dict,
+        *,
+        experiment: str,
+        run_name: str,
+        pipeline_root: str | None = None,
+        service_account: str | None = None,
+    ) -> RunSummary:
         """Create a run of the compiled `package`; `arguments` are sent too, so the run page lists them."""
-        run = self._client.run_pipeline(experiment_id=self._experiment_id(experiment), job_name=run_name,
-                                        pipeline_package_path=str(package), params=arguments,
-                                        pipeline_root=pipeline_root, service_account=service_account)
+        run = self._client.run_pipeline(
+            experiment_id=self._experiment_id(experiment),
+            job_name=run_name,
+            pipeline_package_path=str(package),
+            params=arguments,
+            pipeline_root=pipeline_root,
+            service_account=service_account,
+        )
         return RunSummary.of(run)
 
     def run(self, run_id: str) -> RunSummary:
         return RunSummary.of(self._client.get_run(run_id))
 
-    def follow(self, run_id: str, *, poll_seconds: float, timeout: float,
-               on_change: Callable[[RunSummary, RunSummary | None], None]) -> RunSummary:
+    def follow(
+        self,
+        run_id: str,
+        *,
+        poll_seconds: float,
+        timeout: float,
+        on_change: Callable[[RunSummary, RunSummary | None], None],
+    ) -> RunSummary:
         """Poll the run until it ends, calling `on_change(now, before)` whenever its or a task's state moved."""
         deadline = time.monotonic() + timeout
         before: RunSummary | None = None
@@ -166,14 +207,30 @@ class Pipelines:
             before = now
             time.sleep(poll_seconds)
 
-    def schedule(self, package: Path, arguments: dict, *, cron: str, experiment: str, name: str,
-                 pipeline_root: str | None = None, service_account: str | None = None) -> ScheduleSummary:
+    def schedule(
+        self,
+        package: Path,
+        arguments: dict,
+        *,
+        cron: str,
+        experiment: str,
+        name: str,
+        pipeline_root: str | None = None,
+        service_account: str | None = None,
+    ) -> ScheduleSummary:
         """A recurring run of `package` on a six-field cron, one at a time and without catch-up."""
         job = self._client.create_recurring_run(
-            experiment_id=self._experiment_id(experiment), job_name=name, cron_expression=check_cron(cron),
-            max_concurrency=MAX_CONCURRENCY, no_catchup=NO_CATCHUP, params=arguments,
-            pipeline_package_path=str(package), enabled=True, pipeline_root=pipeline_root,
-            service_account=service_account)
+            experiment_id=self._experiment_id(experiment),
+            job_name=name,
+            cron_expression=check_cron(cron),
+            max_concurrency=MAX_CONCURRENCY,
+            no_catchup=NO_CATCHUP,
+            params=arguments,
+            pipeline_package_path=str(package),
+            enabled=True,
+            pipeline_root=pipeline_root,
+            service_account=service_account,
+        )
         return ScheduleSummary.of(job)
 
     def schedules(self, limit: int = 100) -> list[ScheduleSummary]:

@@ -5,6 +5,7 @@ JSON lines per task). We send all of it to the run's `pipeline.log` and show
 the terminal only the lines a person follows a run by: task start and end,
 the ingest note, each training epoch, and errors.
 """
+
 from __future__ import annotations
 
 import os
@@ -12,14 +13,16 @@ import re
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _EXECUTOR_PREFIX = re.compile(r"^\s*\[KFP Executor [^\]]*?(INFO|WARNING|ERROR)\]:\s*")
-_PROGRESS = re.compile(r"Executing task|finished with status|Running pipeline|cache hit|"
-                       r"\b(ingest|evaluate|report):|train\[[^\]]+\] epoch|MNIST:|Error|Traceback|FAILURE")
+_PROGRESS = re.compile(
+    r"Executing task|finished with status|Running pipeline|cache hit|"
+    r"\b(ingest|evaluate|report):|train\[[^\]]+\] epoch|MNIST:|Error|Traceback|FAILURE"
+)
 
 
 def progress_line(raw: str) -> str | None:

@@ -1,14 +1,8 @@
 """A run's artifacts in Google Cloud Storage, and the same view of a local run folder.
 
-Layout of a published run (the local folder's pieces renamed for people, not for KFP):
-
-    gs://BUCKET/PREFIX/<suite>/<run_id>/
-        run.json, pipeline.log   settings and status; the log of every step
-        data/...                 the ingest step's dataset (TFRecord shards, stats.json)
-        models/<trial>/...       each trained model (saved_model/, history.json)
-        eval/...                 the TFMA evaluation (tfma/, summary.json)
-        report/...               report.html, report.md, comparison.csv/json, plots
-        _COMPLETE                written last: every object's size and CRC32C
+The published layout (optbench/layout.py) renames the local folder's pieces
+for people, not for KFP: the dataset, the models, the evaluation and the
+report, with `_COMPLETE` (every object's size and CRC32C) written last.
 
 Only a run that succeeded is published, and `_COMPLETE` is written after every
 other object has been uploaded and its checksum confirmed by the server. A run
@@ -17,31 +11,37 @@ half run never looks like a result. Uploads and downloads retry transient
 errors (429, 5xx, dropped connections) with exponential back-off; that is safe
 because a run's objects are immutable, so a repeated write writes the same bytes.
 """
+
 from __future__ import annotations
 
 import base64
 import json
 import re
 import shutil
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable, Iterable
 
 import google_crc32c
 from google.api_core.retry import Retry
 from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY
 
-MARKER = "_COMPLETE"
-RUN_FILES = ("run.json", "pipeline.log")
-COMPARISON = "report/comparison.json"
-# Where kfp.local puts each step's output inside <run_dir>/pipeline/<kfp-run>/: <task>/<output name>
-# (pipelines/components.py names them), mapped to the published layout's folders.
-LOCAL_OUTPUTS = {"data": "ingest/dataset", "eval": "evaluate/evaluation"}
-LOCAL_MODELS = "*/train/model"  # one per trial, in for-loop-*-iteration-* folders
-REPORT_OUTPUT = "report_dir"  # the report step's output folder on a cluster (pipelines/components.py)
+from optbench.components.shared.files import read_json
+from optbench.components.shared.schema import COMPARISON_JSON, EVAL_SUMMARY_FILE, HISTORY_FILE, STATS_FILE
+from optbench.layout import (
+    DATA_DIR,
+    EVAL_DIR,
+    MARKER,
+    MODELS_DIR,
+    PIPELINE_DIR,
+    PIPELINE_LOG,
+    REPORT_DIR,
+    RUN_JSON,
+)
+
 WORKERS = 8
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -75,22 +75,30 @@ def _tree(root: Path, into: str) -> dict[str, Path]:
     return {f"{into}/{p.relative_to(root).as_posix()}": p for p in sorted(root.rglob("*")) if p.is_file()}
 
 
+def _outputs_with(kfp_run: Path, contract_file: str) -> list[Path]:
+    """The step outputs under a kfp.local run folder that hold `contract_file`: a step's output is known by
+    the file its contract says it writes (components/shared/schema.py), not by where kfp.local put it."""
+    return sorted(p.parent for p in kfp_run.rglob(contract_file))
+
+
 def run_layout(run_dir: Path) -> dict[str, Path]:
     """Object name in the published layout -> local file, for a run folder made by `optbench run`."""
-    runs = [p for p in (run_dir / "pipeline").glob("*") if p.is_dir()]
+    runs = [p for p in (run_dir / PIPELINE_DIR).glob("*") if p.is_dir()]
     if len(runs) != 1:
-        raise ArtifactsError(f"{run_dir}: expected one KFP run folder under pipeline/, found {len(runs)}")
+        raise ArtifactsError(f"{run_dir}: expected one KFP run folder under {PIPELINE_DIR}/, found {len(runs)}")
     kfp_run = runs[0]
-    files = {name: run_dir / name for name in RUN_FILES if (run_dir / name).is_file()}
-    files.update(_tree(run_dir / "report", "report"))
-    for folder, output in LOCAL_OUTPUTS.items():
-        files.update(_tree(kfp_run / output, folder))
-    for model_dir in sorted(kfp_run.glob(LOCAL_MODELS)):
-        history = json.loads((model_dir / "history.json").read_text())
-        trial = history.get("trial") or history["optimizer"]  # runs made before trials named only the optimizer
-        if any(name.startswith(f"models/{trial}/") for name in files):
+    files = {name: run_dir / name for name in (RUN_JSON, PIPELINE_LOG) if (run_dir / name).is_file()}
+    files.update(_tree(run_dir / REPORT_DIR, REPORT_DIR))
+    for folder, contract_file in ((DATA_DIR, STATS_FILE), (EVAL_DIR, EVAL_SUMMARY_FILE)):
+        found = _outputs_with(kfp_run, contract_file)
+        if len(found) != 1:
+            raise ArtifactsError(f"{run_dir}: expected one step output with {contract_file}, found {len(found)}")
+        files.update(_tree(found[0], folder))
+    for model_dir in _outputs_with(kfp_run, HISTORY_FILE):
+        trial = read_json(model_dir / HISTORY_FILE)["trial"]
+        if any(name.startswith(f"{MODELS_DIR}/{trial}/") for name in files):
             raise ArtifactsError(f"{run_dir}: two trained models claim trial {trial!r}")
-        files.update(_tree(model_dir, f"models/{trial}"))
+        files.update(_tree(model_dir, f"{MODELS_DIR}/{trial}"))
     return files
 
 
@@ -112,17 +120,24 @@ def _read_json_blob(blob: storage.Blob, retry: Retry) -> dict | None:
     return json.loads(blob.download_as_bytes(retry=retry, checksum="crc32c"))
 
 
-def publish_run(run_dir: Path, dest: str, suite: str, *, client: storage.Client | None = None,
-                retry: Retry = DEFAULT_RETRY, workers: int = WORKERS) -> str:
+def publish_run(
+    run_dir: Path,
+    dest: str,
+    suite: str,
+    *,
+    client: storage.Client | None = None,
+    retry: Retry = DEFAULT_RETRY,
+    workers: int = WORKERS,
+) -> str:
     """Upload a succeeded local run to gs://BUCKET/PREFIX/<suite>/<run_id>/; returns that URI.
 
     Publishing the same run again is a no-op once complete, and finishes an
     interrupted publish (the run's files are the same, so are their objects).
     """
     run_dir = Path(run_dir)
-    run_json = run_dir / "run.json"
-    status = json.loads(run_json.read_text()).get("status") if run_json.is_file() else None
-    if status != "succeeded" or not (run_dir / "report").is_dir():
+    run_json = run_dir / RUN_JSON
+    status = read_json(run_json).get("status") if run_json.is_file() else None
+    if status != "succeeded" or not (run_dir / REPORT_DIR).is_dir():
         raise PublishError(f"{run_dir}: only a run that succeeded is published (status: {status or 'none'})")
     for label, name in (("suite", suite), ("run id", run_dir.name)):
         if not _SAFE_NAME.match(name):
@@ -148,20 +163,25 @@ def publish_run(run_dir: Path, dest: str, suite: str, *, client: storage.Client 
         blob = bucket.blob(f"{run_prefix}/{name}")
         blob.upload_from_filename(str(files[name]), checksum="crc32c", retry=retry)
         if blob.crc32c != manifest[name]["crc32c"]:
-            raise PublishError(f"{uri}/{name}: the server stored CRC32C {blob.crc32c}, "
-                               f"the file has {manifest[name]['crc32c']}")
+            raise PublishError(
+                f"{uri}/{name}: the server stored CRC32C {blob.crc32c}, the file has {manifest[name]['crc32c']}"
+            )
 
-    record = {"run_id": run_dir.name, "suite": suite, "published_at": datetime.now(timezone.utc).isoformat(),
-              "files": manifest}
+    record = {"run_id": run_dir.name, "suite": suite, "published_at": datetime.now(UTC).isoformat(), "files": manifest}
     try:
         _parallel(upload, files, workers)
-        marker.upload_from_string(json.dumps(record, indent=1, sort_keys=True), content_type="application/json",
-                                  checksum="crc32c", retry=retry)
+        marker.upload_from_string(
+            json.dumps(record, indent=1, sort_keys=True),
+            content_type="application/json",
+            checksum="crc32c",
+            retry=retry,
+        )
     except PublishError:
         raise
     except Exception as e:  # whatever the transport raised once retries ran out
-        raise PublishError(f"publishing {run_dir} to {uri} failed, so it is not marked complete; "
-                           f"publish again to finish it: {e}") from e
+        raise PublishError(
+            f"publishing {run_dir} to {uri} failed, so it is not marked complete; publish again to finish it: {e}"
+        ) from e
     return uri
 
 
@@ -202,13 +222,15 @@ class GcsRun:
     workers: int = WORKERS
 
     @classmethod
-    def open(cls, uri: str, client: storage.Client | None = None, retry: Retry = DEFAULT_RETRY) -> "GcsRun":
+    def open(cls, uri: str, client: storage.Client | None = None, retry: Retry = DEFAULT_RETRY) -> GcsRun:
         bucket_name, prefix = split_gs(uri)
         bucket = (client or storage.Client()).bucket(bucket_name)
         record = _read_json_blob(bucket.blob(f"{prefix}/{MARKER}"), retry)
         if record is None:
-            raise ArtifactsError(f"{uri}: no complete run here (no {MARKER} marker: not published, "
-                                 "or a publish that failed or is still going)")
+            raise ArtifactsError(
+                f"{uri}: no complete run here (no {MARKER} marker: not published, "
+                "or a publish that failed or is still going)"
+            )
         return cls(bucket, prefix, record["files"], retry)
 
     @property
@@ -220,8 +242,9 @@ class GcsRun:
 
     def _check(self, name: str, crc32c: str) -> None:
         if crc32c != self.manifest[name]["crc32c"]:
-            raise ArtifactsError(f"{self.uri}/{name}: CRC32C {crc32c} differs from the published "
-                                 f"{self.manifest[name]['crc32c']}")
+            raise ArtifactsError(
+                f"{self.uri}/{name}: CRC32C {crc32c} differs from the published {self.manifest[name]['crc32c']}"
+            )
 
     def read_bytes(self, name: str) -> bytes:
         blob = self.bucket.blob(f"{self.prefix}/{name}")
@@ -233,8 +256,9 @@ class GcsRun:
         def fetch(name: str) -> None:
             target = dest / name
             target.parent.mkdir(parents=True, exist_ok=True)
-            self.bucket.blob(f"{self.prefix}/{name}").download_to_filename(str(target), checksum="crc32c",
-                                                                         retry=self.retry)
+            self.bucket.blob(f"{self.prefix}/{name}").download_to_filename(
+                str(target), checksum="crc32c", retry=self.retry
+            )
             self._check(name, crc32c_of(target))
 
         _parallel(fetch, names, self.workers)
@@ -244,8 +268,9 @@ class GcsRun:
 RunArtifacts = LocalRun | GcsRun
 
 
-def open_run(ref: str, root: str = "runs", client: storage.Client | None = None,
-             retry: Retry = DEFAULT_RETRY) -> RunArtifacts:
+def open_run(
+    ref: str, root: str = "runs", client: storage.Client | None = None, retry: Retry = DEFAULT_RETRY
+) -> RunArtifacts:
     """A run by folder, by gs:// URI, or by run id under `root` (a local folder or a gs://BUCKET/PREFIX)."""
     if ref.startswith("gs://"):
         return GcsRun.open(ref, client, retry)
@@ -259,8 +284,12 @@ def open_run(ref: str, root: str = "runs", client: storage.Client | None = None,
         raise ArtifactsError(f"no run {ref} in {root}/ (give --root gs://BUCKET/PREFIX for published runs)")
     bucket_name, prefix = split_gs(root)
     client = client or storage.Client()
-    markers = [b.name for b in client.list_blobs(bucket_name, prefix=f"{prefix}/" if prefix else None,
-                                                 match_glob=f"**/{ref}/{MARKER}", retry=retry)]
+    markers = [
+        b.name
+        for b in client.list_blobs(
+            bucket_name, prefix=f"{prefix}/" if prefix else None, match_glob=f"**/{ref}/{MARKER}", retry=retry
+        )
+    ]
     if len(markers) != 1:
         found = "none" if not markers else ", ".join(f"gs://{bucket_name}/{m}" for m in markers)
         raise ArtifactsError(f"expected one complete run {ref} under {root}, found {found}")
@@ -268,30 +297,28 @@ def open_run(ref: str, root: str = "runs", client: storage.Client | None = None,
 
 
 def best_variant(rows: list[dict]) -> tuple[str, float] | None:
-    """(name, test accuracy) of a comparison.json's best row, or None when nothing was tested.
-
-    The report's own verdict (the row flagged "best") decides; reports written before it flagged
-    one fall back to the highest test accuracy.
-    """
-    tested = [r for r in rows if isinstance(r.get("test_accuracy"), (int, float))]
-    if not tested:
-        return None
-    best = next((r for r in tested if r.get("best")), None) or max(tested, key=lambda r: r["test_accuracy"])
-    return best["optimizer"], float(best["test_accuracy"])
+    """(name, test accuracy) of the row a comparison.json flags as best, or None when it flags none."""
+    best = next((r for r in rows if r.get("best")), None)
+    return (best["optimizer"], float(best["test_accuracy"])) if best else None
 
 
-def cluster_comparison(pipeline_root: str, pipeline_name: str, run_id: str,
-                       client: storage.Client | None = None, retry: Retry = DEFAULT_RETRY) -> list[dict] | None:
+def cluster_comparison(
+    pipeline_root: str,
+    pipeline_name: str,
+    run_id: str,
+    client: storage.Client | None = None,
+    retry: Retry = DEFAULT_RETRY,
+) -> list[dict] | None:
     """The comparison.json a cluster run wrote under its pipeline root, or None if there is none (yet).
 
     KFP puts a run's artifacts under <pipeline_root>/<pipeline name>/<run id>/<task>/..., and
-    the nesting below the task differs between KFP versions, so the file is found by glob.
+    the nesting below the task differs between KFP versions, so the file is found by glob: the
+    report step is the one step that writes a comparison.json.
     """
     bucket_name, prefix = split_gs(pipeline_root)
     run_prefix = "/".join(p for p in (prefix, pipeline_name, run_id) if p) + "/"
     client = client or storage.Client()
-    blobs = list(client.list_blobs(bucket_name, prefix=run_prefix,
-                                   match_glob=f"**/{REPORT_OUTPUT}/comparison.json", retry=retry))
+    blobs = list(client.list_blobs(bucket_name, prefix=run_prefix, match_glob=f"**/{COMPARISON_JSON}", retry=retry))
     if not blobs:
         return None
     return json.loads(blobs[0].download_as_bytes(retry=retry, checksum="crc32c"))

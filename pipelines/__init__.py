@@ -1,1 +1,1 @@
-"""The KFP layer: thin component wrappers and the pipeline DAG."""
+"""The pipeline: the DAG (pipeline.py) and what a Kubeflow cluster needs to run it (cluster.py)."""

@@ -6,17 +6,18 @@ through `build_pipeline`'s `configure` hook: local runs never see an image name
 or a GPU request, and the compiled YAML never carries an image nobody chose
 (no default image exists here; the caller must name one, pinned).
 """
+
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 from kfp import compiler, dsl, kubernetes
 
-from pipelines.pipeline import build_pipeline
+from optbench.pipelines.pipeline import build_pipeline
 
 STEPS = ("ingest", "init", "train", "evaluate", "metrics", "report")
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -108,8 +109,7 @@ class ClusterConfig:
         task.set_container_image(self.gpu_image if on_gpu else self.image)
         r = self.resources[step]
         task.set_cpu_request(r.cpu).set_cpu_limit(r.cpu).set_memory_request(r.memory).set_memory_limit(r.memory)
-        kubernetes.set_security_context(task, run_as_user=RUN_AS_USER, run_as_group=RUN_AS_USER,
-                                        run_as_non_root=True)
+        kubernetes.set_security_context(task, run_as_user=RUN_AS_USER, run_as_group=RUN_AS_USER, run_as_non_root=True)
         # Ingest's output depends only on its parameters; every other step is re-run so timings stay real.
         task.set_caching_options(enable_caching=step == "ingest")
         if step == "train" and self.train_retries:
@@ -136,8 +136,13 @@ class Dataflow:
 
     def beam_args(self, sdk_image: str) -> list[str]:
         """Beam options; the workers run `sdk_image` (the CPU image) because the Beam code is optbench's own."""
-        args = ["--runner=DataflowRunner", f"--project={self.project}", f"--region={self.region}",
-                f"--temp_location={self.temp_location}", f"--sdk_container_image={sdk_image}"]
+        args = [
+            "--runner=DataflowRunner",
+            f"--project={self.project}",
+            f"--region={self.region}",
+            f"--temp_location={self.temp_location}",
+            f"--sdk_container_image={sdk_image}",
+        ]
         if self.machine_type:
             args.append(f"--machine_type={self.machine_type}")
         if self.service_account:

@@ -1,4 +1,5 @@
 """Shared fixtures: small slices of the genuine MNIST test split (../shared/data/mnist)."""
+
 from __future__ import annotations
 
 import os
@@ -18,7 +19,7 @@ SHARED_MNIST = Path(os.environ.get("OPTBENCH_SHARED_MNIST", REPO.parent / "share
 @pytest.fixture(scope="session")
 def real_digits() -> tuple[np.ndarray, np.ndarray]:
     """The 10,000 genuine MNIST test digits: (uint8 [N,28,28], uint8 [N])."""
-    from components.ingest.idx import read_split
+    from optbench.components.ingest.idx import read_split
 
     if not (SHARED_MNIST / "t10k-images-idx3-ubyte.gz").exists():
         pytest.fail(f"genuine MNIST test split not found at {SHARED_MNIST} (set OPTBENCH_SHARED_MNIST)")
@@ -27,7 +28,7 @@ def real_digits() -> tuple[np.ndarray, np.ndarray]:
 
 def make_idx_source(folder: Path, images: np.ndarray, labels: np.ndarray, n_train: int, n_test: int) -> Path:
     """A folder of the four IDX .gz files cut from genuine digits (not the canonical files: no checksum applies)."""
-    from components.ingest.idx import SPLIT_FILES, write_images, write_labels
+    from optbench.components.ingest.idx import SPLIT_FILES, write_images, write_labels
 
     folder.mkdir(parents=True, exist_ok=True)
     cuts = {"train": slice(0, n_train), "test": slice(n_train, n_train + n_test)}
@@ -46,7 +47,7 @@ def idx_source(tmp_path_factory, real_digits) -> Path:
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory, real_digits) -> Path:
     """A dataset made by the real Beam ingest: 1,000 train, 200 validation, 500 test genuine digits."""
-    from components.ingest.pipeline import run_ingest
+    from optbench.components.ingest.ingest import run_ingest
 
     source = make_idx_source(tmp_path_factory.mktemp("tiny_source"), *real_digits, n_train=1200, n_test=500)
     out = tmp_path_factory.mktemp("tiny_dataset")

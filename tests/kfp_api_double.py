@@ -8,13 +8,14 @@ request so tests can assert what the client actually put on the wire.
 Runs do not execute: each GET of a run moves it one step along a script of
 states (default PENDING -> RUNNING -> SUCCEEDED) so a client can follow it.
 """
+
 from __future__ import annotations
 
 import json
 import threading
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -24,7 +25,7 @@ EPOCH = "1970-01-01T00:00:00Z"  # how the API says "not set"
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(microsecond=0)
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 def _iso(t: datetime) -> str:
@@ -53,7 +54,7 @@ class KfpApiDouble:
     _scripts: dict[str, list[str]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def __enter__(self) -> "KfpApiDouble":
+    def __enter__(self) -> KfpApiDouble:
         double = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -62,8 +63,13 @@ class KfpApiDouble:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
                 body = json.loads(raw) if raw else None
-                request = Request(self.command, parts.path, parse_qs(parts.query), body,
-                                  {k.lower(): v for k, v in self.headers.items()})
+                request = Request(
+                    self.command,
+                    parts.path,
+                    parse_qs(parts.query),
+                    body,
+                    {k.lower(): v for k, v in self.headers.items()},
+                )
                 with double._lock:
                     double.requests.append(request)
                     status, answer = double._route(request)
@@ -97,23 +103,29 @@ class KfpApiDouble:
     def calls(self, method: str, path: str) -> list[Request]:
         return [r for r in self.requests if r.method == method and r.path == API + path]
 
-    def add_run(self, name: str, state: str, *, minutes: int, pipeline_root: str = "",
-                created: datetime | None = None) -> str:
+    def add_run(
+        self, name: str, state: str, *, minutes: int, pipeline_root: str = "", created: datetime | None = None
+    ) -> str:
         """A run that already exists on the server (e.g. made by a schedule)."""
         created = created or _now() - timedelta(minutes=minutes + 1)
         run_id = str(uuid.uuid4())
         done = state in ("SUCCEEDED", "FAILED", "CANCELED", "SKIPPED")
-        self.runs[run_id] = {"run_id": run_id, "display_name": name, "experiment_id": "", "state": state,
-                             "created_at": _iso(created),
-                             "finished_at": _iso(created + timedelta(minutes=minutes)) if done else EPOCH,
-                             "runtime_config": {"parameters": {}, "pipeline_root": pipeline_root}}
+        self.runs[run_id] = {
+            "run_id": run_id,
+            "display_name": name,
+            "experiment_id": "",
+            "state": state,
+            "created_at": _iso(created),
+            "finished_at": _iso(created + timedelta(minutes=minutes)) if done else EPOCH,
+            "runtime_config": {"parameters": {}, "pipeline_root": pipeline_root},
+        }
         self._scripts[run_id] = []
         return run_id
 
     # --- the API ---
 
     def _route(self, r: Request) -> tuple[int, Any]:
-        path = r.path[len(API):] if r.path.startswith(API) else None
+        path = r.path[len(API) :] if r.path.startswith(API) else None
         if path == "/healthz" and r.method == "GET":
             return 200, {"multi_user": False, "pipeline_store": "database"}
         if path == "/experiments":
@@ -130,21 +142,27 @@ class KfpApiDouble:
 
     def _experiments(self, r: Request) -> tuple[int, Any]:
         if r.method == "POST":
-            experiment = {**r.body, "experiment_id": str(uuid.uuid4()), "created_at": _iso(_now()),
-                          "storage_state": "AVAILABLE"}
+            experiment = {
+                **r.body,
+                "experiment_id": str(uuid.uuid4()),
+                "created_at": _iso(_now()),
+                "storage_state": "AVAILABLE",
+            }
             self.experiments[experiment["experiment_id"]] = experiment
             return 200, experiment
         found = list(self.experiments.values())
         for predicate in json.loads(r.query.get("filter", ["{}"])[0]).get("predicates", []):
-            found = [e for e in found if e.get(predicate["key"]) == predicate.get("string_value",
-                                                                                  predicate.get("stringValue"))]
+            found = [
+                e
+                for e in found
+                if e.get(predicate["key"]) == predicate.get("string_value", predicate.get("stringValue"))
+            ]
         return 200, {"experiments": found, "total_size": len(found)}
 
     def _runs(self, r: Request) -> tuple[int, Any]:
         if r.method == "POST":
             run_id = str(uuid.uuid4())
-            run = {**r.body, "run_id": run_id, "state": "PENDING", "created_at": _iso(_now()),
-                   "finished_at": EPOCH}
+            run = {**r.body, "run_id": run_id, "state": "PENDING", "created_at": _iso(_now()), "finished_at": EPOCH}
             self.runs[run_id] = run
             self._scripts[run_id] = list(self.run_states)
             return 200, run
@@ -160,8 +178,11 @@ class KfpApiDouble:
             run["state"] = script.pop(0)
             done = run["state"] in ("SUCCEEDED", "FAILED")
             task_state = run["state"] if run["state"] != "PENDING" else None
-            run["run_details"] = {"task_details": [{"display_name": n, "task_id": n, "state": task_state}
-                                                   for n in self.task_names if task_state]}
+            run["run_details"] = {
+                "task_details": [
+                    {"display_name": n, "task_id": n, "state": task_state} for n in self.task_names if task_state
+                ]
+            }
             if done:
                 run["finished_at"] = _iso(_now())
                 if run["state"] == "FAILED":
@@ -171,8 +192,12 @@ class KfpApiDouble:
     def _recurring(self, r: Request) -> tuple[int, Any]:
         if r.method == "POST":
             job_id = str(uuid.uuid4())
-            job = {**r.body, "recurring_run_id": job_id, "created_at": _iso(_now()),
-                   "status": "ENABLED" if r.body.get("mode") == "ENABLE" else "DISABLED"}
+            job = {
+                **r.body,
+                "recurring_run_id": job_id,
+                "created_at": _iso(_now()),
+                "status": "ENABLED" if r.body.get("mode") == "ENABLE" else "DISABLED",
+            }
             self.recurring_runs[job_id] = job
             return 200, job
         jobs = sorted(self.recurring_runs.values(), key=lambda j: j["created_at"], reverse=True)

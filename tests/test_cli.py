@@ -1,4 +1,5 @@
 """The `optbench` command as a user runs it: a real subprocess of the console script."""
+
 from __future__ import annotations
 
 import os
@@ -13,8 +14,14 @@ OPTBENCH = str(Path(sys.executable).with_name("optbench"))
 
 
 def optbench(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([OPTBENCH, *args], capture_output=True, text=True, cwd=cwd, timeout=900,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    return subprocess.run(
+        [OPTBENCH, *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=900,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
 
 
 def test_unknown_optimizer_stops_before_any_work(tmp_path):
@@ -24,14 +31,17 @@ def test_unknown_optimizer_stops_before_any_work(tmp_path):
     assert not (tmp_path / "runs").exists(), "nothing is written for a rejected run"
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--epochs", "0"], "epochs must be an integer in 1-1000, got 0"),
-    (["--model", "vgg"], "unknown model 'vgg'; valid: mlp, cnn, rnn"),
-    (["--suite", "nope"], "unknown suite 'nope'"),
-    (["--seeds", "0"], "seeds must be an integer in 1-50"),
-    (["--batch-size", "big"], "expected a positive integer or 'full'"),
-    (["--validation-fraction", "1.5"], "validation_fraction must be in (0, 1)"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--epochs", "0"], "epochs must be an integer in 1-1000, got 0"),
+        (["--model", "vgg"], "unknown model 'vgg'; valid: mlp, cnn, rnn"),
+        (["--suite", "nope"], "unknown suite 'nope'"),
+        (["--seeds", "0"], "seeds must be an integer in 1-50"),
+        (["--batch-size", "big"], "expected a positive integer or 'full'"),
+        (["--validation-fraction", "1.5"], "validation_fraction must be in (0, 1)"),
+    ],
+)
 def test_bad_settings_are_named(tmp_path, args, message):
     result = optbench("run", *args, "--output", str(tmp_path / "runs"))
     assert result.returncode != 0 and message in result.stderr

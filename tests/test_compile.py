@@ -1,4 +1,5 @@
 """`optbench compile`: the KFP IR YAML a cluster runs, with images, GPUs, resources and the suite baked in."""
+
 from __future__ import annotations
 
 import json
@@ -10,10 +11,10 @@ import yaml
 from click.testing import CliRunner
 from kfp import components as kfp_components
 
-from components.plan import suites
-from optbench.cluster_cli import COMMANDS, compile_command
-from pipelines import cluster
-from pipelines.pipeline import PIPELINE_NAME, build_pipeline
+from optbench.cli.cluster import compile_command
+from optbench.components.plan import suites
+from optbench.pipelines import cluster
+from optbench.pipelines.pipeline import PIPELINE_NAME, build_pipeline
 
 CPU = "europe-docker.pkg.dev/proj/optbench/cpu:0.1.0"
 GPU = "europe-docker.pkg.dev/proj/optbench/gpu@sha256:" + "ab" * 32
@@ -41,15 +42,30 @@ def test_every_step_the_pipeline_creates_is_one_the_cluster_config_knows():
 
 
 def test_gpu_pipeline_loads_back_with_loop_gpu_request_node_selector_toleration_and_parameters(tmp_path):
-    spec, k8s, path = compile_yaml(tmp_path, "--image", CPU, "--gpu-image", GPU, "--gpus", "2",
-                                   "--gpu-type", "nvidia-l4", "--optimizers", "adam,sgd", "--epochs", "3",
-                                   "--seeds", "2")
+    spec, k8s, path = compile_yaml(
+        tmp_path,
+        "--image",
+        CPU,
+        "--gpu-image",
+        GPU,
+        "--gpus",
+        "2",
+        "--gpu-type",
+        "nvidia-l4",
+        "--optimizers",
+        "adam,sgd",
+        "--epochs",
+        "3",
+        "--seeds",
+        "2",
+    )
     loaded = kfp_components.load_component_from_file(str(path))
     assert loaded.name == PIPELINE_NAME == spec["pipelineInfo"]["name"]
 
     # The suite became the parameters' defaults: the trials the CLI would expand, and its settings.
-    expected = suites.expand(suites.with_overrides(suites.load("seed-004"), optimizers=["adam", "sgd"], epochs=3,
-                                                   seeds=2))
+    expected = suites.expand(
+        suites.with_overrides(suites.load("seed-004"), optimizers=["adam", "sgd"], epochs=3, seeds=2)
+    )
     params = spec["root"]["inputDefinitions"]["parameters"]
     assert [json.loads(t) for t in params["trials"]["defaultValue"]] == expected
     assert len(expected) == 4 and params["seeds"]["defaultValue"] == [0, 1]
@@ -61,8 +77,9 @@ def test_gpu_pipeline_loads_back_with_loop_gpu_request_node_selector_toleration_
     loops = [t for t in spec["root"]["dag"]["tasks"].values() if "parameterIterator" in t]
     assert any(t["parameterIterator"]["items"]["inputParameter"].endswith("trials") for t in loops)
     tasks = tasks_by_component(spec)
-    assert "comp-train" in tasks and "comp-train" not in {t["componentRef"]["name"]
-                                                          for t in spec["root"]["dag"]["tasks"].values()}
+    assert "comp-train" in tasks and "comp-train" not in {
+        t["componentRef"]["name"] for t in spec["root"]["dag"]["tasks"].values()
+    }
 
     executors = spec["deploymentSpec"]["executors"]
     train = executors["exec-train"]["container"]
@@ -70,8 +87,9 @@ def test_gpu_pipeline_loads_back_with_loop_gpu_request_node_selector_toleration_
     assert train["resources"]["accelerator"]["resourceType"] == "nvidia.com/gpu"
     assert train["resources"]["accelerator"]["resourceCount"] == "2"
     assert k8s["exec-train"]["nodeSelector"]["labels"] == {"cloud.google.com/gke-accelerator": "nvidia-l4"}
-    assert k8s["exec-train"]["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Equal", "value": "present",
-                                                 "effect": "NoSchedule"}]
+    assert k8s["exec-train"]["tolerations"] == [
+        {"key": "nvidia.com/gpu", "operator": "Equal", "value": "present", "effect": "NoSchedule"}
+    ]
     assert tasks["comp-train"]["retryPolicy"]["maxRetryCount"] == 2
 
     for name, executor in executors.items():
@@ -108,14 +126,17 @@ def test_images_come_from_the_config_file_and_the_command_line_wins(tmp_path):
     assert k8s["exec-train"]["nodeSelector"]["labels"]["cloud.google.com/gke-accelerator"] == "nvidia-l4"
 
 
-@pytest.mark.parametrize("args, message", [
-    ([], "no image"),
-    (["--image", "python:latest", "--gpus", "0"], "is not pinned"),
-    (["--image", "registry:5000/optbench/cpu", "--gpus", "0"], "is not pinned"),
-    (["--image", CPU], "needs the GPU image"),
-    (["--image", CPU, "--gpus", "0", "--dataflow-project", "p"], "--dataflow-region, --dataflow-temp-location"),
-    (["--image", CPU, "--gpus", "0", "--epochs", "0"], "epochs"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ([], "no image"),
+        (["--image", "python:latest", "--gpus", "0"], "is not pinned"),
+        (["--image", "registry:5000/optbench/cpu", "--gpus", "0"], "is not pinned"),
+        (["--image", CPU], "needs the GPU image"),
+        (["--image", CPU, "--gpus", "0", "--dataflow-project", "p"], "--dataflow-region, --dataflow-temp-location"),
+        (["--image", CPU, "--gpus", "0", "--epochs", "0"], "epochs"),
+    ],
+)
 def test_bad_settings_stop_before_any_yaml_is_written(tmp_path, args, message):
     result = CliRunner().invoke(compile_command, [*args, "--output", str(tmp_path / "p.yaml")])
     assert result.exit_code != 0 and message in result.output
@@ -132,13 +153,26 @@ def test_config_file_with_an_unknown_key_is_refused(tmp_path):
 def test_dataflow_options_reach_the_beam_pipeline_options(tmp_path):
     from apache_beam.options.pipeline_options import GoogleCloudOptions, StandardOptions, WorkerOptions
 
-    from components.common.beam import pipeline_options
+    from optbench.components.shared.beam import pipeline_options
 
-    spec, _, _ = compile_yaml(tmp_path, "--image", CPU, "--gpus", "0", "--dataflow-project", "my-proj",
-                              "--dataflow-region", "europe-west4", "--dataflow-temp-location", "gs://bkt/tmp",
-                              "--dataflow-machine-type", "n2-standard-4",
-                              "--dataflow-service-account", "df@my-proj.iam.gserviceaccount.com",
-                              "--beam-arg=--max_num_workers=3")
+    spec, _, _ = compile_yaml(
+        tmp_path,
+        "--image",
+        CPU,
+        "--gpus",
+        "0",
+        "--dataflow-project",
+        "my-proj",
+        "--dataflow-region",
+        "europe-west4",
+        "--dataflow-temp-location",
+        "gs://bkt/tmp",
+        "--dataflow-machine-type",
+        "n2-standard-4",
+        "--dataflow-service-account",
+        "df@my-proj.iam.gserviceaccount.com",
+        "--beam-arg=--max_num_workers=3",
+    )
     args = spec["root"]["inputDefinitions"]["parameters"]["beam_args"]["defaultValue"]
     options = pipeline_options(args)
     gcp = options.view_as(GoogleCloudOptions)
@@ -150,6 +184,19 @@ def test_dataflow_options_reach_the_beam_pipeline_options(tmp_path):
     assert workers.sdk_container_image == CPU, "Dataflow workers run optbench's own image"
 
 
-def test_commands_are_exported_with_the_names_users_type():
-    assert {c.name for c in COMMANDS} == {"compile", "submit", "schedule", "schedules", "runs", "artifacts"}
-    assert all(isinstance(c, click.Command) for c in COMMANDS)
+def test_every_command_group_reaches_the_cli_with_the_names_users_type():
+    from optbench.cli import main
+
+    assert set(main.commands) == {
+        "run",
+        "suites",
+        "optimizers",
+        "report",
+        "compile",
+        "submit",
+        "schedule",
+        "schedules",
+        "runs",
+        "artifacts",
+    }
+    assert all(isinstance(c, click.Command) for c in main.commands.values())

@@ -4,6 +4,7 @@ No Docker engine runs here, so the Dockerfile is checked as text: hadolint for
 the usual mistakes, and these tests for what hadolint cannot know (bases named
 through ARGs, the user the pods run as, Beam's SDK version, the CUDA pins).
 """
+
 from __future__ import annotations
 
 import fnmatch
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
-from pipelines.cluster import RUN_AS_USER, check_image
+from optbench.pipelines.cluster import RUN_AS_USER, check_image
 
 REPO = Path(__file__).resolve().parent.parent
 DOCKERFILE = REPO / "containers" / "Dockerfile"
@@ -87,8 +88,9 @@ def test_every_base_image_is_pinned_and_python_matches_the_project():
     requires = metadata("optbench")["Requires-Python"]
     python = next(i for i in external if i.startswith("python:"))
     assert re.match(r"python:3\.11\.\d+-slim", python) and "3.11" in requires
-    assert f"apache/beam_python3.11_sdk:{lock_version('apache-beam')}" in external, \
+    assert f"apache/beam_python3.11_sdk:{lock_version('apache-beam')}" in external, (
         "Beam's worker boot must come from the SDK image of the locked apache-beam"
+    )
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -121,10 +123,12 @@ def test_the_build_installs_the_lock_then_the_project_and_the_gpu_build_its_cuda
 
 
 def test_the_gpu_lock_pins_every_cuda_library_tensorflow_asks_for():
-    pins = dict(line.split("==") for line in (REPO / "containers" / "requirements-gpu.lock").read_text().splitlines()
-                if line and not line.startswith("#"))
-    wanted = [Requirement(r) for r in metadata("tensorflow").get_all("Requires-Dist")
-              if 'extra == "and-cuda"' in r]
+    pins = dict(
+        line.split("==")
+        for line in (REPO / "containers" / "requirements-gpu.lock").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    wanted = [Requirement(r) for r in metadata("tensorflow").get_all("Requires-Dist") if 'extra == "and-cuda"' in r]
     assert wanted and {r.name for r in wanted} <= set(pins)
     for requirement in wanted:
         assert requirement.specifier.contains(pins[requirement.name]), f"{requirement} vs {pins[requirement.name]}"
@@ -144,10 +148,18 @@ def ignored(path: str, patterns: list[str]) -> bool:
 
 
 def test_the_build_context_holds_what_the_dockerfile_copies_and_nothing_heavy():
-    patterns = [line for line in (REPO / "containers" / "Dockerfile.dockerignore").read_text().splitlines()
-                if line and not line.startswith("#")]
-    copied = [src for stage in stages().values() for op, rest in stage["body"] if op == "COPY"
-              and not rest.startswith("--from=") for src in rest.split()[:-1]]
+    patterns = [
+        line
+        for line in (REPO / "containers" / "Dockerfile.dockerignore").read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
+    copied = [
+        src
+        for stage in stages().values()
+        for op, rest in stage["body"]
+        if op == "COPY" and not rest.startswith("--from=")
+        for src in rest.split()[:-1]
+    ]
     assert copied
     for source in copied:
         path = source.rstrip("/")
@@ -157,8 +169,20 @@ def test_the_build_context_holds_what_the_dockerfile_copies_and_nothing_heavy():
 
 
 def test_make_images_says_it_needs_docker_and_fails_without_it():
-    result = subprocess.run(["make", "--no-print-directory", "-f", "mk/cluster.mk", "images",
-                             "DOCKER=no-such-docker", "REGISTRY=example.com/p/optbench"],
-                            cwd=REPO, capture_output=True, text=True, env={**os.environ, "MAKEFLAGS": ""})
+    result = subprocess.run(
+        [
+            "make",
+            "--no-print-directory",
+            "-f",
+            "mk/cluster.mk",
+            "images",
+            "DOCKER=no-such-docker",
+            "REGISTRY=example.com/p/optbench",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "MAKEFLAGS": ""},
+    )
     assert result.returncode != 0
     assert "needs a Docker engine" in result.stderr

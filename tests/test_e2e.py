@@ -5,6 +5,7 @@ diverge; 1 epoch on 1,000 genuine digits) is compared with a run that was
 killed and resumed, and with two runs started at once into the same folder:
 training on CPU is deterministic, so all of them must report the same numbers.
 """
+
 from __future__ import annotations
 
 import csv
@@ -29,13 +30,28 @@ TIMING = ("train_seconds", "epoch_seconds", "seconds", "examples_per_second", "t
 
 
 def env() -> dict:
-    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "KF_PIPELINES_TOKEN": SECRET,
-            "GOOGLE_OAUTH_ACCESS_TOKEN": SECRET, "AWS_SECRET_ACCESS_KEY": SECRET}
+    return {
+        **os.environ,
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "KF_PIPELINES_TOKEN": SECRET,
+        "GOOGLE_OAUTH_ACCESS_TOKEN": SECRET,
+        "AWS_SECRET_ACCESS_KEY": SECRET,
+    }
 
 
 def run_args(suite: Path, source: Path, output: Path) -> list[str]:
-    return [OPTBENCH, "run", "--suite", str(suite), "--train-limit", "1000", "--data-source", str(source),
-            "--output", str(output)]
+    return [
+        OPTBENCH,
+        "run",
+        "--suite",
+        str(suite),
+        "--train-limit",
+        "1000",
+        "--data-source",
+        str(source),
+        "--output",
+        str(output),
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +64,9 @@ def suite_file(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory, suite_file, idx_source):
     output = tmp_path_factory.mktemp("reference")
-    result = subprocess.run(run_args(suite_file, idx_source, output), capture_output=True, text=True,
-                            env=env(), timeout=900)
+    result = subprocess.run(
+        run_args(suite_file, idx_source, output), capture_output=True, text=True, env=env(), timeout=900
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     (run_dir,) = output.iterdir()
     return result, run_dir
@@ -95,14 +112,17 @@ def test_pipeline_runs_end_to_end_with_kfp_local(reference):
 
     # The KFP artifacts: Metrics per trial (training and test), a confusion matrix per trial, the report.
     (kfp_run,) = (run_dir / "pipeline").iterdir()
-    outputs = {p.parent.name + "/" + p.parent.parent.name: json.loads(p.read_text())["artifacts"]
-               for p in kfp_run.glob("*/*/executor_output.json")}
+    outputs = {
+        p.parent.name + "/" + p.parent.parent.name: json.loads(p.read_text())["artifacts"]
+        for p in kfp_run.glob("*/*/executor_output.json")
+    }
     train = [a for k, a in outputs.items() if k.startswith("train/")]
     tested = [a for k, a in outputs.items() if k.startswith("trial-metrics/")]
     assert len(train) == len(tested) == 3
     for artifacts in train:
         assert {"val_accuracy", "train_seconds", "optimizer_state_ratio"} <= set(
-            artifacts["metrics"]["artifacts"][0]["metadata"])
+            artifacts["metrics"]["artifacts"][0]["metadata"]
+        )
     for artifacts in tested:
         assert "test_accuracy" in artifacts["metrics"]["artifacts"][0]["metadata"]
         matrix = artifacts["confusion"]["artifacts"][0]["metadata"]["confusionMatrix"]
@@ -137,8 +157,13 @@ def _wait_for(path: Path, text: str, proc: subprocess.Popen, timeout: float = 60
 
 
 def test_a_killed_run_resumes_only_unfinished_tasks_and_matches(tmp_path, suite_file, idx_source, reference):
-    proc = subprocess.Popen(run_args(suite_file, idx_source, tmp_path), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env=env(), start_new_session=True)
+    proc = subprocess.Popen(
+        run_args(suite_file, idx_source, tmp_path),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env(),
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while not list(tmp_path.glob("*/pipeline.log")) and time.monotonic() < deadline:
@@ -157,8 +182,13 @@ def test_a_killed_run_resumes_only_unfinished_tasks_and_matches(tmp_path, suite_
     assert not (run_dir / "report").exists(), "an interrupted run leaves no report"
     assert json.loads((run_dir / "run.json").read_text())["status"] != "succeeded"
 
-    resumed = subprocess.run([OPTBENCH, "run", "--resume", run_dir.name, "--output", str(tmp_path)],
-                             capture_output=True, text=True, env=env(), timeout=900)
+    resumed = subprocess.run(
+        [OPTBENCH, "run", "--resume", run_dir.name, "--output", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env(),
+        timeout=900,
+    )
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     hits = resumed.stdout.count("cache hit") + resumed.stderr.count("cache hit")
     executed = (resumed.stdout + resumed.stderr).count("Executing task 'train'")
@@ -168,8 +198,16 @@ def test_a_killed_run_resumes_only_unfinished_tasks_and_matches(tmp_path, suite_
 
 
 def test_two_runs_at_once_into_one_folder_share_nothing(tmp_path, suite_file, idx_source, reference):
-    procs = [subprocess.Popen(run_args(suite_file, idx_source, tmp_path), stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True, env=env()) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            run_args(suite_file, idx_source, tmp_path),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env(),
+        )
+        for _ in range(2)
+    ]
     outputs = [p.communicate(timeout=900)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], "\n".join(o[-2000:] for o in outputs)
     runs = sorted(tmp_path.iterdir())
@@ -181,11 +219,30 @@ def test_two_runs_at_once_into_one_folder_share_nothing(tmp_path, suite_file, id
 
 @pytest.mark.parametrize("suite", ["seed-000", "seed-004", "modern", "batch-size"])
 def test_every_shipped_suite_runs_and_reports_every_variant(tmp_path, idx_source, suite):
-    from components.plan import suites
+    from optbench.components.plan import suites
 
-    result = subprocess.run([OPTBENCH, "run", "--suite", suite, "--epochs", "1", "--train-limit", "600",
-                             "--test-limit", "200", "--data-source", str(idx_source), "--output", str(tmp_path)],
-                            capture_output=True, text=True, env=env(), timeout=900)
+    result = subprocess.run(
+        [
+            OPTBENCH,
+            "run",
+            "--suite",
+            suite,
+            "--epochs",
+            "1",
+            "--train-limit",
+            "600",
+            "--test-limit",
+            "200",
+            "--data-source",
+            str(idx_source),
+            "--output",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        env=env(),
+        timeout=900,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     (run_dir,) = tmp_path.iterdir()
     rows = json.loads((run_dir / "report" / "comparison.json").read_text())

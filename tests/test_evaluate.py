@@ -4,6 +4,7 @@ Every number TFMA reports is checked against a direct computation from each
 model's own predictions on the same 500 test digits, and the thresholds are
 set from those numbers so that each blessing decision is known in advance.
 """
+
 from __future__ import annotations
 
 import json
@@ -13,11 +14,12 @@ import numpy as np
 import pytest
 from scipy.stats import rankdata
 
-from components.common.beam import pipeline_args
-from components.common.schema import EVAL_SUMMARY_FILE, NUM_CLASSES
-from components.evaluate import predictions
-from bench.evaluation import bench_evaluation, keras_metrics
-from components.evaluate.evaluate import evaluate, load_summary
+from optbench.bench.evaluation import bench_evaluation, keras_metrics
+from optbench.components.evaluate.evaluate import evaluate
+from optbench.components.shared import predictions
+from optbench.components.shared.beam import pipeline_args
+from optbench.components.shared.files import read_json
+from optbench.components.shared.schema import EVAL_SUMMARY_FILE, HISTORY_FILE, NUM_CLASSES, PREDICTIONS_FILE, STATS_FILE
 
 TEST_EXAMPLES = 500  # the tiny_dataset's test split
 
@@ -26,8 +28,8 @@ def _train(dataset_dir, optimizer, seed: int = 0):
     """A small MLP fitted for one epoch on the 1,000 training digits (no optimizer: left untrained)."""
     import keras
 
-    from components.train.data import batches, load_split
-    from components.train.models import build
+    from optbench.components.shared.models import build
+    from optbench.components.train.data import batches, load_split
 
     keras.utils.set_random_seed(seed)
     model = build("mlp")
@@ -50,17 +52,19 @@ def trained(tmp_path_factory, tiny_dataset):
     """Five exported models, their own test probabilities, and the test labels."""
     import keras
 
-    from components.train.data import batches, load_split
-    from components.train.export import export_saved_model
+    from optbench.components.train.data import batches, load_split
+    from optbench.components.train.export import export_saved_model
 
     root = tmp_path_factory.mktemp("models")
     test = load_split(str(tiny_dataset), "test")
     labels = np.concatenate([y.numpy() for _, y in batches(test, 1000)])
-    models = {"adam.s0": _train(tiny_dataset, keras.optimizers.Adam(1e-3)),
-              "rmsprop.s0": _train(tiny_dataset, keras.optimizers.RMSprop(1e-3)),
-              "sgd.s0": _train(tiny_dataset, keras.optimizers.SGD(0.01)),
-              "untrained.s1": _train(tiny_dataset, None, seed=1),
-              "diverged.s0": _diverged(tiny_dataset)}
+    models = {
+        "adam.s0": _train(tiny_dataset, keras.optimizers.Adam(1e-3)),
+        "rmsprop.s0": _train(tiny_dataset, keras.optimizers.RMSprop(1e-3)),
+        "sgd.s0": _train(tiny_dataset, keras.optimizers.SGD(0.01)),
+        "untrained.s1": _train(tiny_dataset, None, seed=1),
+        "diverged.s0": _diverged(tiny_dataset),
+    }
     paths, probs = {}, {}
     for name, model in models.items():
         paths[name] = export_saved_model(model, str(root / name / "saved_model"))
@@ -77,8 +81,10 @@ def run(tmp_path_factory, tiny_dataset, trained):
     # The data must tell the models apart for the thresholds below to mean something.
     assert acc["rmsprop.s0"] > acc["sgd.s0"] + 0.1 and acc["sgd.s0"] > acc["untrained.s1"] + 0.1, acc
     assert abs(acc["adam.s0"] - acc["rmsprop.s0"]) < 0.05, acc
-    thresholds = {"min_accuracy": (acc["sgd.s0"] + acc["untrained.s1"]) / 2,
-                  "max_drop_vs_baseline": round(acc["adam.s0"] - (acc["rmsprop.s0"] + acc["sgd.s0"]) / 2, 4)}
+    thresholds = {
+        "min_accuracy": (acc["sgd.s0"] + acc["untrained.s1"]) / 2,
+        "max_drop_vs_baseline": round(acc["adam.s0"] - (acc["rmsprop.s0"] + acc["sgd.s0"]) / 2, 4),
+    }
     if acc["rmsprop.s0"] < acc["adam.s0"]:
         assert acc["adam.s0"] - acc["rmsprop.s0"] < thresholds["max_drop_vs_baseline"]
     output = tmp_path_factory.mktemp("evaluation")
@@ -91,7 +97,7 @@ def test_summary_has_every_model_and_every_test_example(run):
     assert summary["baseline"] == "adam.s0" and summary["thresholds"] == run["thresholds"]
     assert list(summary["models"]) == list(run["paths"])
     assert summary["test_examples"] == TEST_EXAMPLES
-    assert summary["predictions"] == predictions.PREDICTIONS_FILE and summary["tfma_seconds"] > 0
+    assert summary["predictions"] == PREDICTIONS_FILE and summary["tfma_seconds"] > 0
     assert summary["calibration"] is False and summary["auc"] is False
     for m in summary["models"].values():
         assert m["example_count"] == TEST_EXAMPLES
@@ -131,14 +137,20 @@ def test_diff_against_the_configured_baseline(run):
     assert models["adam.s0"]["accuracy_diff_vs_baseline"] is None
     for name in ("rmsprop.s0", "sgd.s0", "untrained.s1"):
         assert models[name]["accuracy_diff_vs_baseline"] == pytest.approx(
-            models[name]["accuracy"] - models["adam.s0"]["accuracy"], abs=1e-6)
+            models[name]["accuracy"] - models["adam.s0"]["accuracy"], abs=1e-6
+        )
     assert models["untrained.s1"]["accuracy_diff_vs_baseline"] < -0.2
 
 
 def test_value_and_change_thresholds_decide_blessing(run):
     models, t = run["summary"]["models"], run["thresholds"]
     assert {name: m["blessed"] for name, m in models.items()} == {
-        "adam.s0": True, "rmsprop.s0": True, "sgd.s0": False, "untrained.s1": False, "diverged.s0": False}
+        "adam.s0": True,
+        "rmsprop.s0": True,
+        "sgd.s0": False,
+        "untrained.s1": False,
+        "diverged.s0": False,
+    }
     assert run["summary"]["validation_ok"] is False
     assert models["adam.s0"]["failed_thresholds"] == [] == models["rmsprop.s0"]["failed_thresholds"]
     # sgd clears the minimum: only the change threshold against adam fails it.
@@ -159,7 +171,7 @@ def test_diverged_model_is_evaluated_but_never_blessed(run):
 
 
 def test_predictions_file_pairs_every_model_on_the_same_examples(run):
-    p = predictions.load(run["output"] / predictions.PREDICTIONS_FILE)
+    p = predictions.load(run["output"] / PREDICTIONS_FILE)
     assert p.labels.shape == (TEST_EXAMPLES,) and sorted(p.labels.tolist()) == sorted(run["labels"].tolist())
     assert list(p.predicted) == list(run["paths"])
     # TFRecord order is not the tf.data order above, so compare through the accuracy and the confusion matrix.
@@ -175,7 +187,7 @@ def test_predictions_file_pairs_every_model_on_the_same_examples(run):
 
 def test_summary_on_disk_is_the_returned_one(run):
     assert (run["output"] / EVAL_SUMMARY_FILE).is_file()
-    assert load_summary(str(run["output"])) == run["summary"]
+    assert read_json(run["output"] / EVAL_SUMMARY_FILE) == run["summary"]
     for prefix in ("metrics", "plots", "validations"):  # TFMA's own output, beside the summary
         assert list((run["output"] / "tfma").glob(f"{prefix}*.tfrecord")), prefix
 
@@ -183,24 +195,40 @@ def test_summary_on_disk_is_the_returned_one(run):
 def test_the_report_reads_this_evaluation(run, tmp_path):
     """The contract between the steps: the report finds every trial of summary.json and predictions.npz,
     takes the NaN model for diverged, and tests the best against the others on these predictions."""
-    from components.report import build_report, load_inputs, load_predictions
+    from optbench.components.report.build import build_report_from_artifacts
 
-    paths = []
+    model_dirs = []
     for trial in run["paths"]:
         variant = trial.split(".s")[0]
         diverged = variant == "diverged"
         # One seed for all, so that every pair shares it (variants are paired by seed).
-        history = {"trial": trial, "variant": variant, "optimizer": variant, "seed": 0, "model": "mlp",
-                   "status": "diverged" if diverged else "ok", "diverged_at_epoch": 1 if diverged else None,
-                   "train_seconds": 2.0, "epochs": [{"epoch": 1, "loss": None if diverged else 1.0,
-                                                     "val_loss": None if diverged else 1.0, "seconds": 2.0,
-                                                     "val_accuracy": None if diverged else 0.5}]}
-        paths.append(tmp_path / f"{trial}.json")
-        paths[-1].write_text(json.dumps(history))
-    summary_file = str(run["output"] / EVAL_SUMMARY_FILE)
-    histories, summary, _ = load_inputs([str(p) for p in paths], summary_file, summary_file)
-    rows = build_report(histories, summary, {}, {}, str(tmp_path / "report"),
-                        predictions=load_predictions(summary_file))
+        history = {
+            "trial": trial,
+            "variant": variant,
+            "optimizer": variant,
+            "seed": 0,
+            "model": "mlp",
+            "status": "diverged" if diverged else "ok",
+            "diverged_at_epoch": 1 if diverged else None,
+            "train_seconds": 2.0,
+            "epochs": [
+                {
+                    "epoch": 1,
+                    "loss": None if diverged else 1.0,
+                    "val_loss": None if diverged else 1.0,
+                    "seconds": 2.0,
+                    "val_accuracy": None if diverged else 0.5,
+                }
+            ],
+        }
+        model_dirs.append(tmp_path / "models" / trial)
+        model_dirs[-1].mkdir(parents=True)
+        (model_dirs[-1] / HISTORY_FILE).write_text(json.dumps(history))
+    (tmp_path / "dataset").mkdir()
+    (tmp_path / "dataset" / STATS_FILE).write_text("{}")
+    rows = build_report_from_artifacts(
+        str(tmp_path / "dataset"), [str(d) for d in model_dirs], str(run["output"]), {}, str(tmp_path / "report")
+    )
     named = {r["optimizer"]: r for r in rows}
     assert named["diverged"]["status"] == "diverged" and named["diverged"]["test_accuracy"] is None
     best = max((r for r in rows if r["test_accuracy"] is not None), key=lambda r: r["test_accuracy"])
@@ -227,8 +255,14 @@ def _macro_auc(probs: np.ndarray, labels: np.ndarray) -> float:
 
 def test_calibration_and_auc_when_asked(trained, tiny_dataset, tmp_path):
     names = ("adam.s0", "sgd.s0")
-    summary = evaluate({n: trained["paths"][n] for n in names}, str(tiny_dataset), str(tmp_path),
-                       baseline="sgd.s0", calibration=True, auc=True)
+    summary = evaluate(
+        {n: trained["paths"][n] for n in names},
+        str(tiny_dataset),
+        str(tmp_path),
+        baseline="sgd.s0",
+        calibration=True,
+        auc=True,
+    )
     assert summary["calibration"] is True and summary["auc"] is True
     labels = trained["labels"]
     for name in names:
@@ -236,8 +270,9 @@ def test_calibration_and_auc_when_asked(trained, tiny_dataset, tmp_path):
         assert m["macro_auc"] == pytest.approx(_macro_auc(probs, labels), abs=2e-3)  # TFMA bins thresholds
         confidence, correct = probs.max(1), probs.argmax(1) == labels
         bins = np.minimum((confidence * 10).astype(int), 9)
-        ece = sum(abs(correct[bins == b].mean() - confidence[bins == b].mean()) * (bins == b).sum()
-                  for b in np.unique(bins)) / len(labels)
+        ece = sum(
+            abs(correct[bins == b].mean() - confidence[bins == b].mean()) * (bins == b).sum() for b in np.unique(bins)
+        ) / len(labels)
         cal = m["calibration"]
         assert cal["ece"] == pytest.approx(ece, abs=1e-4)
         assert sum(b["count"] for b in cal["bins"]) == TEST_EXAMPLES
@@ -266,8 +301,13 @@ def test_plain_metrics_are_the_summary_numbers(run):
 def test_one_model_and_an_absent_baseline(run, tiny_dataset, tmp_path, caplog):
     """A baseline that was not trained is dropped with a warning; a lone model still gets its metrics."""
     with caplog.at_level(logging.WARNING, logger="components.evaluate.evaluate"):
-        summary = evaluate({"adam.s0": run["paths"]["adam.s0"]}, str(tiny_dataset), str(tmp_path),
-                           baseline="sgd.s0", thresholds={"max_drop_vs_baseline": 0.01})
+        summary = evaluate(
+            {"adam.s0": run["paths"]["adam.s0"]},
+            str(tiny_dataset),
+            str(tmp_path),
+            baseline="sgd.s0",
+            thresholds={"max_drop_vs_baseline": 0.01},
+        )
     assert "baseline 'sgd.s0' is not among the models" in caplog.text
     assert summary["baseline"] is None and summary["validation_ok"] is True
     adam = summary["models"]["adam.s0"]

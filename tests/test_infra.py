@@ -5,6 +5,7 @@ resolved by hand, the Kubernetes manifests are validated against the schemas
 kubernetes-validate bundles (offline), YAML is linted, and the pieces are
 checked against each other and against the code that relies on them.
 """
+
 from __future__ import annotations
 
 import re
@@ -19,14 +20,15 @@ import pytest
 import yaml
 from hcl2 import SerializationOptions
 
-from optbench.cluster_cli import CONFIG_KEYS
-from pipelines.cluster import GPU_TAINT, ClusterConfig
+from optbench.cli.config import CONFIG_KEYS
+from optbench.pipelines.cluster import GPU_TAINT, ClusterConfig
 
 REPO = Path(__file__).resolve().parent.parent
 TF = REPO / "infra" / "terraform"
 KFP = REPO / "infra" / "kfp"
-OPTIONS = SerializationOptions(with_comments=False, explicit_blocks=False, strip_string_quotes=True,
-                               preserve_heredocs=False)
+OPTIONS = SerializationOptions(
+    with_comments=False, explicit_blocks=False, strip_string_quotes=True, preserve_heredocs=False
+)
 # The oldest Kubernetes minor GKE's regular channel still runs, and the newest schemas bundled.
 K8S_VERSIONS = ("1.33", kubernetes_validate.latest_version())
 
@@ -79,8 +81,9 @@ def test_every_terraform_file_parses(path):
 def test_every_reference_resolves_and_every_variable_is_used(tf):
     text = tf_text()
     used_vars = set(re.findall(r"\bvar\.(\w+)", text))
-    assert used_vars == set(tf["variable"]), "undeclared: %s, unused: %s" % (
-        used_vars - set(tf["variable"]), set(tf["variable"]) - used_vars)
+    assert used_vars == set(tf["variable"]), (
+        f"undeclared: {used_vars - set(tf['variable'])}, unused: {set(tf['variable']) - used_vars}"
+    )
     declared = {(t, n) for t, named in tf["resource"].items() for n in named}
     referenced = set(re.findall(r"(?<![\w.])(google_[a-z0-9_]+)\.([a-z0-9_]+)\b", text))
     referenced -= {(t, n) for t, n in referenced if f'resource "{t}" "{n}"' in text}
@@ -104,8 +107,9 @@ def test_the_gpu_pool_scales_from_zero_and_only_gpu_tasks_tolerate_it(tf):
     assert (taint["key"], taint["value"]) == (GPU_TAINT["key"], GPU_TAINT["value"])
     assert taint["effect"] == "NO_SCHEDULE" and GPU_TAINT["effect"] == "NoSchedule"
     assert "taint" not in cpu["node_config"]
-    assert tf["variable"]["gpu_type"]["default"] == ClusterConfig.__dataclass_fields__["gpu_type"].default, \
+    assert tf["variable"]["gpu_type"]["default"] == ClusterConfig.__dataclass_fields__["gpu_type"].default, (
         "optbench compile's default GPU type is the one the infra provisions"
+    )
     for pool in (gpu, cpu):
         assert pool["node_config"]["workload_metadata_config"]["mode"] == "GKE_METADATA"
         assert pool["node_config"]["service_account"] == "${google_service_account.nodes.email}"
@@ -127,8 +131,11 @@ def test_the_bucket_is_private_versioned_and_expires_old_versions(tf):
 def test_no_key_files_and_least_privilege(tf):
     assert not resources(tf, "google_service_account_key"), "Workload Identity, never key files"
     project_roles = [r["role"] for r in resources(tf, "google_project_iam_member").values()]
-    assert not [r for r in project_roles if r.startswith("roles/storage.") or r in (
-        "roles/owner", "roles/editor", "roles/viewer")], project_roles
+    assert not [
+        r
+        for r in project_roles
+        if r.startswith("roles/storage.") or r in ("roles/owner", "roles/editor", "roles/viewer")
+    ], project_roles
     assert not resources(tf, "google_project_iam_binding") and not resources(tf, "google_project_iam_policy")
     bucket_roles = {r["role"] for r in resources(tf, "google_storage_bucket_iam_member").values()}
     assert bucket_roles <= {"roles/storage.objectUser", "roles/storage.objectViewer"}
@@ -140,19 +147,27 @@ def kfp_service_accounts() -> dict[str, dict]:
 
 
 def test_workload_identity_binds_exactly_the_service_accounts_the_overlay_annotates(tf):
-    bindings = [b for b in resources(tf, "google_service_account_iam_member").values()
-                if b["role"] == "roles/iam.workloadIdentityUser"]
+    bindings = [
+        b
+        for b in resources(tf, "google_service_account_iam_member").values()
+        if b["role"] == "roles/iam.workloadIdentityUser"
+    ]
     bound = set()
     for binding in bindings:
-        match = re.fullmatch(r"serviceAccount:\$\{var\.project_id\}\.svc\.id\.goog\[\$\{var\.kfp_namespace\}/"
-                             r"([a-z0-9-]+)\]", binding["member"])
+        match = re.fullmatch(
+            r"serviceAccount:\$\{var\.project_id\}\.svc\.id\.goog\[\$\{var\.kfp_namespace\}/"
+            r"([a-z0-9-]+)\]",
+            binding["member"],
+        )
         assert match, binding["member"]
         bound.add(match.group(1))
     annotated = kfp_service_accounts()
     assert bound == set(annotated)
     assert all("iam.gke.io/gcp-service-account" in sa["metadata"]["annotations"] for sa in annotated.values())
-    assert yaml.safe_load((KFP / "kustomization.yaml").read_text())["namespace"] == tf["variable"][
-        "kfp_namespace"]["default"]
+    assert (
+        yaml.safe_load((KFP / "kustomization.yaml").read_text())["namespace"]
+        == tf["variable"]["kfp_namespace"]["default"]
+    )
 
 
 def heredoc_keys(value: str) -> list[str]:
@@ -170,8 +185,7 @@ def test_terraform_outputs_feed_the_kfp_overlay_and_the_cli(tf):
 
 
 def test_the_overlay_pins_kfp_to_the_client_version_and_its_files_exist():
-    lock = dict(line.split("==") for line in (REPO / "requirements.lock").read_text().splitlines()
-                if "==" in line)
+    lock = dict(line.split("==") for line in (REPO / "requirements.lock").read_text().splitlines() if "==" in line)
     for path in (KFP / "kustomization.yaml", KFP / "cluster-scoped" / "kustomization.yaml"):
         kustomization = yaml.safe_load(path.read_text())
         remote = [r for r in kustomization["resources"] if "://" in r]
@@ -179,10 +193,11 @@ def test_the_overlay_pins_kfp_to_the_client_version_and_its_files_exist():
     kustomization = yaml.safe_load((KFP / "kustomization.yaml").read_text())
     local = [p["path"] for p in kustomization["patches"]] + kustomization["configMapGenerator"][0]["envs"]
     assert all((KFP / p).is_file() for p in local), local
-    patched = {(d["kind"], d["metadata"]["name"]) for d in map(lambda p: yaml.safe_load((KFP / p).read_text()),
-                                                                 [p["path"] for p in kustomization["patches"]])}
-    targets = {(t["select"]["kind"], t["select"]["name"]) for r in kustomization["replacements"]
-               for t in r["targets"]}
+    patched = {
+        (d["kind"], d["metadata"]["name"])
+        for d in map(lambda p: yaml.safe_load((KFP / p).read_text()), [p["path"] for p in kustomization["patches"]])
+    }
+    targets = {(t["select"]["kind"], t["select"]["name"]) for r in kustomization["replacements"] for t in r["targets"]}
     assert targets == patched, "every value the overlay sets lands on a resource it patches"
 
 
@@ -195,6 +210,7 @@ def test_the_launcher_writes_to_gcs_with_workload_identity_credentials():
 @pytest.fixture
 def offline(monkeypatch):
     """Any attempt to open a network connection fails the test: schema validation must work offline."""
+
     def refuse(*args, **kwargs):
         raise AssertionError(f"network access attempted: {args}")
 
@@ -205,8 +221,12 @@ def offline(monkeypatch):
 def manifests() -> list[dict]:
     docs = [d for p in sorted((KFP / "patches").glob("*.yaml")) for d in yaml.safe_load_all(p.read_text())]
     params = dict(line.split("=", 1) for line in (KFP / "params.env").read_text().splitlines() if line)
-    generated = {"apiVersion": "v1", "kind": "ConfigMap", "data": params,
-                 "metadata": {"name": "optbench-params", "annotations": {"config.kubernetes.io/local-config": "true"}}}
+    generated = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "data": params,
+        "metadata": {"name": "optbench-params", "annotations": {"config.kubernetes.io/local-config": "true"}},
+    }
     return [*docs, generated]
 
 
@@ -214,15 +234,30 @@ def manifests() -> list[dict]:
 def test_the_manifests_validate_against_the_kubernetes_schemas_offline(offline, version):
     for doc in manifests():
         kubernetes_validate.validate(doc, version, strict=True)
-    broken = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "x"},
-              "automountServiceAccountToken": "yes"}
+    broken = {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {"name": "x"},
+        "automountServiceAccountToken": "yes",
+    }
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(broken, version, strict=True)
 
 
 def test_yamllint_passes():
-    result = subprocess.run([sys.executable, "-m", "yamllint", "--strict", "-c", str(REPO / "infra" / ".yamllint.yaml"),
-                             str(REPO / "infra")], capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "yamllint",
+            "--strict",
+            "-c",
+            str(REPO / "infra" / ".yamllint.yaml"),
+            str(REPO / "infra"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 

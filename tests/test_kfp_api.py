@@ -4,6 +4,7 @@ The double is a real HTTP server; kfp.Client talks to it as to a cluster, and
 the tests assert what reached the wire: the pipeline spec, its parameters, the
 experiment, the cron and the concurrency policy.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,10 +16,10 @@ import yaml
 from click.testing import CliRunner
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
-
 from kfp_api_double import API, KfpApiDouble
-from optbench.cluster_cli import compile_command, runs, schedule, schedules, submit
-from pipelines.pipeline import PIPELINE_NAME
+
+from optbench.cli.cluster import compile_command, runs, schedule, schedules, submit
+from optbench.pipelines.pipeline import PIPELINE_NAME
 
 CPU = "europe-docker.pkg.dev/proj/optbench/cpu:0.1.0"
 GPU = "europe-docker.pkg.dev/proj/optbench/gpu:0.1.0"
@@ -45,15 +46,30 @@ def invoke(command, *args: str):
 def spec_as_the_client_sends_it(path) -> dict:
     """The compiled YAML as kfp.Client puts it in a request: {pipeline_spec, platform_spec}, through protobuf."""
     spec, platform = yaml.safe_load_all(path.read_text())
-    return {"pipeline_spec": json_format.MessageToDict(json_format.ParseDict(spec, pipeline_spec_pb2.PipelineSpec())),
-            "platform_spec": json_format.MessageToDict(json_format.ParseDict(platform,
-                                                                             pipeline_spec_pb2.PlatformSpec()))}
+    return {
+        "pipeline_spec": json_format.MessageToDict(json_format.ParseDict(spec, pipeline_spec_pb2.PipelineSpec())),
+        "platform_spec": json_format.MessageToDict(json_format.ParseDict(platform, pipeline_spec_pb2.PlatformSpec())),
+    }
 
 
 def test_submit_sends_the_compiled_spec_with_its_parameters_to_the_experiment(api, tmp_path):
-    result = invoke(submit, "--host", api.url, "--token", "t0ken", *IMAGES, *SUITE, "--experiment", "nightly",
-                    "--run-name", "adam-vs-sgd", "--pipeline-root", "gs://bkt/root",
-                    "--output", str(tmp_path / "sent.yaml"))
+    result = invoke(
+        submit,
+        "--host",
+        api.url,
+        "--token",
+        "t0ken",
+        *IMAGES,
+        *SUITE,
+        "--experiment",
+        "nightly",
+        "--run-name",
+        "adam-vs-sgd",
+        "--pipeline-root",
+        "gs://bkt/root",
+        "--output",
+        str(tmp_path / "sent.yaml"),
+    )
     assert result.exit_code == 0, result.output
 
     (lookup,) = api.calls("GET", "/experiments")
@@ -109,8 +125,21 @@ def test_submit_wait_fails_when_the_run_fails(api):
 
 
 def test_schedule_creates_a_recurring_run_one_at_a_time_without_catch_up(api, tmp_path):
-    result = invoke(schedule, "--host", api.url, *IMAGES, *SUITE, "--cron", "0 0 3 * * *", "--name", "nightly",
-                    "--pipeline-root", "gs://bkt/root", "--output", str(tmp_path / "sent.yaml"))
+    result = invoke(
+        schedule,
+        "--host",
+        api.url,
+        *IMAGES,
+        *SUITE,
+        "--cron",
+        "0 0 3 * * *",
+        "--name",
+        "nightly",
+        "--pipeline-root",
+        "gs://bkt/root",
+        "--output",
+        str(tmp_path / "sent.yaml"),
+    )
     assert result.exit_code == 0, result.output
     (post,) = api.calls("POST", "/recurringruns")
     body = post.body
@@ -164,11 +193,13 @@ def test_runs_shows_state_duration_and_the_best_optimizer_from_the_report(api, g
     done = api.add_run("nightly-1", "SUCCEEDED", minutes=42, pipeline_root=f"gs://{bucket.name}/root")
     api.add_run("nightly-2", "RUNNING", minutes=5)
     failed = api.add_run("broken", "FAILED", minutes=3)
-    rows = [{"optimizer": "sgd", "test_accuracy": 0.91}, {"optimizer": "adam", "test_accuracy": 0.98},
-            {"optimizer": "adadelta", "test_accuracy": None}]
+    rows = [
+        {"optimizer": "sgd", "test_accuracy": 0.91, "best": False},
+        {"optimizer": "adam", "test_accuracy": 0.98, "best": True},
+        {"optimizer": "adadelta", "test_accuracy": None, "best": False},
+    ]
     # Where KFP writes the report step's output: <root>/<pipeline>/<run id>/<task>/<execution>/<output>/
-    bucket.blob(f"root/{PIPELINE_NAME}/{done}/report/7/report_dir/comparison.json").upload_from_string(
-        json.dumps(rows))
+    bucket.blob(f"root/{PIPELINE_NAME}/{done}/report/7/report_dir/comparison.json").upload_from_string(json.dumps(rows))
 
     result = invoke(runs, "--host", api.url)
     assert result.exit_code == 0, result.output
@@ -206,8 +237,9 @@ def test_submit_uses_the_same_compile_as_optbench_compile_naming_the_run_in_the_
     (post,) = api.calls("POST", "/runs")
 
     def settings(spec: dict) -> dict:
-        return json.loads(spec["pipeline_spec"]["root"]["inputDefinitions"]["parameters"].pop("settings_json")[
-            "defaultValue"])
+        return json.loads(
+            spec["pipeline_spec"]["root"]["inputDefinitions"]["parameters"].pop("settings_json")["defaultValue"]
+        )
 
     sent, compiled = post.body["pipeline_spec"], spec_as_the_client_sends_it(tmp_path / "compiled.yaml")
     assert (settings(sent)["run_id"], settings(compiled)["run_id"]) == ("r1", "")

@@ -7,6 +7,7 @@ predictions are the genuine test labels with errors placed at the "hardest"
 examples, so that two good optimizers mostly err on the same digits, as real
 models do. `realistic_run` is shared with the browser and trend tests.
 """
+
 from __future__ import annotations
 
 import base64
@@ -23,18 +24,38 @@ import numpy as np
 import pytest
 from scipy.stats import t as student_t
 
-from components.evaluate import predictions as preds
-from components.report import build_report, format_table, load_inputs, load_predictions
-from components.report.comparison import SCALAR_COLUMNS
-from components.report.kfp_ui import best_confusion_matrix, metric_name, scalar_metrics
+from optbench.components.report.build import build_report, build_report_from_artifacts, format_table
+from optbench.components.report.comparison import SCALAR_COLUMNS
+from optbench.components.report.kfp_ui import best_confusion_matrix, metric_name, scalar_metrics
+from optbench.components.shared import predictions as preds
+from optbench.components.shared.schema import (
+    COMPARISON_JSON,
+    EVAL_SUMMARY_FILE,
+    HISTORY_FILE,
+    PREDICTIONS_FILE,
+    REPORT_HTML,
+    REPORT_MD,
+    STATS_FILE,
+)
 
 NAN = float("nan")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-LIST_KEYS = ("val_accuracy", "val_loss", "train_accuracy", "train_loss", "epoch_seconds", "elapsed_seconds",
-             "val_accuracy_std", "val_loss_std")
+LIST_KEYS = (
+    "val_accuracy",
+    "val_loss",
+    "train_accuracy",
+    "train_loss",
+    "epoch_seconds",
+    "elapsed_seconds",
+    "val_accuracy_std",
+    "val_loss_std",
+)
 # What the lead's contract asks comparison.json to carry for every variant.
-REQUIRED_KEYS = set(SCALAR_COLUMNS) | set(LIST_KEYS) | {
-    "seeds", "per_seed", "time_to_accuracy", "per_label_accuracy", "confusion_matrix", "failed_thresholds"}
+REQUIRED_KEYS = (
+    set(SCALAR_COLUMNS)
+    | set(LIST_KEYS)
+    | {"seeds", "per_seed", "time_to_accuracy", "per_label_accuracy", "confusion_matrix", "failed_thresholds"}
+)
 TARGETS = (0.95, 0.97, 0.98, 0.99)
 PARAMETER_BYTES = 5_550_376
 SEEDS = (0, 1, 2)
@@ -43,39 +64,86 @@ EPOCHS = 6
 # variant -> (optimizer, learning rate, state ratio, validation-accuracy curve of seed 0, seconds per epoch,
 #             test accuracy per seed (None: that seed diverged), epoch of divergence)
 VARIANTS = {
-    "adam": ("adam", 0.001, 2.0, [0.9612, 0.9750, 0.9801, 0.9850, 0.9871, 0.9890], 67.0,
-             [0.9890, 0.9880, 0.9885], None),
-    "rmsprop": ("rmsprop", 0.001, 1.0, [0.9590, 0.9741, 0.9790, 0.9841, 0.9866, 0.9884], 64.0,
-                [0.9885, 0.9889, 0.9878], None),
-    "momentum": ("momentum", 0.01, 1.0, [0.9400, 0.9600, 0.9690, 0.9720, 0.9741, 0.9760], 66.0,
-                 [0.9750, 0.9741, None], 3),
-    "sgd": ("sgd", 0.01, 0.0, [0.9100, 0.9400, 0.9530, 0.9610, 0.9660, 0.9700], 62.0,
-            [0.9702, 0.9695, 0.9710], None),
-    "adagrad": ("adagrad", 0.001, 1.0, [0.8803, 0.9102, 0.9255, 0.9350, 0.9411, 0.9460], 100.0,
-                [0.9460, 0.9475, 0.9452], None),
-    "adadelta": ("adadelta", 1.0, 2.0, [0.9000, 0.0980, 0.0980, 0.0980, 0.0980, 0.0980], 70.0,
-                 [None, None, None], 2),
+    "adam": (
+        "adam",
+        0.001,
+        2.0,
+        [0.9612, 0.9750, 0.9801, 0.9850, 0.9871, 0.9890],
+        67.0,
+        [0.9890, 0.9880, 0.9885],
+        None,
+    ),
+    "rmsprop": (
+        "rmsprop",
+        0.001,
+        1.0,
+        [0.9590, 0.9741, 0.9790, 0.9841, 0.9866, 0.9884],
+        64.0,
+        [0.9885, 0.9889, 0.9878],
+        None,
+    ),
+    "momentum": (
+        "momentum",
+        0.01,
+        1.0,
+        [0.9400, 0.9600, 0.9690, 0.9720, 0.9741, 0.9760],
+        66.0,
+        [0.9750, 0.9741, None],
+        3,
+    ),
+    "sgd": ("sgd", 0.01, 0.0, [0.9100, 0.9400, 0.9530, 0.9610, 0.9660, 0.9700], 62.0, [0.9702, 0.9695, 0.9710], None),
+    "adagrad": (
+        "adagrad",
+        0.001,
+        1.0,
+        [0.8803, 0.9102, 0.9255, 0.9350, 0.9411, 0.9460],
+        100.0,
+        [0.9460, 0.9475, 0.9452],
+        None,
+    ),
+    "adadelta": ("adadelta", 1.0, 2.0, [0.9000, 0.0980, 0.0980, 0.0980, 0.0980, 0.0980], 70.0, [None, None, None], 2),
 }
 THRESHOLDS = {"min_accuracy": 0.95, "max_drop_vs_baseline": 0.01}
 STATS = {
     "source": {"kind": "idx", "uri": "/shared/data/mnist", "full_mnist": True, "note": "genuine MNIST idx files"},
-    "splits": {"train": {"count": 54000, "per_class": {"0": 5330, "1": 6070}},
-               "validation": {"count": 6000, "per_class": {"0": 593, "1": 672}},
-               "test": {"count": 10000, "per_class": {"0": 980, "1": 1135}}},
-    "validation_fraction": 0.1, "train_limit": None, "seed": 0,
+    "splits": {
+        "train": {"count": 54000, "per_class": {"0": 5330, "1": 6070}},
+        "validation": {"count": 6000, "per_class": {"0": 593, "1": 672}},
+        "test": {"count": 10000, "per_class": {"0": 980, "1": 1135}},
+    },
+    "validation_fraction": 0.1,
+    "train_limit": None,
+    "seed": 0,
 }
-SETTINGS = {"run_id": "r-42", "suite": "seed-004", "model_name": "cnn", "epochs": EPOCHS, "batch_size": 64,
-            "seeds": list(SEEDS), "data_source": "auto", "device": "CPU",
-            "versions": {"tensorflow": "2.21.0", "tensorflow-model-analysis": "0.52.0"},
-            "note": "<script>alert(1)</script> | pipe"}
+SETTINGS = {
+    "run_id": "r-42",
+    "suite": "seed-004",
+    "model_name": "cnn",
+    "epochs": EPOCHS,
+    "batch_size": 64,
+    "seeds": list(SEEDS),
+    "data_source": "auto",
+    "device": "CPU",
+    "versions": {"tensorflow": "2.21.0", "tensorflow-model-analysis": "0.52.0"},
+    "note": "<script>alert(1)</script> | pipe",
+}
 
 
 def trial_id(variant: str, seed: int) -> str:
     return f"{variant.replace(' ', '').replace('=', '')}.s{seed}"
 
 
-def history(variant: str, seed: int, optimizer: str, lr: float, ratio: float, val_acc: list[float],
-            epoch_seconds: float, diverged_at: int | None = None, lr_sweep: bool = False) -> dict:
+def history(
+    variant: str,
+    seed: int,
+    optimizer: str,
+    lr: float,
+    ratio: float,
+    val_acc: list[float],
+    epoch_seconds: float,
+    diverged_at: int | None = None,
+    lr_sweep: bool = False,
+) -> dict:
     """A history.json as the train step writes it; a diverged one has null losses from `diverged_at` on."""
     epochs, elapsed, reached = [], 0.0, {f"{t:g}": None for t in TARGETS}
     for i, acc in enumerate(val_acc, start=1):
@@ -83,20 +151,43 @@ def history(variant: str, seed: int, optimizer: str, lr: float, ratio: float, va
         seconds = epoch_seconds * (1 + 0.01 * seed)
         elapsed += seconds
         loss = None if bad else round(0.03 + (1 - acc) * 3.2 - 0.001 * seed, 4)
-        epochs.append({"epoch": i, "loss": None if bad else round(loss * 1.1, 4), "accuracy": round(acc - 0.01, 4),
-                       "val_loss": loss, "val_accuracy": None if bad else acc, "seconds": seconds,
-                       "examples_per_second": 54000 / seconds})
+        epochs.append(
+            {
+                "epoch": i,
+                "loss": None if bad else round(loss * 1.1, 4),
+                "accuracy": round(acc - 0.01, 4),
+                "val_loss": loss,
+                "val_accuracy": None if bad else acc,
+                "seconds": seconds,
+                "examples_per_second": 54000 / seconds,
+            }
+        )
         for t in TARGETS:
             if not bad and reached[f"{t:g}"] is None and acc >= t:
                 reached[f"{t:g}"] = {"epoch": i, "seconds": elapsed}
     return {
-        "trial": trial_id(variant, seed), "variant": variant, "lr_sweep": lr_sweep, "optimizer": optimizer,
-        "optimizer_config": {"class_name": optimizer.title(), "learning_rate": lr}, "learning_rate": lr,
-        "model": "cnn", "batch_size": 64, "seed": seed, "device": "CPU", "mixed_precision": False, "xla": False,
-        "status": "diverged" if diverged_at else "ok", "diverged_at_epoch": diverged_at, "epochs": epochs,
-        "train_seconds": elapsed, "time_to_accuracy": reached, "parameters": 1387594,
-        "parameter_bytes": PARAMETER_BYTES, "optimizer_state_bytes": int(ratio * PARAMETER_BYTES),
-        "optimizer_state_ratio": ratio, "train_examples": 54000,
+        "trial": trial_id(variant, seed),
+        "variant": variant,
+        "lr_sweep": lr_sweep,
+        "optimizer": optimizer,
+        "optimizer_config": {"class_name": optimizer.title(), "learning_rate": lr},
+        "learning_rate": lr,
+        "model": "cnn",
+        "batch_size": 64,
+        "seed": seed,
+        "device": "CPU",
+        "mixed_precision": False,
+        "xla": False,
+        "status": "diverged" if diverged_at else "ok",
+        "diverged_at_epoch": diverged_at,
+        "epochs": epochs,
+        "train_seconds": elapsed,
+        "time_to_accuracy": reached,
+        "parameters": 1387594,
+        "parameter_bytes": PARAMETER_BYTES,
+        "optimizer_state_bytes": int(ratio * PARAMETER_BYTES),
+        "optimizer_state_ratio": ratio,
+        "train_examples": 54000,
     }
 
 
@@ -106,7 +197,7 @@ def predicted_classes(labels: np.ndarray, accuracy: float, seed: int) -> np.ndar
     n = len(labels)
     hardness = np.random.default_rng(1234).random(n)
     rng = np.random.default_rng(seed)
-    wrong = np.argsort(-(hardness + 0.35 * rng.random(n)))[:round((1 - accuracy) * n)]
+    wrong = np.argsort(-(hardness + 0.35 * rng.random(n)))[: round((1 - accuracy) * n)]
     out = labels.astype(np.int16).copy()
     out[wrong] = (labels[wrong] + 1 + rng.integers(0, 9, wrong.size)) % 10
     return out
@@ -118,21 +209,38 @@ def model_summary(labels: np.ndarray, predicted: np.ndarray, finite: bool) -> di
     np.add.at(matrix, (labels, np.where(predicted < 0, 0, predicted)), 1)
     accuracy = float(np.trace(matrix) / len(labels))
     return {
-        "example_count": len(labels), "accuracy": accuracy,
+        "example_count": len(labels),
+        "accuracy": accuracy,
         "loss": round(0.02 + (1 - accuracy) * 2.5, 6) if finite else None,
-        "top3_accuracy": min(1.0, accuracy + 0.009), "accuracy_diff_vs_baseline": None,
-        "blessed": True, "failed_thresholds": [], "finite_predictions": finite, "macro_auc": None,
-        "calibration": {"ece": round(0.4 * (1 - accuracy), 6), "bins": [
-            {"low": 0.8, "high": 0.9, "count": 150, "accuracy": 0.80, "confidence": 0.86},
-            {"low": 0.9, "high": 1.0, "count": len(labels) - 150, "accuracy": accuracy + 0.001,
-             "confidence": 0.99}]} if finite else None,
+        "top3_accuracy": min(1.0, accuracy + 0.009),
+        "accuracy_diff_vs_baseline": None,
+        "blessed": True,
+        "failed_thresholds": [],
+        "finite_predictions": finite,
+        "macro_auc": None,
+        "calibration": {
+            "ece": round(0.4 * (1 - accuracy), 6),
+            "bins": [
+                {"low": 0.8, "high": 0.9, "count": 150, "accuracy": 0.80, "confidence": 0.86},
+                {"low": 0.9, "high": 1.0, "count": len(labels) - 150, "accuracy": accuracy + 0.001, "confidence": 0.99},
+            ],
+        }
+        if finite
+        else None,
         "per_label_accuracy": {str(d): float(matrix[d, d] / matrix[d].sum()) for d in range(10)},
         "confusion_matrix": matrix.tolist(),
     }
 
 
-def realistic_run(labels: np.ndarray, seeds: tuple[int, ...] = SEEDS, shift: float = 0.0, time_scale: float = 1.0,
-                  variants: dict | None = None, baseline: str = "sgd", extra: list[dict] | None = None):
+def realistic_run(
+    labels: np.ndarray,
+    seeds: tuple[int, ...] = SEEDS,
+    shift: float = 0.0,
+    time_scale: float = 1.0,
+    variants: dict | None = None,
+    baseline: str = "sgd",
+    extra: list[dict] | None = None,
+):
     """(histories, summary, stats, predictions) of a run, as the pipeline hands them to the report.
 
     `shift` moves every accuracy and `time_scale` every duration (a later run of the same suite);
@@ -143,8 +251,16 @@ def realistic_run(labels: np.ndarray, seeds: tuple[int, ...] = SEEDS, shift: flo
         for seed in seeds:
             acc = per_seed[seed % len(per_seed)]
             curve_s = [min(0.9999, a + shift + 0.0004 * (seed - 1)) for a in curve]
-            h = history(variant, seed, opt, lr, ratio, curve_s, seconds * time_scale,
-                        diverged_at=diverged_at if acc is None else None)
+            h = history(
+                variant,
+                seed,
+                opt,
+                lr,
+                ratio,
+                curve_s,
+                seconds * time_scale,
+                diverged_at=diverged_at if acc is None else None,
+            )
             histories.append(h)
             test_acc[h["trial"]] = None if acc is None else acc + shift
     for h in extra or []:
@@ -170,15 +286,24 @@ def realistic_run(labels: np.ndarray, seeds: tuple[int, ...] = SEEDS, shift: flo
         if m["finite_predictions"] and m["accuracy"] < THRESHOLDS["min_accuracy"]:
             m["blessed"] = False
             m["failed_thresholds"].append(f"accuracy {m['accuracy']:.4f} is below the minimum 0.95")
-    summary = {"baseline": base, "thresholds": dict(THRESHOLDS), "test_examples": len(labels),
-               "validation_ok": all(m["blessed"] for m in models.values()), "models": models,
-               "tfma_seconds": 41.5, "calibration": True, "auc": False, "predictions": preds.PREDICTIONS_FILE}
+    summary = {
+        "baseline": base,
+        "thresholds": dict(THRESHOLDS),
+        "test_examples": len(labels),
+        "validation_ok": all(m["blessed"] for m in models.values()),
+        "models": models,
+        "tfma_seconds": 41.5,
+        "calibration": True,
+        "auc": False,
+        "predictions": PREDICTIONS_FILE,
+    }
     return histories, summary, STATS, preds.Predictions(labels.astype(np.int64), predicted)
 
 
 def strict_json(text: str):
     def refuse(token: str):
         raise ValueError(f"non-strict JSON constant {token}")
+
     return json.loads(text, parse_constant=refuse)
 
 
@@ -222,7 +347,9 @@ def test_seed_aggregates_mean_sd_and_t_interval(report):
     assert adam["test_accuracy"] == pytest.approx(mean, abs=1e-9)
     assert adam["test_accuracy_std"] == pytest.approx(sd, abs=1e-9)
     assert (adam["test_accuracy_ci_low"], adam["test_accuracy_ci_high"]) == (
-        pytest.approx(mean - half, abs=1e-9), pytest.approx(mean + half, abs=1e-9))
+        pytest.approx(mean - half, abs=1e-9),
+        pytest.approx(mean + half, abs=1e-9),
+    )
     assert [p["test_accuracy"] for p in adam["per_seed"]] == pytest.approx(accs, abs=1e-9)
     seconds = [67.0 * 6 * (1 + 0.01 * s) for s in SEEDS]
     assert adam["train_seconds"] == pytest.approx(np.mean(seconds))
@@ -276,17 +403,25 @@ def test_verdict_says_no_significant_difference(report):
     verdict = (out / "report.md").read_text().split("\n\n")[1]
     assert verdict.startswith("adam has the best test accuracy, 0.9885 (95% CI ")
     assert "0.0001 ahead of rmsprop (0.9884)" in verdict
-    assert "but there is no significant difference between adam and rmsprop (rmsprop: difference +0.0001, " \
-           "95% CI [-0." in verdict
-    assert "; paired bootstrap over seeds and examples, alpha 0.05): no single winner. " \
-           "adam is significantly better than momentum, sgd and adagrad." in verdict
+    assert (
+        "but there is no significant difference between adam and rmsprop (rmsprop: difference +0.0001, "
+        "95% CI [-0." in verdict
+    )
+    assert (
+        "; paired bootstrap over seeds and examples, alpha 0.05): no single winner. "
+        "adam is significantly better than momentum, sgd and adagrad." in verdict
+    )
     # adam: 0.98 at epoch 4 on seed 0 (0.9797), epoch 3 on seeds 1 and 2; rmsprop only at epoch 4.
-    assert "Cheapest to converge: adam reached 0.98 validation accuracy first, after 3:45 on average " \
-           "(epoch 3.33)." in verdict
+    assert (
+        "Cheapest to converge: adam reached 0.98 validation accuracy first, after 3:45 on average "
+        "(epoch 3.33)." in verdict
+    )
     assert "adadelta diverged at epoch 2 (non-finite loss) and is left out of the comparison." in verdict
     assert "momentum diverged on 1 of 3 seeds (seed 2 at epoch 3); its figures are over the other 2." in verdict
-    assert ("Not blessed (test accuracy at least 0.95 and at most 0.01 below sgd): momentum, adagrad and adadelta."
-            in verdict)
+    assert (
+        "Not blessed (test accuracy at least 0.95 and at most 0.01 below sgd): momentum, adagrad and adadelta."
+        in verdict
+    )
 
 
 def test_a_clear_winner_is_named(labels, tmp_path):
@@ -296,8 +431,10 @@ def test_a_clear_winner_is_named(labels, tmp_path):
     assert by_name(rows)["adam"]["winner"] is True
     verdict = (tmp_path / "report.md").read_text().split("\n\n")[1]
     assert verdict.startswith("adam wins: test accuracy 0.9885 (95% CI ")
-    assert "0.0183 ahead of the runner-up sgd (0.9702); its lead over every other optimizer is significant " \
-           "(paired bootstrap over seeds and examples; largest Holm-adjusted p = 0.001, alpha 0.05)." in verdict
+    assert (
+        "0.0183 ahead of the runner-up sgd (0.9702); its lead over every other optimizer is significant "
+        "(paired bootstrap over seeds and examples; largest Holm-adjusted p = 0.001, alpha 0.05)." in verdict
+    )
 
 
 def test_one_seed_uses_mcnemar_and_shows_no_intervals(labels, tmp_path):
@@ -317,8 +454,10 @@ def test_one_seed_uses_mcnemar_and_shows_no_intervals(labels, tmp_path):
 
 def test_lr_sweep_shows_default_and_tuned(labels, tmp_path):
     sweep = []
-    for lr, curve, acc in ((0.003, [0.95, 0.97, 0.98, 0.985, 0.988, 0.9905], 0.9901),
-                           (0.01, [0.90, 0.93, 0.94, 0.95, 0.955, 0.96], 0.9580)):
+    for lr, curve, acc in (
+        (0.003, [0.95, 0.97, 0.98, 0.985, 0.988, 0.9905], 0.9901),
+        (0.01, [0.90, 0.93, 0.94, 0.95, 0.955, 0.96], 0.9580),
+    ):
         for seed in SEEDS:
             h = history(f"adam lr={lr:g}", seed, "adam", lr, 2.0, curve, 67.0, lr_sweep=True)
             h["_test_accuracy"] = acc
@@ -344,8 +483,10 @@ def test_efficiency_table_time_to_accuracy_and_memory(report):
     _, out = report
     md = (out / "report.md").read_text()
     section = md.split("## Cost")[1].split("## ")[0]
-    assert ("| Optimizer | Time to 0.95 | Time to 0.97 | Time to 0.98 | Time to 0.99 | Total time (m:ss) | "
-            "Optimizer state (MiB) | State / parameters |") in section
+    assert (
+        "| Optimizer | Time to 0.95 | Time to 0.97 | Time to 0.98 | Time to 0.99 | Total time (m:ss) | "
+        "Optimizer state (MiB) | State / parameters |"
+    ) in section
     # adam reaches 0.98 at epoch 4 on seed 0 and epoch 3 on the others: the mean epoch is 3.33.
     assert "| adam | 1:08 (ep 1) | 2:15 (ep 2) | 3:45 (ep 3.33) | not reached | 6:46 | 10.59 | 2x |" in section
     # sgd's seed 0 ends at 0.9696: 0.97 is reached by 2 of 3 seeds, the time is their mean.
@@ -362,8 +503,12 @@ def test_short_run_without_evaluation(tmp_path):
     md = (tmp_path / "report.md").read_text()
     assert "| sgd | 0.9000 | 0.3500 | n/a | n/a | 0.9500 | 0.1900 | 1:40 |" in md and "Val acc ep3" in md
     assert "No optimizer has usable test metrics; by final validation accuracy the best was sgd (0.9500)." in md
-    assert sorted(p.name for p in tmp_path.glob("*.png")) == ["accuracy.png", "accuracy_time.png", "cost.png",
-                                                              "loss.png"]  # nothing tested: no error charts
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == [
+        "accuracy.png",
+        "accuracy_time.png",
+        "cost.png",
+        "loss.png",
+    ]  # nothing tested: no error charts
 
 
 def test_comparison_json_is_strict_with_required_keys(report):
@@ -371,7 +516,7 @@ def test_comparison_json_is_strict_with_required_keys(report):
     data = strict_json((out / "comparison.json").read_text())
     assert [d["optimizer"] for d in data] == [r["optimizer"] for r in rows]
     for d in data:
-        assert REQUIRED_KEYS <= d.keys(), REQUIRED_KEYS - d.keys()
+        assert d.keys() >= REQUIRED_KEYS, REQUIRED_KEYS - d.keys()
         assert all(isinstance(d[k], list) and len(d[k]) == d["epochs"] for k in LIST_KEYS)
         assert len(d["per_seed"]) == 3
 
@@ -392,8 +537,15 @@ def test_csv_round_trips(report):
                 assert float(got[key]) == want
 
 
-CHARTS = ("accuracy.png", "loss.png", "accuracy_time.png", "cost.png", "confusion.png", "per_class.png",
-          "calibration.png")
+CHARTS = (
+    "accuracy.png",
+    "loss.png",
+    "accuracy_time.png",
+    "cost.png",
+    "confusion.png",
+    "per_class.png",
+    "calibration.png",
+)
 
 
 def test_every_chart_is_a_real_png(report):
@@ -428,10 +580,14 @@ def test_markdown_tables_settings_and_figures(report):
     # momentum's means are over seeds 0 and 1 (offsets -4e-4 and 0), its seed 2 having diverged.
     assert "| momentum (diverged 1/3) | 0.9398 | 0.2222 | 0.9739 | 0.1130 | 0.9758 | 0.1070 | 6:38 |" in md
     assert "| adadelta (diverged) | n/a | n/a | n/a | n/a | n/a | n/a | n/a |" in md
-    assert ("| Optimizer | Seeds | Test accuracy | 95% CI | Test loss | 95% CI | Top-3 accuracy | Calibration error | "
-            "Diff vs baseline | Blessed | p vs best (Holm) |") in md
-    assert "| adam | 3 | 0.9885 | [0.9873, 0.9897] | 0.0488 | [0.0456, 0.0519] | 0.9975 | 0.0046 | +0.0183 | yes " \
-           "| best |" in md
+    assert (
+        "| Optimizer | Seeds | Test accuracy | 95% CI | Test loss | 95% CI | Top-3 accuracy | Calibration error | "
+        "Diff vs baseline | Blessed | p vs best (Holm) |"
+    ) in md
+    assert (
+        "| adam | 3 | 0.9885 | [0.9873, 0.9897] | 0.0488 | [0.0456, 0.0519] | 0.9975 | 0.0046 | +0.0183 | yes "
+        "| best |" in md
+    )
     # The smallest bootstrap p is 2/4001; Holm multiplies it by the four comparisons.
     assert re.search(r"\| sgd \| 3 \| 0\.9702 \| .* \| baseline \| yes \| 0\.0020 \|", md)
     assert "| adadelta (diverged) | 0 | n/a | n/a | n/a | n/a | n/a | n/a | n/a | no | n/a |" in md
@@ -455,35 +611,49 @@ def test_format_table_lists_every_variant_with_its_interval(report):
     assert "0.9885" in lines[2] and "[0.9873, 0.9897]" in lines[2]
 
 
-def test_load_inputs_reads_nan_tokens_and_the_predictions(tmp_path, inputs):
+def write_artifacts(tmp_path: Path, histories: list[dict], summary: dict, stats: dict, predictions) -> tuple:
+    """The report step's inputs as the earlier steps leave them: (dataset dir, model dirs, evaluation dir)."""
+    dataset, evaluation = tmp_path / "dataset", tmp_path / "evaluation"
+    dataset.mkdir()
+    evaluation.mkdir()
+    (dataset / STATS_FILE).write_text(json.dumps(stats))
+    (evaluation / EVAL_SUMMARY_FILE).write_text(json.dumps({**summary, "predictions": PREDICTIONS_FILE}))
+    preds.save(evaluation / PREDICTIONS_FILE, predictions)
+    model_dirs = []
+    for history in histories:
+        model_dirs.append(tmp_path / "models" / history["trial"])
+        model_dirs[-1].mkdir(parents=True)
+        (model_dirs[-1] / HISTORY_FILE).write_text(json.dumps(history))
+    return str(dataset), [str(d) for d in model_dirs], str(evaluation)
+
+
+def test_the_report_step_reads_its_artifacts_nan_tokens_included(tmp_path, inputs):
     histories, summary, stats, predictions = inputs
     broken = json.loads(json.dumps(histories[0]))
-    broken["epochs"][2]["val_loss"] = NAN  # an older trainer wrote NaN, which Python's json emits as a bare token
-    paths = [tmp_path / "a.json", tmp_path / "b.json"]
-    paths[0].write_text(json.dumps(broken))
-    paths[1].write_text(json.dumps(histories[3]))
-    (tmp_path / "summary.json").write_text(json.dumps(summary))
-    (tmp_path / "stats.json").write_text(json.dumps(stats))
-    preds.save(tmp_path / preds.PREDICTIONS_FILE, predictions)
-    got_histories, got_summary, got_stats = load_inputs(
-        [str(p) for p in paths], str(tmp_path / "summary.json"), str(tmp_path / "stats.json"))
-    got_predictions = load_predictions(str(tmp_path / "summary.json"))
-    assert math.isnan(got_histories[0]["epochs"][2]["val_loss"])
-    assert list(got_predictions.predicted) == list(predictions.predicted)
-    assert np.array_equal(got_predictions.labels, predictions.labels)
-    rows = build_report(got_histories, got_summary, got_stats, {}, str(tmp_path / "report"),
-                        predictions=got_predictions)
-    strict_json((tmp_path / "report" / "comparison.json").read_text())
+    broken["epochs"][2]["val_loss"] = NAN  # Python's json writes NaN as a bare token: it must still count
+    dataset, model_dirs, evaluation = write_artifacts(tmp_path, [broken, histories[3]], summary, stats, predictions)
+    rows = build_report_from_artifacts(
+        dataset,
+        model_dirs,
+        evaluation,
+        {},
+        str(tmp_path / "report"),
+        markdown=str(tmp_path / "md"),
+        html=str(tmp_path / "html"),
+    )
+    strict_json((tmp_path / "report" / COMPARISON_JSON).read_text())
     assert by_name(rows)["adam"]["status"] == "diverged"  # the NaN loss counts as divergence
     assert by_name(rows)["rmsprop"]["status"] == "ok"
+    assert (tmp_path / "md").read_text() == (tmp_path / "report" / REPORT_MD).read_text()
+    assert (tmp_path / "html").read_text() == (tmp_path / "report" / REPORT_HTML).read_text()
 
 
 def test_predictions_named_but_missing_is_an_error(inputs, tmp_path):
-    (tmp_path / "summary.json").write_text(json.dumps(inputs[1]))
-    with pytest.raises(FileNotFoundError, match=preds.PREDICTIONS_FILE):
-        load_predictions(str(tmp_path / "summary.json"))
-    (tmp_path / "summary.json").write_text(json.dumps({**inputs[1], "predictions": None}))
-    assert load_predictions(str(tmp_path / "summary.json")) is None
+    dataset, model_dirs, evaluation = write_artifacts(tmp_path, *inputs)
+    (Path(evaluation) / PREDICTIONS_FILE).unlink()
+    with pytest.raises(FileNotFoundError, match=PREDICTIONS_FILE):
+        build_report_from_artifacts(dataset, model_dirs, evaluation, {}, str(tmp_path / "report"))
+    assert not (tmp_path / "report").exists(), "nothing is written for a report that cannot be built"
 
 
 def test_summary_without_predictions_names_no_winner(inputs, tmp_path):
@@ -494,11 +664,14 @@ def test_summary_without_predictions_names_no_winner(inputs, tmp_path):
     assert "significance not tested (no paired per-example predictions), so no winner is declared" in verdict
 
 
-@pytest.mark.parametrize("histories, message", [
-    ([], "no training histories"),
-    ([history("adam", 0, "adam", 0.001, 2.0, [0.9], 1.0)] * 2, "more than one history for adam seed 0"),
-    ([{"epochs": []}], "non-empty 'variant'"),
-])
+@pytest.mark.parametrize(
+    "histories, message",
+    [
+        ([], "no training histories"),
+        ([history("adam", 0, "adam", 0.001, 2.0, [0.9], 1.0)] * 2, "more than one history for adam seed 0"),
+        ([{"epochs": []}], "non-empty 'variant'"),
+    ],
+)
 def test_bad_input_is_refused_before_writing(tmp_path, histories, message):
     with pytest.raises(ValueError, match=message):
         build_report(histories, {}, STATS, {}, str(tmp_path / "report"))
@@ -513,7 +686,8 @@ def test_failed_write_leaves_no_finished_page(tmp_path, monkeypatch, inputs):
 
     def fail(*args, **kwargs):
         raise OSError("disk full")
-    monkeypatch.setattr("components.report.build.write_json_atomic", fail)
+
+    monkeypatch.setattr("optbench.components.report.build.write_json_atomic", fail)
     with pytest.raises(OSError):
         build_report(histories[:6], summary, stats, {}, str(out))
     assert not (out / "report.html").exists()
@@ -535,7 +709,9 @@ def test_kfp_ui_metrics_and_confusion_matrix(report):
 
 
 def test_imports_neither_tensorflow_nor_kfp():
-    code = ("import sys, components.report, components.report.trends, components.report.kfp_ui; "
-            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'kfp', 'keras')); "
-            "assert not bad, bad")
+    code = (
+        "import sys, components.report, components.report.trends, components.report.kfp_ui; "
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'kfp', 'keras')); "
+        "assert not bad, bad"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parent.parent)

@@ -4,6 +4,7 @@ Playwright's own browser builds cannot be downloaded here, so it drives the
 system's chromium. A missing chromium or Playwright fails the test with the
 command that installs it: a report nobody checked in a browser is not done.
 """
+
 from __future__ import annotations
 
 import re
@@ -11,12 +12,19 @@ import shutil
 from pathlib import Path
 
 import pytest
-
-from components.report import build_report
 from test_report import CHARTS, SETTINGS, realistic_run
 
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+from optbench.components.report.build import build_report
+
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 # Each <img>: loaded, decodable (decode() rejects what the browser cannot draw), its size and alt text.
 IMAGES_JS = """Promise.all([...document.images].map(async i => ({
     alt: i.alt, complete: i.complete, width: i.naturalWidth,
@@ -26,8 +34,10 @@ IMAGES_JS = """Promise.all([...document.images].map(async i => ({
 def chromium_path() -> str:
     path = shutil.which("chromium") or shutil.which("chromium-browser")
     if path is None:
-        pytest.fail("Debian's chromium is not installed; the report's browser test needs it: "
-                    "apt-get update && apt-get install -y chromium")
+        pytest.fail(
+            "Debian's chromium is not installed; the report's browser test needs it: "
+            "apt-get update && apt-get install -y chromium"
+        )
     return path
 
 
@@ -43,20 +53,29 @@ def open_in_chromium(page_path: Path, screenshot: Path | None = None) -> dict:
         browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}")
-                    if m.type in ("error", "warning") else None)
+            page.on(
+                "console",
+                lambda m: problems.append(f"console {m.type}: {m.text}") if m.type in ("error", "warning") else None,
+            )
             page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
             page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url} {r.failure}"))
             page.on("request", lambda r: requests.append(r.url))
             response = page.goto(page_path.resolve().as_uri(), wait_until="load")
-            result = {"ok": response is not None and response.ok, "images": page.evaluate(IMAGES_JS),
-                      "title": page.title(), "verdict": page.inner_text("p.verdict")}
+            result = {
+                "ok": response is not None and response.ok,
+                "images": page.evaluate(IMAGES_JS),
+                "title": page.title(),
+                "verdict": page.inner_text("p.verdict"),
+            }
             if screenshot is not None:
                 page.screenshot(path=str(screenshot), full_page=True)
         finally:
             browser.close()
-    return {**result, "problems": problems,
-            "outside_requests": [u for u in requests if not u.startswith(("data:", "file:"))]}
+    return {
+        **result,
+        "problems": problems,
+        "outside_requests": [u for u in requests if not u.startswith(("data:", "file:"))],
+    }
 
 
 @pytest.fixture(scope="module")
@@ -74,9 +93,13 @@ def test_report_loads_without_errors_and_every_image_renders(report_html, tmp_pa
     for image in page["images"]:
         assert image["complete"] and image["width"] > 0 and image["decoded"], image
     assert {i["alt"] for i in page["images"]} >= {
-        "Validation accuracy", "Validation loss", "Validation accuracy against training time",
-        "Training time and optimizer memory", "Confusion matrices of the best and the worst optimizer",
-        "Test accuracy per digit"}
+        "Validation accuracy",
+        "Validation loss",
+        "Validation accuracy against training time",
+        "Training time and optimizer memory",
+        "Confusion matrices of the best and the worst optimizer",
+        "Test accuracy per digit",
+    }
     assert page["title"] == "Optimizer comparison: cnn on MNIST (suite seed-004)"
     assert "no significant difference between adam and rmsprop" in page["verdict"]
     assert (tmp_path / "report.png").stat().st_size > 100_000  # a full page was drawn

@@ -1,4 +1,5 @@
 """The paired significance tests, on cases whose answer is known."""
+
 from __future__ import annotations
 
 import time
@@ -7,8 +8,14 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest
 
-from components.evaluate.significance import (REPLICATES, bootstrap_difference, compare_with_winner, holm,
-                                              mcnemar_exact, paired_test)
+from optbench.components.report.significance import (
+    REPLICATES,
+    bootstrap_difference,
+    compare_with_winner,
+    holm,
+    mcnemar_exact,
+    paired_test,
+)
 
 N = 10_000  # the size of MNIST's test split
 
@@ -16,7 +23,7 @@ N = 10_000  # the size of MNIST's test split
 def correctness(accuracy: float, seed: int, n: int = N) -> np.ndarray:
     """bool [n] with exactly round(accuracy * n) true values at random places."""
     out = np.zeros(n, bool)
-    out[np.random.default_rng(seed).permutation(n)[:round(accuracy * n)]] = True
+    out[np.random.default_rng(seed).permutation(n)[: round(accuracy * n)]] = True
     return out
 
 
@@ -42,7 +49,7 @@ def test_mcnemar_counts_only_the_discordant_examples():
     base = correctness(0.95, seed=2)
     better = flipped(base, fix=10, break_=0, seed=3)
     p, b, c = mcnemar_exact(better, base)
-    assert (b, c) == (10, 0) and p == pytest.approx(2 * 0.5 ** 10)  # 0.00195: all 10 disagreements one way
+    assert (b, c) == (10, 0) and p == pytest.approx(2 * 0.5**10)  # 0.00195: all 10 disagreements one way
     # Same accuracy gap (+30 examples), but reached through many disagreements: far weaker evidence.
     noisy = flipped(base, fix=230, break_=200, seed=4)
     p_noisy, b, c = mcnemar_exact(noisy, base)

@@ -4,25 +4,25 @@ The emulator is a real HTTP server the google-cloud-storage client talks to
 through STORAGE_EMULATOR_HOST; no client is mocked. Faults are injected by a
 small HTTP proxy in front of it that fails the requests a test picks.
 """
+
 from __future__ import annotations
 
 import http.client
 import json
 import os
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Callable
 
 import pytest
 from click.testing import CliRunner
 from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY
 
-from optbench.cluster_cli import artifacts
-from optbench.storage import (LOCAL_MODELS, LOCAL_OUTPUTS, MARKER, REPORT_OUTPUT, ArtifactsError, GcsRun,
-                              PublishError, best_variant, publish_run, run_layout)
-from pipelines import components
+from optbench.cli.artifacts import artifacts
+from optbench.layout import MARKER
+from optbench.storage import ArtifactsError, GcsRun, PublishError, best_variant, publish_run, run_layout
 
 RUN_ID = "20261121-082149-62e0d5"
 FAST_RETRY = DEFAULT_RETRY.with_timeout(1.5).with_delay(initial=0.05, maximum=0.2)
@@ -101,9 +101,11 @@ def fake_run(root: Path, status: str = "succeeded") -> Path:
     kfp = run / "pipeline" / "optbench-compare-2026-11-21-08-21-49-413970"
     write(run / "run.json", json.dumps({"run_id": RUN_ID, "status": status, "config": {"suite": "seed-004"}}))
     write(run / "pipeline.log", "ingest: ...\n")
-    rows = [{"optimizer": "adam", "test_accuracy": 0.98, "best": True},
-            {"optimizer": "sgd", "test_accuracy": 0.91, "best": False}]
-    for folder in (run / "report", kfp / "report" / REPORT_OUTPUT):
+    rows = [
+        {"optimizer": "adam", "test_accuracy": 0.98, "best": True},
+        {"optimizer": "sgd", "test_accuracy": 0.91, "best": False},
+    ]
+    for folder in (run / "report", kfp / "report" / "report_dir"):
         write(folder / "comparison.json", json.dumps(rows))
         write(folder / "report.html", "<html>adam wins</html>")
         write(folder / "accuracy.png", os.urandom(3000))
@@ -124,28 +126,22 @@ def fake_run(root: Path, status: str = "succeeded") -> Path:
 
 
 def objects(bucket: storage.Bucket, prefix: str) -> dict[str, bytes]:
-    return {b.name[len(prefix) + 1:]: b.download_as_bytes() for b in bucket.list_blobs(prefix=prefix + "/")}
-
-
-def test_the_layout_reads_the_folders_the_pipeline_components_write():
-    outputs = {name: set(getattr(components, name).component_spec.outputs or {}) for name in
-               ("ingest", "train", "evaluate", "report")}
-    for task_output in [*LOCAL_OUTPUTS.values(), LOCAL_MODELS.removeprefix("*/")]:
-        task, output = task_output.split("/")
-        assert output in outputs[task], f"{task} has no output {output!r}"
-    assert REPORT_OUTPUT in outputs["report"]
+    return {b.name[len(prefix) + 1 :]: b.download_as_bytes() for b in bucket.list_blobs(prefix=prefix + "/")}
 
 
 def test_layout_maps_the_local_run_onto_data_models_eval_report(tmp_path):
     run = fake_run(tmp_path)
     layout = run_layout(run)
-    assert {name.split("/")[0] for name in layout} == {"run.json", "pipeline.log", "data", "models", "eval",
-                                                       "report"}
+    assert {name.split("/")[0] for name in layout} == {"run.json", "pipeline.log", "data", "models", "eval", "report"}
     assert {n for n in layout if n.startswith("models/")} == {
-        f"models/{t}/{f}" for t in ("adam.s0", "sgd.s0")
-        for f in ("history.json", "saved_model/saved_model.pb", "saved_model/variables/variables.data-00000-of-00001")}
-    assert layout["data/train/part-00001-of-00002.tfrecord"].read_bytes() == (
-        run / "pipeline").glob("*/ingest/dataset/train/part-00001-of-00002.tfrecord").__next__().read_bytes()
+        f"models/{t}/{f}"
+        for t in ("adam.s0", "sgd.s0")
+        for f in ("history.json", "saved_model/saved_model.pb", "saved_model/variables/variables.data-00000-of-00001")
+    }
+    assert (
+        layout["data/train/part-00001-of-00002.tfrecord"].read_bytes()
+        == (run / "pipeline").glob("*/ingest/dataset/train/part-00001-of-00002.tfrecord").__next__().read_bytes()
+    )
     assert not any("executor_output" in n or "weights.h5" in n for n in layout)
 
 
@@ -248,10 +244,15 @@ def test_artifacts_ls_get_open_read_the_same_run_from_gcs_and_from_the_local_fol
     uri = publish_run(run, f"gs://{bucket.name}/team", "seed-004")
     cli = CliRunner()
 
-    listings = [cli.invoke(artifacts, args) for args in (["ls", uri],
-                                                         ["--root", f"gs://{bucket.name}/team", "ls", RUN_ID],
-                                                         ["--root", str(tmp_path / "runs"), "ls", RUN_ID],
-                                                         ["ls", str(run)])]
+    listings = [
+        cli.invoke(artifacts, args)
+        for args in (
+            ["ls", uri],
+            ["--root", f"gs://{bucket.name}/team", "ls", RUN_ID],
+            ["--root", str(tmp_path / "runs"), "ls", RUN_ID],
+            ["ls", str(run)],
+        )
+    ]
     for result in listings:
         assert result.exit_code == 0, result.output
         assert "best: adam (test accuracy 0.9800)" in result.output
@@ -284,13 +285,20 @@ def test_get_refuses_an_object_that_no_longer_matches_its_published_checksum(gcs
     assert result.exit_code != 0 and "differs from the published" in result.output
 
 
-@pytest.mark.parametrize("rows, best", [
-    ([{"optimizer": "adam lr=0.01", "test_accuracy": 0.99, "best": False},
-      {"optimizer": "adam", "test_accuracy": 0.98, "best": True}], ("adam", 0.98)),
-    ([{"optimizer": "sgd", "test_accuracy": 0.91}, {"optimizer": "adam", "test_accuracy": 0.97}], ("adam", 0.97)),
-    ([{"optimizer": "adadelta", "test_accuracy": None}], None),
-])
-def test_the_best_is_the_reports_verdict_or_for_older_reports_the_highest_accuracy(rows, best):
+@pytest.mark.parametrize(
+    "rows, best",
+    [
+        (
+            [
+                {"optimizer": "adam lr=0.01", "test_accuracy": 0.99, "best": False},
+                {"optimizer": "adam", "test_accuracy": 0.98, "best": True},
+            ],
+            ("adam", 0.98),
+        ),
+        ([{"optimizer": "adadelta", "test_accuracy": None, "best": False}], None),
+    ],
+)
+def test_the_best_is_the_reports_verdict(rows, best):
     assert best_variant(rows) == best
 
 

@@ -1,27 +1,42 @@
 """Suites: the shipped ones expand to the seeds' comparisons; bad suites fail with what is valid."""
+
 from __future__ import annotations
 
 import pytest
 import yaml
 
-from components.plan import suites
-from components.plan.suites import SuiteError
+from optbench.components.plan import suites
+from optbench.components.plan.suites import SuiteError
 
 
 def test_shipped_suites_reproduce_the_seed_documents():
     s000 = suites.load("seed-000")
     assert s000["model"] == "mlp" and s000["batch_size"] == 64 and s000["epochs"] == 10
     assert [(t["optimizer"], t["learning_rate"]) for t in suites.expand(s000)] == [
-        ("sgd", 0.01), ("adam", 0.001), ("rmsprop", 0.001)]
+        ("sgd", 0.01),
+        ("adam", 0.001),
+        ("rmsprop", 0.001),
+    ]
     s004 = suites.load("seed-004")
     assert s004["model"] == "cnn" and [t["variant"] for t in suites.expand(s004)] == [
-        "adadelta", "adagrad", "adam", "rmsprop", "sgd", "momentum"]
+        "adadelta",
+        "adagrad",
+        "adam",
+        "rmsprop",
+        "sgd",
+        "momentum",
+    ]
     momentum = next(t for t in suites.expand(s004) if t["variant"] == "momentum")
     assert momentum["params"] == {"learning_rate": 0.01, "momentum": 0.9}
-    from components.train.optimizers import REGISTRY
+    from optbench.components.shared.optimizers import REGISTRY
+
     assert {t["optimizer"] for t in suites.expand(suites.load("modern"))} == set(REGISTRY)
     assert [(t["variant"], t["batch_size"]) for t in suites.expand(suites.load("batch-size"))] == [
-        ("sgd bs=full", 0), ("sgd bs=1024", 1024), ("sgd bs=64", 64), ("sgd bs=1", 1)]
+        ("sgd bs=full", 0),
+        ("sgd bs=1024", 1024),
+        ("sgd bs=64", 64),
+        ("sgd bs=1", 1),
+    ]
 
 
 def test_seeds_repeat_every_variant_and_lr_grid_adds_swept_variants():
@@ -30,8 +45,15 @@ def test_seeds_repeat_every_variant_and_lr_grid_adds_swept_variants():
     assert suite["seeds"] == [10, 11, 12]
     assert len(trials) == 3 * (2 + 3 + 3)  # sgd's default 0.01 is in the grid: not repeated
     assert {t["trial"] for t in trials if t["seed"] == 11} == {
-        "sgd.s11", "sgdlr0.1.s11", "adam.s11", "adamlr0.1.s11", "adamlr0.01.s11",
-        "rmsprop.s11", "rmsproplr0.1.s11", "rmsproplr0.01.s11"}
+        "sgd.s11",
+        "sgdlr0.1.s11",
+        "adam.s11",
+        "adamlr0.1.s11",
+        "adamlr0.01.s11",
+        "rmsprop.s11",
+        "rmsproplr0.1.s11",
+        "rmsproplr0.01.s11",
+    }
     assert all(t["lr_sweep"] == ("lr=" in t["variant"]) for t in trials)
     assert len({t["trial"] for t in trials}) == len(trials)
 
@@ -48,22 +70,31 @@ def test_overrides_keep_a_valid_baseline():
     assert suites.with_overrides(suites.load("seed-004"), optimizers=["adam", "sgd"])["baseline"] == "sgd"
 
 
-@pytest.mark.parametrize("raw, message", [
-    ({"optimizers": ["adamm"]}, "unknown optimizer 'adamm'; valid: sgd, momentum, nesterov"),
-    ({"optimizers": ["adam"], "model": "vgg"}, "unknown model 'vgg'; valid: mlp, cnn, rnn"),
-    ({"optimizers": ["adam"], "epochs": 0}, "epochs must be an integer in 1-1000, got 0"),
-    ({"optimizers": ["adam"], "batch_size": -3}, "batch_size must be a positive integer or 'full'"),
-    ({"optimizers": [{"name": "adam", "learning_rate": -1}]}, "adam.learning_rate must be a number in (0, 10000]"),
-    ({"optimizers": [{"name": "sgd", "momentum": 1.5}]}, "sgd.momentum must be a number in [0, 1]"),
-    ({"optimizers": [{"name": "adam", "momentum": 0.9}]}, "adam has no hyperparameter 'momentum'; valid: learning_rate"),
-    ({"optimizers": ["adam", "adam"]}, "optimizer(s) listed twice: adam"),
-    ({"optimizers": ["adam"], "seeds": 0}, "seeds must be an integer in 1-50"),
-    ({"optimizers": ["adam"], "lr_grid": []}, "lr_grid must be a non-empty list"),
-    ({"optimizers": ["adam"], "baseline": "sgd"}, "baseline 'sgd' is not one of the suite's variants: adam"),
-    ({"optimizers": ["adam"], "thresholds": {"min_acc": 0.9}}, "thresholds takes min_accuracy, max_drop_vs_baseline"),
-    ({"optimizers": ["adam"], "epoch": 3}, "unknown field(s) epoch; valid: name"),
-    ([1, 2], "a suite is a mapping"),
-])
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        ({"optimizers": ["adamm"]}, "unknown optimizer(s) 'adamm'; valid: sgd, momentum, nesterov"),
+        ({"optimizers": ["adam"], "model": "vgg"}, "unknown model 'vgg'; valid: mlp, cnn, rnn"),
+        ({"optimizers": ["adam"], "epochs": 0}, "epochs must be an integer in 1-1000, got 0"),
+        ({"optimizers": ["adam"], "batch_size": -3}, "batch_size must be a positive integer or 'full'"),
+        ({"optimizers": [{"name": "adam", "learning_rate": -1}]}, "adam.learning_rate must be a number in (0, 10000]"),
+        ({"optimizers": [{"name": "sgd", "momentum": 1.5}]}, "sgd.momentum must be a number in [0, 1]"),
+        (
+            {"optimizers": [{"name": "adam", "momentum": 0.9}]},
+            "adam has no hyperparameter 'momentum'; valid: learning_rate",
+        ),
+        ({"optimizers": ["adam", "adam"]}, "optimizer(s) listed twice: adam"),
+        ({"optimizers": ["adam"], "seeds": 0}, "seeds must be an integer in 1-50"),
+        ({"optimizers": ["adam"], "lr_grid": []}, "lr_grid must be a non-empty list"),
+        ({"optimizers": ["adam"], "baseline": "sgd"}, "baseline 'sgd' is not one of the suite's variants: adam"),
+        (
+            {"optimizers": ["adam"], "thresholds": {"min_acc": 0.9}},
+            "thresholds takes min_accuracy, max_drop_vs_baseline",
+        ),
+        ({"optimizers": ["adam"], "epoch": 3}, "unknown field(s) epoch; valid: name"),
+        ([1, 2], "a suite is a mapping"),
+    ],
+)
 def test_invalid_suites_name_the_field_and_what_is_valid(raw, message):
     with pytest.raises(SuiteError) as e:
         suites.validate(raw, source="my-suite.yaml")
@@ -72,8 +103,11 @@ def test_invalid_suites_name_the_field_and_what_is_valid(raw, message):
 
 def test_a_user_suite_file_is_loaded_and_checked(tmp_path):
     path = tmp_path / "mine.yaml"
-    path.write_text(yaml.safe_dump({"model": "rnn", "optimizers": [{"name": "adamw", "weight_decay": 0.01}],
-                                    "seeds": 2, "epochs": 3}))
+    path.write_text(
+        yaml.safe_dump(
+            {"model": "rnn", "optimizers": [{"name": "adamw", "weight_decay": 0.01}], "seeds": 2, "epochs": 3}
+        )
+    )
     suite = suites.load(str(path))
     assert suite["name"] == "mine" and [t["trial"] for t in suites.expand(suite)] == ["adamw.s0", "adamw.s1"]
     path.write_text("optimizers: [adam\n")

@@ -1,15 +1,17 @@
 """Training: fairness (same initial weights, same data order), outputs, divergence isolation."""
+
 from __future__ import annotations
 
 import json
 
 import numpy as np
 import pytest
+from helpers import single_trial
 
-from components.init_model.init_model import load_initial, run_init
-from components.plan.suites import single_trial
-from components.train import optimizers
-from components.train.train import optimizer_state_bytes, run_train, time_to_accuracy
+from optbench.components.init_model.init_model import run_init
+from optbench.components.shared import optimizers
+from optbench.components.shared.initial import load_initial
+from optbench.components.train.train import optimizer_state_bytes, run_train, time_to_accuracy
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +37,7 @@ def test_initial_weights_are_one_file_every_optimizer_loads(initial, tmp_path):
 
 
 def _order(dataset_dir, seed, epochs=2):
-    from components.train.data import batches, load_split
+    from optbench.components.train.data import batches, load_split
 
     ds = batches(load_split(str(dataset_dir), "train"), 64, shuffle_seed=seed)
     return [np.concatenate([y.numpy() for _, y in ds]) for _ in range(epochs)]
@@ -50,8 +52,9 @@ def test_every_optimizer_sees_the_same_data_order(tiny_dataset):
 
 
 def test_training_writes_history_and_saved_model(tiny_dataset, initial, tmp_path):
-    history = run_train(str(tiny_dataset), str(initial), str(tmp_path), single_trial("adam", seed=7, batch_size=32),
-                        epochs=2)
+    history = run_train(
+        str(tiny_dataset), str(initial), str(tmp_path), single_trial("adam", seed=7, batch_size=32), epochs=2
+    )
     on_disk = json.loads((tmp_path / "history.json").read_text())
     assert on_disk == history
     assert history["status"] == "ok" and history["optimizer_config"] == {"class_name": "Adam", "learning_rate": 0.001}
@@ -67,7 +70,7 @@ def test_training_writes_history_and_saved_model(tiny_dataset, initial, tmp_path
 def test_saved_model_serves_serialized_examples(tiny_dataset, initial, tmp_path, real_digits):
     import tensorflow as tf
 
-    from components.ingest.examples import to_example_bytes
+    from optbench.components.ingest.examples import to_example_bytes
 
     run_train(str(tiny_dataset), str(initial), str(tmp_path), single_trial("sgd", seed=7), epochs=1)
     serve = tf.saved_model.load(str(tmp_path / "saved_model")).signatures["serving_default"]
@@ -79,20 +82,25 @@ def test_saved_model_serves_serialized_examples(tiny_dataset, initial, tmp_path,
 
 
 def test_a_diverging_optimizer_is_stopped_and_recorded(tiny_dataset, initial, tmp_path):
-    history = run_train(str(tiny_dataset), str(initial), str(tmp_path / "huge"),
-                        single_trial("sgd", seed=7, learning_rate=1000.0), epochs=3)
+    history = run_train(
+        str(tiny_dataset),
+        str(initial),
+        str(tmp_path / "huge"),
+        single_trial("sgd", seed=7, learning_rate=1000.0),
+        epochs=3,
+    )
     assert history["status"] == "diverged" and history["diverged_at_epoch"] == 1
     assert len(history["epochs"]) == 1, "training stops at the epoch it diverged in"
     # NaN never reaches the JSON as a number.
-    json.loads((tmp_path / "huge" / "history.json").read_text(),
-               parse_constant=lambda c: pytest.fail(f"non-finite {c} in history.json"))
+    json.loads(
+        (tmp_path / "huge" / "history.json").read_text(),
+        parse_constant=lambda c: pytest.fail(f"non-finite {c} in history.json"),
+    )
 
 
 def test_unknown_optimizer_lists_the_valid_ones():
-    with pytest.raises(optimizers.UnknownOptimizerError, match="unknown optimizer 'adamm'; valid: sgd, momentum"):
+    with pytest.raises(ValueError, match="unknown optimizer 'adamm'; valid: sgd, momentum"):
         optimizers.get_spec("adamm")
-    with pytest.raises(optimizers.UnknownOptimizerError, match="listed twice: adam"):
-        optimizers.validate_names(["adam", "sgd", "adam"])
 
 
 @pytest.mark.parametrize("name", sorted(optimizers.REGISTRY))
@@ -104,16 +112,27 @@ def test_every_registered_optimizer_builds_with_its_defaults(name):
 
 
 def test_full_batch_takes_one_step_per_epoch(tiny_dataset, initial, tmp_path):
-    history = run_train(str(tiny_dataset), str(initial), str(tmp_path), single_trial("sgd", seed=7, batch_size=0),
-                        epochs=2)
+    history = run_train(
+        str(tiny_dataset), str(initial), str(tmp_path), single_trial("sgd", seed=7, batch_size=0), epochs=2
+    )
     assert history["batch_size"] == history["train_examples"] == 1000
     assert history["status"] == "ok" and len(history["epochs"]) == 2
 
 
-@pytest.mark.parametrize("name, ratio", [("sgd", 0.0), ("momentum", 1.0), ("nesterov", 1.0), ("rmsprop", 1.0),
-                                         ("adam", 2.0), ("adadelta", 2.0), ("nadam", 2.0)])
+@pytest.mark.parametrize(
+    "name, ratio",
+    [
+        ("sgd", 0.0),
+        ("momentum", 1.0),
+        ("nesterov", 1.0),
+        ("rmsprop", 1.0),
+        ("adam", 2.0),
+        ("adadelta", 2.0),
+        ("nadam", 2.0),
+    ],
+)
 def test_optimizer_state_memory_is_measured_in_parameter_multiples(name, ratio):
-    from components.train import models
+    from optbench.components.shared import models
 
     model = models.build("mlp")
     opt = optimizers.build(name)
@@ -123,7 +142,15 @@ def test_optimizer_state_memory_is_measured_in_parameter_multiples(name, ratio):
 
 
 def test_time_to_accuracy_reports_first_epoch_and_cumulative_seconds():
-    epochs = [{"epoch": 1, "seconds": 2.0, "val_accuracy": 0.90}, {"epoch": 2, "seconds": 3.0, "val_accuracy": 0.96},
-              {"epoch": 3, "seconds": 4.0, "val_accuracy": None}, {"epoch": 4, "seconds": 1.0, "val_accuracy": 0.975}]
-    assert time_to_accuracy(epochs) == {"0.95": {"epoch": 2, "seconds": 5.0}, "0.97": {"epoch": 4, "seconds": 10.0},
-                                        "0.98": None, "0.99": None}
+    epochs = [
+        {"epoch": 1, "seconds": 2.0, "val_accuracy": 0.90},
+        {"epoch": 2, "seconds": 3.0, "val_accuracy": 0.96},
+        {"epoch": 3, "seconds": 4.0, "val_accuracy": None},
+        {"epoch": 4, "seconds": 1.0, "val_accuracy": 0.975},
+    ]
+    assert time_to_accuracy(epochs) == {
+        "0.95": {"epoch": 2, "seconds": 5.0},
+        "0.97": {"epoch": 4, "seconds": 10.0},
+        "0.98": None,
+        "0.99": None,
+    }

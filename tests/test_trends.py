@@ -1,4 +1,5 @@
 """The trend report across runs: two finished runs of one suite (and a failed one), built by the real report step."""
+
 from __future__ import annotations
 
 import base64
@@ -8,29 +9,47 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
-from components.common.files import write_json_atomic
-from components.report import build_report
-from components.report.trends import build_trend_report
-from optbench.cli_report import report
 from test_report import PNG_MAGIC, SETTINGS, VARIANTS, realistic_run
 from test_report_browser import open_in_chromium
 
+from optbench.cli.report import report
+from optbench.components.report.build import build_report
+from optbench.components.report.trends import build_trend_report
+from optbench.components.shared.files import write_json_atomic
+from optbench.layout import read_run
+
 FIRST, SECOND, FAILED = "20261101-060000-aaaaaa", "20261108-060000-bbbbbb", "20261104-060000-cccccc"
-CONFIG = {"suite": "seed-004", "model_name": "cnn", "epochs": 6, "batch_size": 64, "data_source": "auto",
-          "train_limit": 0}
+CONFIG = {
+    "suite": "seed-004",
+    "model_name": "cnn",
+    "epochs": 6,
+    "batch_size": 64,
+    "data_source": "auto",
+    "train_limit": 0,
+}
 
 
-def make_run(runs_dir: Path, run_id: str, labels, shift: float, time_scale: float, variants: dict,
-             config: dict) -> Path:
+def make_run(
+    runs_dir: Path, run_id: str, labels, shift: float, time_scale: float, variants: dict, config: dict
+) -> Path:
     """A run folder as optbench/local_run.py leaves it: report/ from the real report step, and run.json."""
     run_dir = runs_dir / run_id
-    histories, summary, stats, predictions = realistic_run(labels, shift=shift, time_scale=time_scale,
-                                                           variants=variants)
-    build_report(histories, summary, stats, {**SETTINGS, "run_id": run_id}, str(run_dir / "report"),
-                 predictions=predictions)
-    write_json_atomic(run_dir / "run.json", {"run_id": run_id, "status": "succeeded", "seconds": 900.0 * time_scale,
-                                             "config": config, "report": str(run_dir / "report")})
+    histories, summary, stats, predictions = realistic_run(
+        labels, shift=shift, time_scale=time_scale, variants=variants
+    )
+    build_report(
+        histories, summary, stats, {**SETTINGS, "run_id": run_id}, str(run_dir / "report"), predictions=predictions
+    )
+    write_json_atomic(
+        run_dir / "run.json",
+        {
+            "run_id": run_id,
+            "status": "succeeded",
+            "seconds": 900.0 * time_scale,
+            "config": config,
+            "report": str(run_dir / "report"),
+        },
+    )
     return run_dir
 
 
@@ -40,10 +59,18 @@ def runs(tmp_path_factory, real_digits) -> Path:
     runs_dir = tmp_path_factory.mktemp("runs")
     labels = real_digits[1]
     make_run(runs_dir, FIRST, labels, 0.0, 1.0, VARIANTS, CONFIG)
-    make_run(runs_dir, SECOND, labels, 0.001, 0.8, {k: v for k, v in VARIANTS.items() if k != "adagrad"},
-             {**CONFIG, "train_limit": 20000})
-    write_json_atomic(runs_dir / FAILED / "run.json", {"run_id": FAILED, "status": "failed", "error": "oom",
-                                                       "config": CONFIG})
+    make_run(
+        runs_dir,
+        SECOND,
+        labels,
+        0.001,
+        0.8,
+        {k: v for k, v in VARIANTS.items() if k != "adagrad"},
+        {**CONFIG, "train_limit": 20000},
+    )
+    write_json_atomic(
+        runs_dir / FAILED / "run.json", {"run_id": FAILED, "status": "failed", "error": "oom", "config": CONFIG}
+    )
     return runs_dir
 
 
@@ -51,7 +78,7 @@ def runs(tmp_path_factory, real_digits) -> Path:
 def two(runs, tmp_path_factory) -> tuple[dict, Path]:
     out = tmp_path_factory.mktemp("trend")
     # Given newest first: the report lines them up oldest first all the same.
-    return build_trend_report([str(runs / SECOND), str(runs / FIRST)], str(out)), out
+    return build_trend_report([read_run(runs / SECOND), read_run(runs / FIRST)], str(out)), out
 
 
 def test_runs_are_lined_up_oldest_first(two):
@@ -73,7 +100,9 @@ def test_each_variant_moves_by_the_known_amount(two):
     assert first["test_accuracy_ci_low"] < first["test_accuracy"] < first["test_accuracy_ci_high"]
     # adagrad was dropped in the second run; adadelta diverged in both.
     assert data["variants"]["adagrad"]["runs"][1] is None and data["variants"]["adagrad"]["change"] == {
-        "test_accuracy": None, "train_seconds": None}
+        "test_accuracy": None,
+        "train_seconds": None,
+    }
     assert [c["status"] for c in data["variants"]["adadelta"]["runs"]] == ["diverged", "diverged"]
 
 
@@ -102,7 +131,7 @@ def test_trend_html_renders_in_chromium(two):
 
 
 def test_a_failed_run_is_a_visible_gap(runs, tmp_path):
-    data = build_trend_report([str(runs / FIRST), str(runs / FAILED), str(runs / SECOND)], str(tmp_path))
+    data = build_trend_report([read_run(runs / r) for r in (FIRST, FAILED, SECOND)], str(tmp_path))
     assert [r["status"] for r in data["runs"]] == ["succeeded", "failed", "succeeded"]
     assert data["variants"]["adam"]["runs"][1] is None
     assert data["variants"]["adam"]["change"]["test_accuracy"] == pytest.approx(0.001)
@@ -111,16 +140,17 @@ def test_a_failed_run_is_a_visible_gap(runs, tmp_path):
 
 def test_bad_runs_are_refused(runs, tmp_path):
     with pytest.raises(ValueError, match="given twice"):
-        build_trend_report([str(runs / FIRST), str(runs / FIRST)], str(tmp_path))
+        build_trend_report([read_run(runs / FIRST), read_run(runs / FIRST)], str(tmp_path))
     with pytest.raises(FileNotFoundError, match="no run.json"):
-        build_trend_report([str(runs / FIRST), str(tmp_path)], str(tmp_path / "out"))
+        read_run(tmp_path)
     assert not (tmp_path / "out").exists()
 
 
 def test_cli_resolves_run_ids_and_prints_the_table(runs, tmp_path):
     out = tmp_path / "trend"
-    result = CliRunner().invoke(report, ["--compare", FIRST, str(runs / SECOND), "--runs-dir", str(runs),
-                                         "--output", str(out)])
+    result = CliRunner().invoke(
+        report, ["--compare", FIRST, str(runs / SECOND), "--runs-dir", str(runs), "--output", str(out)]
+    )
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[0].split() == ["Optimizer", FIRST, SECOND, "Change"]
@@ -130,11 +160,14 @@ def test_cli_resolves_run_ids_and_prints_the_table(runs, tmp_path):
     assert default.exit_code == 0 and (runs / "trend" / "trend.html").is_file()
 
 
-@pytest.mark.parametrize("args, message", [
-    ([FIRST, SECOND], "give --compare"),
-    (["--compare", FIRST], "at least two runs"),
-    (["--compare", FIRST, "20990101-nope"], "'20990101-nope' is neither a run folder nor a run id under"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ([FIRST, SECOND], "give --compare"),
+        (["--compare", FIRST], "at least two runs"),
+        (["--compare", FIRST, "20990101-nope"], "'20990101-nope' is neither a run folder nor a run id under"),
+    ],
+)
 def test_cli_usage_errors(runs, args, message):
     result = CliRunner().invoke(report, [*args, "--runs-dir", str(runs)])
     assert result.exit_code == 2 and message in result.output

@@ -1,2 +1,2 @@
-"""Evaluate: every trained model on the test split in one TFMA run, summarised for the report, with the
-per-example predictions and the paired significance tests the report's verdict rests on."""
+"""Evaluate: every trained model on the test split in one TFMA run, summarised for the report, and the
+per-example predictions the report's significance tests rest on."""

@@ -6,7 +6,7 @@ TFMA, told which model is the baseline, computes every candidate's metric
 differences against it on every slice and checks the thresholds in the same
 pass. TFMA's raw output stays under `tfma/` for TFMA's own tools; the small
 `summary.json` digest (docs/artifacts.md) is what the report step reads, and
-`predictions.npz` (components/evaluate/predictions.py) holds each model's
+`predictions.npz` (components/shared/predictions.py) holds each model's
 predicted class per test example for the paired significance tests.
 
 Blessing: a model is blessed when TFMA's validation passes for it: overall
@@ -22,6 +22,7 @@ The default metric set is the cheap one. Macro-averaged AUC binarizes the
 ten classes and multiplies TFMA's time about tenfold, and calibration adds a
 histogram per model and slice, so both are opt-in.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,17 +33,25 @@ import shutil
 import time
 from pathlib import Path
 
-from components.common.artifacts import split_files
-from components.common.beam import pipeline_options
-from components.common.files import read_json, write_json_atomic
-from components.common.schema import (EVAL_SUMMARY_FILE, LABEL_KEY, NUM_CLASSES, SERVING_OUTPUT,
-                                      SERVING_SIGNATURE, split_pattern)
-from components.evaluate import predictions as preds
+from optbench.components.evaluate.predict import example_batches, predicted_classes, probabilities
+from optbench.components.shared.artifacts import split_files
+from optbench.components.shared.beam import pipeline_options
+from optbench.components.shared.files import write_json_atomic
+from optbench.components.shared.predictions import Predictions, save
+from optbench.components.shared.schema import (
+    EVAL_SUMMARY_FILE,
+    LABEL_KEY,
+    NUM_CLASSES,
+    PREDICTIONS_FILE,
+    SERVING_OUTPUT,
+    SERVING_SIGNATURE,
+    TEST_SPLIT,
+    TFMA_DIR,
+    split_pattern,
+)
 
 log = logging.getLogger(__name__)
 
-TEST_SPLIT = "test"
-TFMA_DIR = "tfma"
 THRESHOLD_KEYS = ("min_accuracy", "max_drop_vs_baseline")
 
 # summary.json key -> (TFMA metric class, its config); the key is also the metric's name in TFMA's output.
@@ -57,9 +66,16 @@ AUC_NAME = "auc"
 CALIBRATION_BINS = 10  # the usual reliability-diagram resolution; ECE is computed over these bins
 
 
-def evaluate(models: dict[str, str], dataset_dir: str, output_dir: str, baseline: str | None = None,
-             thresholds: dict | None = None, calibration: bool = False, auc: bool = False,
-             beam_args: list[str] | None = None) -> dict:
+def evaluate(
+    models: dict[str, str],
+    dataset_dir: str,
+    output_dir: str,
+    baseline: str | None = None,
+    thresholds: dict | None = None,
+    calibration: bool = False,
+    auc: bool = False,
+    beam_args: list[str] | None = None,
+) -> dict:
     """Evaluate `models` (trial id -> SavedModel folder) on the test split of `dataset_dir` in one TFMA run.
 
     Writes TFMA's output to `output_dir/tfma/`, the digest to `output_dir/summary.json` and the
@@ -78,8 +94,11 @@ def evaluate(models: dict[str, str], dataset_dir: str, output_dir: str, baseline
     thresholds = _check_thresholds(thresholds)
     data_location = check_inputs(models, dataset_dir)
     if baseline is not None and baseline not in models:
-        log.warning("evaluate: baseline %r is not among the models (%s); comparing without a baseline",
-                    baseline, ", ".join(models))
+        log.warning(
+            "evaluate: baseline %r is not among the models (%s); comparing without a baseline",
+            baseline,
+            ", ".join(models),
+        )
         baseline = None
     # TFMA refuses a run whose only model is the baseline; alone, it has nothing to be compared with.
     baseline = baseline if len(models) > 1 else None
@@ -88,49 +107,67 @@ def evaluate(models: dict[str, str], dataset_dir: str, output_dir: str, baseline
     tfma_dir = os.path.join(output_dir, TFMA_DIR)
     tfma_seconds = run_tfma(models, config, data_location, tfma_dir, beam_args)
 
-    batches, labels = preds.example_batches(split_files(dataset_dir, TEST_SPLIT))
-    predicted = preds.Predictions(labels, {name: preds.predicted_classes(preds.probabilities(path, batches))
-                                           for name, path in models.items()})
-    preds.save(Path(output_dir) / preds.PREDICTIONS_FILE, predicted)
+    batches, labels = example_batches(split_files(dataset_dir, TEST_SPLIT))
+    predicted = Predictions(
+        labels, {name: predicted_classes(probabilities(path, batches)) for name, path in models.items()}
+    )
+    save(Path(output_dir) / PREDICTIONS_FILE, predicted)
 
-    summary = summarize(tfma_dir, list(models), baseline, thresholds,
-                        finite={name: predicted.finite(name) for name in models})
-    summary.update({"tfma_seconds": round(tfma_seconds, 3), "calibration": calibration, "auc": auc,
-                    "predictions": preds.PREDICTIONS_FILE})
+    summary = summarize(
+        tfma_dir, list(models), baseline, thresholds, finite={name: predicted.finite(name) for name in models}
+    )
+    summary.update(
+        {
+            "tfma_seconds": round(tfma_seconds, 3),
+            "calibration": calibration,
+            "auc": auc,
+            "predictions": PREDICTIONS_FILE,
+        }
+    )
     write_json_atomic(Path(output_dir) / EVAL_SUMMARY_FILE, summary)
     return summary
 
 
-def load_summary(output_dir: str) -> dict:
-    """The summary.json an earlier `evaluate` wrote into `output_dir`."""
-    return read_json(Path(output_dir) / EVAL_SUMMARY_FILE)
-
-
-def run_tfma(models: dict[str, str], config, data_location: str, tfma_dir: str,
-             beam_args: list[str] | None = None) -> float:
+def run_tfma(
+    models: dict[str, str], config, data_location: str, tfma_dir: str, beam_args: list[str] | None = None
+) -> float:
     """One TFMA analysis of every model into `tfma_dir` (emptied first); returns its wall-clock seconds."""
     import tensorflow_model_analysis as tfma
 
-    shared = [tfma.default_eval_shared_model(eval_saved_model_path=path, model_name=name, eval_config=config)
-              for name, path in models.items()]
+    shared = [
+        tfma.default_eval_shared_model(eval_saved_model_path=path, model_name=name, eval_config=config)
+        for name, path in models.items()
+    ]
     shutil.rmtree(tfma_dir, ignore_errors=True)  # no stale shards from an earlier run
     started = time.perf_counter()
-    tfma.run_model_analysis(eval_shared_model=shared, eval_config=config, data_location=data_location,
-                            output_path=tfma_dir, pipeline_options=pipeline_options(beam_args))
+    tfma.run_model_analysis(
+        eval_shared_model=shared,
+        eval_config=config,
+        data_location=data_location,
+        output_path=tfma_dir,
+        pipeline_options=pipeline_options(beam_args),
+    )
     seconds = time.perf_counter() - started
     log.info("evaluate: TFMA over %d models took %.1fs", len(models), seconds)
     return seconds
 
 
-def eval_config(model_names: list[str], baseline: str | None, thresholds: dict | None = None,
-                calibration: bool = False, auc: bool = False):
+def eval_config(
+    model_names: list[str],
+    baseline: str | None,
+    thresholds: dict | None = None,
+    calibration: bool = False,
+    auc: bool = False,
+):
     """The TFMA EvalConfig: the models, overall + per-label slices, the metrics and the thresholds."""
     from tensorflow_model_analysis.proto import config_pb2 as c  # tfma.EvalConfig is not exported in 0.52
 
     thresholds = thresholds or {}
     overall = c.SlicingSpec()
-    metrics = {name: c.MetricConfig(class_name=cls, config=json.dumps({"name": name, **extra}))
-               for name, (cls, extra) in SCALAR_METRICS.items()}
+    metrics = {
+        name: c.MetricConfig(class_name=cls, config=json.dumps({"name": name, **extra}))
+        for name, (cls, extra) in SCALAR_METRICS.items()
+    }
     # Thresholds are on the overall slice only: without a slice they would apply to every label too.
     # With a baseline TFMA computes diff metrics for every metric, thresholds or not.
     threshold = c.MetricThreshold()
@@ -144,25 +181,44 @@ def eval_config(model_names: list[str], baseline: str | None, thresholds: dict |
 
     specs = [c.MetricsSpec(metrics=[*metrics.values(), c.MetricConfig(class_name=CONFUSION_PLOT_CLASS)])]
     if auc:  # one-vs-rest per class, then the mean over the classes (equal weights name the classes)
-        specs.append(c.MetricsSpec(
-            metrics=[c.MetricConfig(class_name="AUC", config=json.dumps({"name": AUC_NAME}))],
-            aggregate=c.AggregationOptions(macro_average=True,
-                                           class_weights={k: 1.0 for k in range(NUM_CLASSES)})))
+        specs.append(
+            c.MetricsSpec(
+                metrics=[c.MetricConfig(class_name="AUC", config=json.dumps({"name": AUC_NAME}))],
+                aggregate=c.AggregationOptions(macro_average=True, class_weights={k: 1.0 for k in range(NUM_CLASSES)}),
+            )
+        )
     if calibration:  # k=1: label 1 when the top class is right, prediction its probability (the confidence)
-        specs.append(c.MetricsSpec(
-            metrics=[c.MetricConfig(class_name="CalibrationPlot",
-                                    config=json.dumps({"num_buckets": CALIBRATION_BINS}))],
-            binarize=c.BinarizationOptions(k_list={"values": [1]})))
+        specs.append(
+            c.MetricsSpec(
+                metrics=[
+                    c.MetricConfig(class_name="CalibrationPlot", config=json.dumps({"num_buckets": CALIBRATION_BINS}))
+                ],
+                binarize=c.BinarizationOptions(k_list={"values": [1]}),
+            )
+        )
     return c.EvalConfig(
-        model_specs=[c.ModelSpec(name=name, signature_name=SERVING_SIGNATURE, label_key=LABEL_KEY,
-                                 prediction_key=SERVING_OUTPUT, is_baseline=name == baseline)
-                     for name in model_names],
+        model_specs=[
+            c.ModelSpec(
+                name=name,
+                signature_name=SERVING_SIGNATURE,
+                label_key=LABEL_KEY,
+                prediction_key=SERVING_OUTPUT,
+                is_baseline=name == baseline,
+            )
+            for name in model_names
+        ],
         slicing_specs=[overall, c.SlicingSpec(feature_keys=[LABEL_KEY])],
-        metrics_specs=specs)
+        metrics_specs=specs,
+    )
 
 
-def summarize(tfma_dir: str, model_names: list[str], baseline: str | None, thresholds: dict | None = None,
-              finite: dict[str, bool] | None = None) -> dict:
+def summarize(
+    tfma_dir: str,
+    model_names: list[str],
+    baseline: str | None,
+    thresholds: dict | None = None,
+    finite: dict[str, bool] | None = None,
+) -> dict:
     """Read TFMA's metrics, plots and validation result back into the summary.json structure.
 
     `finite` (trial -> whether all its outputs were finite) withholds blessing from diverged models.
@@ -197,8 +253,11 @@ def summarize(tfma_dir: str, model_names: list[str], baseline: str | None, thres
             failures[owner(f.metric_key.model_name)].append(_failure_reason(f))
     for name in model_names:
         accuracy = values.get((None, name, "accuracy", False))
-        if name == baseline and "min_accuracy" in thresholds and not (
-                accuracy is not None and accuracy >= thresholds["min_accuracy"]):
+        if (
+            name == baseline
+            and "min_accuracy" in thresholds
+            and not (accuracy is not None and accuracy >= thresholds["min_accuracy"])
+        ):
             failures[name].append(f"accuracy {_show(accuracy)} is below the minimum {thresholds['min_accuracy']:g}")
         if not finite.get(name, True):
             failures[name].insert(0, "non-finite outputs (the model diverged)")
@@ -209,8 +268,9 @@ def summarize(tfma_dir: str, model_names: list[str], baseline: str | None, thres
         models[name] = {
             "example_count": None if count is None else int(count),
             **{key: values.get((None, name, key, False)) for key in ("accuracy", "loss", "top3_accuracy")},
-            "accuracy_diff_vs_baseline": (values.get((None, name, "accuracy", True))
-                                          if baseline not in (None, name) else None),
+            "accuracy_diff_vs_baseline": (
+                values.get((None, name, "accuracy", True)) if baseline not in (None, name) else None
+            ),
             "blessed": not failures[name],
             "failed_thresholds": failures[name],
             "finite_predictions": finite.get(name, True),
@@ -275,8 +335,10 @@ def _failure_reason(failure) -> str:
     value = _show(_number(failure.metric_value))
     threshold = failure.metric_threshold
     if failure.metric_key.is_diff:
-        return (f"{failure.metric_key.name} {value} against the baseline, beyond the allowed change "
-                f"{threshold.change_threshold.absolute.value:+g}")
+        return (
+            f"{failure.metric_key.name} {value} against the baseline, beyond the allowed change "
+            f"{threshold.change_threshold.absolute.value:+g}"
+        )
     return f"{failure.metric_key.name} {value} is below the minimum {threshold.value_threshold.lower_bound.value:g}"
 
 
@@ -299,9 +361,15 @@ def _calibration(plot_value) -> dict:
     for b in plot_value.calibration_histogram_buckets.buckets:
         n = b.num_weighted_examples.value
         if n > 0 and math.isfinite(b.lower_threshold_inclusive) and math.isfinite(b.upper_threshold_exclusive):
-            bins.append({"low": b.lower_threshold_inclusive, "high": b.upper_threshold_exclusive, "count": round(n),
-                         "accuracy": b.total_weighted_label.value / n,
-                         "confidence": b.total_weighted_refined_prediction.value / n})
+            bins.append(
+                {
+                    "low": b.lower_threshold_inclusive,
+                    "high": b.upper_threshold_exclusive,
+                    "count": round(n),
+                    "accuracy": b.total_weighted_label.value / n,
+                    "confidence": b.total_weighted_refined_prediction.value / n,
+                }
+            )
     total = sum(b["count"] for b in bins)
     ece = sum(b["count"] * abs(b["accuracy"] - b["confidence"]) for b in bins) / total if total else None
     return {"ece": ece, "bins": bins}

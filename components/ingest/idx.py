@@ -3,6 +3,7 @@
 Every check that fails raises `DataError` naming the file and the check, so a
 bad download stops the run before any training starts.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from components.common.schema import IMAGE_SHAPE, NUM_CLASSES
+from optbench.components.shared.schema import IMAGE_SHAPE, NUM_CLASSES
 
 IMAGES_MAGIC = 2051  # 0x00000803: unsigned byte, 3 dimensions
 LABELS_MAGIC = 2049  # 0x00000801: unsigned byte, 1 dimension
@@ -32,15 +33,20 @@ class CanonicalFile:
 # mirrors in components.ingest.sources). A file with one of these names and
 # the canonical example count must match the checksum byte for byte.
 CANONICAL = {
-    f.name: f for f in (
-        CanonicalFile("train-images-idx3-ubyte.gz", 60000,
-                      "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609"),
-        CanonicalFile("train-labels-idx1-ubyte.gz", 60000,
-                      "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c"),
-        CanonicalFile("t10k-images-idx3-ubyte.gz", 10000,
-                      "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6"),
-        CanonicalFile("t10k-labels-idx1-ubyte.gz", 10000,
-                      "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6"),
+    f.name: f
+    for f in (
+        CanonicalFile(
+            "train-images-idx3-ubyte.gz", 60000, "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609"
+        ),
+        CanonicalFile(
+            "train-labels-idx1-ubyte.gz", 60000, "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c"
+        ),
+        CanonicalFile(
+            "t10k-images-idx3-ubyte.gz", 10000, "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6"
+        ),
+        CanonicalFile(
+            "t10k-labels-idx1-ubyte.gz", 10000, "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6"
+        ),
     )
 }
 SPLIT_FILES = {
@@ -78,8 +84,10 @@ def _header(path: Path, raw: bytes, magic: int, dims: int) -> tuple[int, ...]:
         raise DataError(f"{path}: IDX magic number check failed: found {found:#010x}, expected {magic:#010x}")
     expected = size + int(np.prod(shape))
     if len(raw) != expected:
-        raise DataError(f"{path}: IDX size check failed: {len(raw)} bytes for shape {tuple(shape)}, "
-                        f"expected {expected} (truncated or padded)")
+        raise DataError(
+            f"{path}: IDX size check failed: {len(raw)} bytes for shape {tuple(shape)}, "
+            f"expected {expected} (truncated or padded)"
+        )
     return tuple(shape)
 
 
@@ -88,8 +96,9 @@ def _check_canonical(path: Path, count: int) -> None:
     if canon is not None and count == canon.count:
         digest = sha256_of(path)
         if digest != canon.sha256:
-            raise DataError(f"{path}: checksum check failed: sha256 {digest}, "
-                            f"the published {path.name} has {canon.sha256}")
+            raise DataError(
+                f"{path}: checksum check failed: sha256 {digest}, the published {path.name} has {canon.sha256}"
+            )
 
 
 def read_images(path: str | os.PathLike) -> np.ndarray:
@@ -110,8 +119,10 @@ def read_labels(path: str | os.PathLike) -> np.ndarray:
     labels = np.frombuffer(raw, dtype=np.uint8, offset=8)
     bad = np.flatnonzero(labels >= NUM_CLASSES)
     if bad.size:
-        raise DataError(f"{path}: label range check failed: {bad.size} labels outside 0-{NUM_CLASSES - 1} "
-                        f"(first at index {bad[0]}: {labels[bad[0]]})")
+        raise DataError(
+            f"{path}: label range check failed: {bad.size} labels outside 0-{NUM_CLASSES - 1} "
+            f"(first at index {bad[0]}: {labels[bad[0]]})"
+        )
     return labels
 
 
@@ -121,8 +132,10 @@ def read_split(folder: str | os.PathLike, split: str) -> tuple[np.ndarray, np.nd
     images_name, labels_name = SPLIT_FILES[split]
     images, labels = read_images(folder / images_name), read_labels(folder / labels_name)
     if len(images) != len(labels):
-        raise DataError(f"{folder / images_name}: count check failed: {len(images)} images "
-                        f"but {labels_name} has {len(labels)} labels")
+        raise DataError(
+            f"{folder / images_name}: count check failed: {len(images)} images "
+            f"but {labels_name} has {len(labels)} labels"
+        )
     if len(images) == 0:
         raise DataError(f"{folder / images_name}: count check failed: the {split} split is empty")
     return images, labels

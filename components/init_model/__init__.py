@@ -1,1 +1,1 @@
-"""Create the initial weights that every optimizer starts from."""
+"""Init model: the initial weights that every optimizer of a seed starts from."""

@@ -7,6 +7,7 @@ turns it into trials (docs/artifacts.md), one training run each; the same
 code runs in the CLI (to fail fast) and in the pipeline's plan step (so a
 suite edited in the KFP UI is checked there too).
 """
+
 from __future__ import annotations
 
 import copy
@@ -18,10 +19,10 @@ from typing import Any
 
 import yaml
 
-from components.train.models import MODELS
-from components.train.optimizers import REGISTRY, get_spec
+from optbench.components.shared.models import MODELS
+from optbench.components.shared.optimizers import REGISTRY, get_spec
 
-SUITES_PACKAGE = "components.plan.suites_data"
+SUITES_PACKAGE = "optbench.components.plan.suites_data"
 DEFAULT_SUITE = "seed-004"
 MAX_SEEDS = 50
 MAX_EPOCHS = 1000
@@ -43,9 +44,14 @@ _KEYS = {
 _THRESHOLDS = {"min_accuracy": (0.0, 1.0), "max_drop_vs_baseline": (0.0, 1.0)}
 # Ranges for the hyperparameters we can judge; any other constructor argument is passed through.
 _RANGES = {
-    "learning_rate": (0.0, 1e4, False), "momentum": (0.0, 1.0, True), "rho": (0.0, 1.0, True),
-    "beta_1": (0.0, 1.0, True), "beta_2": (0.0, 1.0, True), "epsilon": (0.0, 1.0, False),
-    "weight_decay": (0.0, 1.0, True), "initial_accumulator_value": (0.0, 1e6, True),
+    "learning_rate": (0.0, 1e4, False),
+    "momentum": (0.0, 1.0, True),
+    "rho": (0.0, 1.0, True),
+    "beta_1": (0.0, 1.0, True),
+    "beta_2": (0.0, 1.0, True),
+    "epsilon": (0.0, 1.0, False),
+    "weight_decay": (0.0, 1.0, True),
+    "initial_accumulator_value": (0.0, 1e6, True),
 }
 
 
@@ -56,8 +62,11 @@ class SuiteError(ValueError):
 def available() -> dict[str, Path]:
     """The suites shipped with optbench: name -> YAML file."""
     root = resources.files(SUITES_PACKAGE)
-    return {Path(p.name).stem: Path(str(p)) for p in sorted(root.iterdir(), key=lambda p: p.name)
-            if p.name.endswith(".yaml")}
+    return {
+        Path(p.name).stem: Path(str(p))
+        for p in sorted(root.iterdir(), key=lambda p: p.name)
+        if p.name.endswith(".yaml")
+    }
 
 
 def load(name_or_path: str) -> dict:
@@ -68,8 +77,9 @@ def load(name_or_path: str) -> dict:
     else:
         path = Path(name_or_path)
         if not path.is_file():
-            raise SuiteError(f"unknown suite {name_or_path!r}: not a file, and the shipped suites are "
-                             f"{', '.join(suites)}")
+            raise SuiteError(
+                f"unknown suite {name_or_path!r}: not a file, and the shipped suites are {', '.join(suites)}"
+            )
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
@@ -83,8 +93,10 @@ def validate(raw: Any, source: str = "suite") -> dict:
         raise SuiteError(f"{source}: a suite is a mapping of {', '.join(_KEYS)}")
     unknown = sorted(set(raw) - set(_KEYS))
     if unknown:
-        raise SuiteError(f"{source}: unknown field(s) {', '.join(unknown)}; valid: "
-                         + "; ".join(f"{k} ({v})" for k, v in _KEYS.items()))
+        raise SuiteError(
+            f"{source}: unknown field(s) {', '.join(unknown)}; valid: "
+            + "; ".join(f"{k} ({v})" for k, v in _KEYS.items())
+        )
     suite = copy.deepcopy(raw)
     suite.setdefault("name", Path(source).stem)
     suite.setdefault("description", "")
@@ -107,13 +119,24 @@ def validate(raw: Any, source: str = "suite") -> dict:
     suite["thresholds"] = _thresholds(source, suite.get("thresholds") or {})
     variants = [t for t in expand(suite, seeds=[0])]
     # Default baseline: plain SGD at its default learning rate (the seeds compare against it), if compared.
-    suite.setdefault("baseline", next((t["variant"] for t in variants
-                                       if t["optimizer"] == "sgd" and not t["lr_sweep"] and t["params"] ==
-                                       {**get_spec("sgd").params, "learning_rate": get_spec("sgd").learning_rate}),
-                                      None))
+    suite.setdefault(
+        "baseline",
+        next(
+            (
+                t["variant"]
+                for t in variants
+                if t["optimizer"] == "sgd"
+                and not t["lr_sweep"]
+                and t["params"] == {**get_spec("sgd").params, "learning_rate": get_spec("sgd").learning_rate}
+            ),
+            None,
+        ),
+    )
     if suite["baseline"] is not None and suite["baseline"] not in {t["variant"] for t in variants}:
-        raise SuiteError(f"{source}: baseline {suite['baseline']!r} is not one of the suite's variants: "
-                         f"{', '.join(t['variant'] for t in variants)}")
+        raise SuiteError(
+            f"{source}: baseline {suite['baseline']!r} is not one of the suite's variants: "
+            f"{', '.join(t['variant'] for t in variants)}"
+        )
     return suite
 
 
@@ -150,14 +173,17 @@ def _seeds(source: str, value: Any) -> list[int]:
 def _optimizers(source: str, value: Any) -> list[dict]:
     if not isinstance(value, list) or not value:
         raise SuiteError(f"{source}: optimizers must be a non-empty list; valid names: {', '.join(REGISTRY)}")
+    entries = [{"name": e} if isinstance(e, str) else dict(e) if isinstance(e, dict) else None for e in value]
+    if any(e is None or "name" not in e for e in entries):
+        raise SuiteError(f"{source}: each optimizer is a name or a mapping with 'name'; got {value!r}")
+    unknown = [e["name"] for e in entries if e["name"] not in REGISTRY]
+    if unknown:
+        raise SuiteError(
+            f"{source}: unknown optimizer(s) {', '.join(map(repr, unknown))}; valid: {', '.join(REGISTRY)}"
+        )
     out = []
-    for entry in value:
-        entry = {"name": entry} if isinstance(entry, str) else dict(entry) if isinstance(entry, dict) else None
-        if entry is None or "name" not in entry:
-            raise SuiteError(f"{source}: each optimizer is a name or a mapping with 'name'; got {value!r}")
+    for entry in entries:
         name = entry.pop("name")
-        if name not in REGISTRY:
-            raise SuiteError(f"{source}: unknown optimizer {name!r}; valid: {', '.join(REGISTRY)}")
         label = str(entry.pop("label", name))
         params = {k: _param(source, name, k, v) for k, v in entry.items()}
         out.append({"name": name, "label": label, "params": params})
@@ -188,8 +214,9 @@ def _param(source: str, optimizer: str, key: str, value: Any) -> Any:
 def _thresholds(source: str, value: Any) -> dict:
     if not isinstance(value, dict) or set(value) - set(_THRESHOLDS):
         raise SuiteError(f"{source}: thresholds takes {', '.join(_THRESHOLDS)}; got {value!r}")
-    return {k: _number(source, f"thresholds.{k}", v, lo, hi, True)
-            for k, v in value.items() for lo, hi in [_THRESHOLDS[k]]}
+    return {
+        k: _number(source, f"thresholds.{k}", v, lo, hi, True) for k, v in value.items() for lo, hi in [_THRESHOLDS[k]]
+    }
 
 
 def _trial_id(variant: str, seed: int) -> str:
@@ -212,24 +239,44 @@ def expand(suite: dict, seeds: list[int] | None = None) -> list[dict]:
                     if sweep:
                         variant += f" lr={lr:g}"
                     params = {**get_spec(opt["name"]).params, **opt["params"], "learning_rate": lr}
-                    trials.append({"trial": _trial_id(variant, seed), "variant": variant,
-                                   "optimizer": opt["name"], "params": params,
-                                   "seed": seed, "batch_size": batch_size, "learning_rate": lr,
-                                   "lr_sweep": sweep})
+                    trials.append(
+                        {
+                            "trial": _trial_id(variant, seed),
+                            "variant": variant,
+                            "optimizer": opt["name"],
+                            "params": params,
+                            "seed": seed,
+                            "batch_size": batch_size,
+                            "learning_rate": lr,
+                            "lr_sweep": sweep,
+                        }
+                    )
     return trials
 
 
-def with_overrides(suite: dict, *, optimizers: list[str] | None = None, model: str | None = None,
-                   epochs: int | None = None, batch_size: int | str | None = None, seeds: int | None = None,
-                   first_seed: int = 0, lr_grid: list[float] | None = None, baseline: str | None = None) -> dict:
+def with_overrides(
+    suite: dict,
+    *,
+    optimizers: list[str] | None = None,
+    model: str | None = None,
+    epochs: int | None = None,
+    batch_size: int | str | None = None,
+    seeds: int | None = None,
+    first_seed: int = 0,
+    lr_grid: list[float] | None = None,
+    baseline: str | None = None,
+) -> dict:
     """The suite with the CLI's options applied on top, validated again."""
     raw = {k: v for k, v in suite.items()}
     as_written = lambda b: "full" if b == FULL_BATCH else b  # noqa: E731 - back to the YAML's spelling
     raw["batch_size"] = as_written(suite["batch_size"])
     if "batch_sizes" in suite:
         raw["batch_sizes"] = [as_written(b) for b in suite["batch_sizes"]]
-    raw["optimizers"] = ([{"name": o["name"], "label": o["label"], **o["params"]} for o in suite["optimizers"]]
-                         if optimizers is None else optimizers)
+    raw["optimizers"] = (
+        [{"name": o["name"], "label": o["label"], **o["params"]} for o in suite["optimizers"]]
+        if optimizers is None
+        else optimizers
+    )
     for key, value in (("model", model), ("epochs", epochs), ("batch_size", batch_size), ("lr_grid", lr_grid)):
         if value is not None:
             raw[key] = value
@@ -245,11 +292,3 @@ def with_overrides(suite: dict, *, optimizers: list[str] | None = None, model: s
     if suite.get("baseline") in {t["variant"] for t in expand(overridden, seeds=[0])}:
         overridden["baseline"] = suite["baseline"]  # still compared: keep the suite's choice
     return overridden
-
-
-def single_trial(optimizer: str, seed: int = 0, batch_size: int = 64, **params: Any) -> dict:
-    """One trial outside any suite (tests, notebooks): the optimizer's defaults plus `params`."""
-    suite = validate({"optimizers": [{"name": optimizer, **params}], "batch_size": batch_size or "full",
-                      "seeds": [seed], "baseline": None}, source="trial")
-    (trial,) = expand(suite)
-    return trial

@@ -6,6 +6,7 @@ drawn (rows hold None where a value is missing), and callers pass only rows
 with at least one non-diverged seed: a diverged trial is never plotted.
 Colours come from `colours`, so a variant has the same colour on every chart.
 """
+
 from __future__ import annotations
 
 from io import BytesIO
@@ -17,7 +18,7 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from components.report.comparison import display_name, fmt_time
+from optbench.components.report.comparison import display_name, fmt_time
 
 FIGSIZE = (7, 4.5)
 WIDE = (11, 4.8)
@@ -55,8 +56,9 @@ def _points(xs: list, ys: list) -> tuple[list, list]:
     return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
-def line_chart(rows: list[dict], key: str, title: str, ylabel: str, colour_of: dict[str, str],
-               log: bool = False) -> bytes:
+def line_chart(
+    rows: list[dict], key: str, title: str, ylabel: str, colour_of: dict[str, str], log: bool = False
+) -> bytes:
     """Mean of `row[key]` (a per-epoch list) against epoch 1..N, one line per row; shaded +/- one standard
     deviation across seeds where the row has `<key>_std`."""
     fig = _figure()
@@ -65,8 +67,11 @@ def line_chart(rows: list[dict], key: str, title: str, ylabel: str, colour_of: d
         epochs, values = _points(list(range(1, len(row[key]) + 1)), row[key])
         colour = colour_of[row["optimizer"]]
         ax.plot(epochs, values, marker="o", markersize=3, linewidth=1.6, color=colour, label=display_name(row))
-        band = [(e, row[key][e - 1], s) for e, s in zip(range(1, len(row[key]) + 1), row.get(f"{key}_std") or [])
-                if s is not None and row[key][e - 1] is not None]
+        band = [
+            (e, row[key][e - 1], s)
+            for e, s in zip(range(1, len(row[key]) + 1), row.get(f"{key}_std") or [])
+            if s is not None and row[key][e - 1] is not None
+        ]
         if band:
             e, m, s = (np.array(v, dtype=float) for v in zip(*band))
             ax.fill_between(e, m - s, m + s, color=colour, alpha=0.18, linewidth=0)
@@ -91,10 +96,12 @@ def time_chart(rows: list[dict], colour_of: dict[str, str]) -> bytes:
     ax = fig.add_subplot()
     for row in rows:
         xs, ys = _points(row["elapsed_seconds"], row["val_accuracy"])
-        ax.plot(xs, ys, marker="o", markersize=3, linewidth=1.6, color=colour_of[row["optimizer"]],
-                label=display_name(row))
-    ax.set(title="Validation accuracy against training time", xlabel="Training time (m:ss)",
-           ylabel="Validation accuracy")
+        ax.plot(
+            xs, ys, marker="o", markersize=3, linewidth=1.6, color=colour_of[row["optimizer"]], label=display_name(row)
+        )
+    ax.set(
+        title="Validation accuracy against training time", xlabel="Training time (m:ss)", ylabel="Validation accuracy"
+    )
     _time_axis(ax.xaxis)
     ax.grid(True, alpha=0.3)
     _legend(ax, len(rows))
@@ -108,8 +115,13 @@ def cost_chart(rows: list[dict], colour_of: dict[str, str]) -> bytes:
     y = np.arange(len(rows))
     colours_ = [colour_of[r["optimizer"]] for r in rows]
     time_ax, memory_ax = fig.subplots(1, 2, sharey=True)
-    time_ax.barh(y, [r["train_seconds"] or 0.0 for r in rows], color=colours_,
-                 xerr=[r["train_seconds_std"] or 0.0 for r in rows], capsize=3)
+    time_ax.barh(
+        y,
+        [r["train_seconds"] or 0.0 for r in rows],
+        color=colours_,
+        xerr=[r["train_seconds_std"] or 0.0 for r in rows],
+        capsize=3,
+    )
     time_ax.set(title="Training time", xlabel="m:ss", yticks=y, yticklabels=names)
     _time_axis(time_ax.xaxis)
     time_ax.invert_yaxis()  # the ranking order, best at the top
@@ -132,14 +144,23 @@ def confusion_chart(panels: list[tuple[str, list[list[int]]]]) -> bytes:
     for ax, (title, matrix) in zip(axes, panels):
         counts = np.array(matrix, dtype=float)
         shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
-        image = ax.imshow(np.ma.masked_equal(np.maximum(shares, SHARE_FLOOR * (counts > 0)), 0), cmap="Blues",
-                          norm=norm)
+        image = ax.imshow(
+            np.ma.masked_equal(np.maximum(shares, SHARE_FLOOR * (counts > 0)), 0), cmap="Blues", norm=norm
+        )
         for (i, j), n in np.ndenumerate(counts):
             if n:
-                ax.text(j, i, f"{int(n)}", ha="center", va="center", fontsize=6.5,
-                        color="white" if shares[i, j] > 0.3 else "#1f2328")
-        ax.set(title=title, xlabel="Predicted", ylabel="True", xticks=range(counts.shape[1]),
-               yticks=range(counts.shape[0]))
+                ax.text(
+                    j,
+                    i,
+                    f"{int(n)}",
+                    ha="center",
+                    va="center",
+                    fontsize=6.5,
+                    color="white" if shares[i, j] > 0.3 else "#1f2328",
+                )
+        ax.set(
+            title=title, xlabel="Predicted", ylabel="True", xticks=range(counts.shape[1]), yticks=range(counts.shape[0])
+        )
     fig.colorbar(image, ax=list(axes), shrink=0.8, label="share of the true class (log scale)")
     return _png(fig)
 
@@ -151,8 +172,9 @@ def per_class_chart(rows: list[dict], colour_of: dict[str, str]) -> bytes:
     for row in rows:
         labels = sorted(row["per_label_accuracy"], key=int)
         xs, ys = _points([int(d) for d in labels], [row["per_label_accuracy"][d] for d in labels])
-        ax.plot(xs, ys, marker="o", markersize=4, linewidth=1.0, color=colour_of[row["optimizer"]],
-                label=display_name(row))
+        ax.plot(
+            xs, ys, marker="o", markersize=4, linewidth=1.0, color=colour_of[row["optimizer"]], label=display_name(row)
+        )
     ax.set(title="Test accuracy per digit", xlabel="True digit", ylabel="Test accuracy", xticks=range(10))
     ax.grid(True, alpha=0.3)
     _legend(ax, len(rows))
@@ -166,10 +188,18 @@ def calibration_chart(rows: list[dict], colour_of: dict[str, str]) -> bytes:
     ax.plot([0, 1], [0, 1], linestyle="--", color="#888888", linewidth=1, label="perfectly calibrated")
     for row in rows:
         bins = row["calibration"]["bins"]
-        ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], marker="o", markersize=3,
-                linewidth=1.4, color=colour_of[row["optimizer"]], label=display_name(row))
-    ax.set(title="Calibration (top-1 confidence)", xlabel="Mean confidence", ylabel="Accuracy",
-           xlim=(0, 1), ylim=(0, 1))
+        ax.plot(
+            [b["confidence"] for b in bins],
+            [b["accuracy"] for b in bins],
+            marker="o",
+            markersize=3,
+            linewidth=1.4,
+            color=colour_of[row["optimizer"]],
+            label=display_name(row),
+        )
+    ax.set(
+        title="Calibration (top-1 confidence)", xlabel="Mean confidence", ylabel="Accuracy", xlim=(0, 1), ylim=(0, 1)
+    )
     ax.grid(True, alpha=0.3)
     _legend(ax, len(rows) + 1)
     return _png(fig)
@@ -188,12 +218,29 @@ def trend_chart(run_labels: list[str], series: dict[str, list[dict | None]], col
         pts = [(i, c) for i, c in zip(x, cells) if c and c.get("test_accuracy") is not None]
         if pts:
             ys = np.array([c["test_accuracy"] for _, c in pts])
-            low = np.array([c["test_accuracy_ci_low"] if c.get("test_accuracy_ci_low") is not None
-                            else c["test_accuracy"] for _, c in pts])
-            high = np.array([c["test_accuracy_ci_high"] if c.get("test_accuracy_ci_high") is not None
-                             else c["test_accuracy"] for _, c in pts])
-            accuracy_ax.errorbar([i for i, _ in pts], ys, yerr=[ys - low, high - ys], marker="o", markersize=4,
-                                 capsize=3, linewidth=1.4, color=colour, label=name)
+            low = np.array(
+                [
+                    c["test_accuracy_ci_low"] if c.get("test_accuracy_ci_low") is not None else c["test_accuracy"]
+                    for _, c in pts
+                ]
+            )
+            high = np.array(
+                [
+                    c["test_accuracy_ci_high"] if c.get("test_accuracy_ci_high") is not None else c["test_accuracy"]
+                    for _, c in pts
+                ]
+            )
+            accuracy_ax.errorbar(
+                [i for i, _ in pts],
+                ys,
+                yerr=[ys - low, high - ys],
+                marker="o",
+                markersize=4,
+                capsize=3,
+                linewidth=1.4,
+                color=colour,
+                label=name,
+            )
         times = [(i, c["train_seconds"]) for i, c in zip(x, cells) if c and c.get("train_seconds") is not None]
         if times:
             time_ax.plot(*zip(*times), marker="o", markersize=4, linewidth=1.4, color=colour, label=name)

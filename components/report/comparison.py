@@ -12,6 +12,7 @@ as predicting class 0 everywhere, an accuracy that means nothing. A variant's
 figures are over its non-diverged trials only; its status says how many
 diverged ("partial" when some did, "diverged" when all did).
 """
+
 from __future__ import annotations
 
 import math
@@ -25,19 +26,54 @@ CONFIDENCE = 0.95
 
 # The columns comparison.csv carries (comparison.json also has the per-epoch lists, per-seed values and more).
 SCALAR_COLUMNS = (
-    "optimizer", "status", "seeds_ok", "seeds_total", "diverged_at_epoch", "base_optimizer", "learning_rate",
-    "batch_size", "lr_sweep", "tuned", "epochs", "train_seconds", "train_seconds_std",
-    "val_accuracy_epoch_1", "val_loss_epoch_1", "val_accuracy_epoch_5", "val_loss_epoch_5",
-    "val_accuracy_last", "val_loss_last",
-    "test_accuracy", "test_accuracy_std", "test_accuracy_ci_low", "test_accuracy_ci_high",
-    "test_loss", "test_loss_std", "test_loss_ci_low", "test_loss_ci_high",
-    "test_top3_accuracy", "test_macro_auc", "test_ece", "test_accuracy_diff_vs_baseline", "blessed",
-    "optimizer_state_bytes", "optimizer_state_ratio", "parameter_bytes",
-    "best", "winner", "p_vs_winner", "significant_vs_winner",
+    "optimizer",
+    "status",
+    "seeds_ok",
+    "seeds_total",
+    "diverged_at_epoch",
+    "base_optimizer",
+    "learning_rate",
+    "batch_size",
+    "lr_sweep",
+    "tuned",
+    "epochs",
+    "train_seconds",
+    "train_seconds_std",
+    "val_accuracy_epoch_1",
+    "val_loss_epoch_1",
+    "val_accuracy_epoch_5",
+    "val_loss_epoch_5",
+    "val_accuracy_last",
+    "val_loss_last",
+    "test_accuracy",
+    "test_accuracy_std",
+    "test_accuracy_ci_low",
+    "test_accuracy_ci_high",
+    "test_loss",
+    "test_loss_std",
+    "test_loss_ci_low",
+    "test_loss_ci_high",
+    "test_top3_accuracy",
+    "test_macro_auc",
+    "test_ece",
+    "test_accuracy_diff_vs_baseline",
+    "blessed",
+    "optimizer_state_bytes",
+    "optimizer_state_ratio",
+    "parameter_bytes",
+    "best",
+    "winner",
+    "p_vs_winner",
+    "significant_vs_winner",
 )
 # Row list -> history.json epoch field; averaged over seeds epoch by epoch.
-SERIES = {"val_accuracy": "val_accuracy", "val_loss": "val_loss", "train_accuracy": "accuracy",
-          "train_loss": "loss", "epoch_seconds": "seconds"}
+SERIES = {
+    "val_accuracy": "val_accuracy",
+    "val_loss": "val_loss",
+    "train_accuracy": "accuracy",
+    "train_loss": "loss",
+    "epoch_seconds": "seconds",
+}
 BANDED = ("val_accuracy", "val_loss")  # series that also get a per-epoch standard deviation (the plot's band)
 
 
@@ -110,9 +146,16 @@ def comparison_rows(histories: list[dict], evaluation: dict | None) -> list[dict
     rows = [_row(sorted(hs, key=lambda h: h.get("seed") or 0), models) for hs in groups.values()]
     _mark_tuned(rows)
     # Ties and untested runs fall back to final validation accuracy, then name, so the order is stable.
-    return sorted(rows, key=lambda r: (r["test_accuracy"] is None, -(r["test_accuracy"] or 0.0),
-                                       r["val_accuracy_last"] is None, -(r["val_accuracy_last"] or 0.0),
-                                       r["optimizer"]))
+    return sorted(
+        rows,
+        key=lambda r: (
+            r["test_accuracy"] is None,
+            -(r["test_accuracy"] or 0.0),
+            r["val_accuracy_last"] is None,
+            -(r["val_accuracy_last"] or 0.0),
+            r["optimizer"],
+        ),
+    )
 
 
 def _trial(history: dict, metrics: dict | None) -> dict:
@@ -129,7 +172,9 @@ def _trial(history: dict, metrics: dict | None) -> dict:
         total = total + s if s is not None and total is not None else None
         elapsed.append(total)
     return {
-        "seed": history.get("seed"), "trial": trial_of(history), "diverged": diverged,
+        "seed": history.get("seed"),
+        "trial": trial_of(history),
+        "diverged": diverged,
         "diverged_at_epoch": (history.get("diverged_at_epoch") or next(iter(bad), None)) if diverged else None,
         "series": {**series, "elapsed_seconds": elapsed},
         "train_seconds": finite(history.get("train_seconds")),
@@ -160,8 +205,9 @@ def _row(histories: list[dict], models: dict) -> dict:
 
     series = {key: per_epoch(key) for key in [*SERIES, "elapsed_seconds"]}
     for key in BANDED:
-        series[f"{key}_std"] = [std_or_none([t["series"][key][i] for t in ok if i < len(t["series"][key])])
-                                for i in range(n)]
+        series[f"{key}_std"] = [
+            std_or_none([t["series"][key][i] for t in ok if i < len(t["series"][key])]) for i in range(n)
+        ]
 
     def at(key: str, epoch: int) -> float | None:
         return series[key][epoch - 1] if 1 <= epoch <= n else None
@@ -173,7 +219,9 @@ def _row(histories: list[dict], models: dict) -> dict:
         "base_optimizer": first.get("optimizer"),
         "family": family_of(first),
         "status": "diverged" if not ok else "partial" if diverged else "ok",
-        "seeds": [t["seed"] for t in trials], "seeds_ok": len(ok), "seeds_total": len(trials),
+        "seeds": [t["seed"] for t in trials],
+        "seeds_ok": len(ok),
+        "seeds_total": len(trials),
         "diverged_seeds": [t["seed"] for t in diverged],
         "diverged_at_epoch": min((t["diverged_at_epoch"] for t in diverged if t["diverged_at_epoch"]), default=None),
         "learning_rate": finite(first.get("learning_rate", (first.get("optimizer_config") or {}).get("learning_rate"))),
@@ -181,14 +229,23 @@ def _row(histories: list[dict], models: dict) -> dict:
         "lr_sweep": bool(first.get("lr_sweep")),
         "tuned": False,
         "epochs": n,
-        "train_seconds": stats["train_seconds"]["mean"], "train_seconds_std": stats["train_seconds"]["std"],
-        "val_accuracy_epoch_1": at("val_accuracy", 1), "val_loss_epoch_1": at("val_loss", 1),
-        "val_accuracy_epoch_5": at("val_accuracy", 5), "val_loss_epoch_5": at("val_loss", 5),
-        "val_accuracy_last": at("val_accuracy", n), "val_loss_last": at("val_loss", n),
-        **{f"{key}{suffix}": stats[key][part] for key in ("test_accuracy", "test_loss")
-           for suffix, part in (("", "mean"), ("_std", "std"), ("_ci_low", "ci_low"), ("_ci_high", "ci_high"))},
-        **{key: mean_or_none([t[key] for t in ok]) for key in
-           ("test_top3_accuracy", "test_macro_auc", "test_ece", "test_accuracy_diff_vs_baseline")},
+        "train_seconds": stats["train_seconds"]["mean"],
+        "train_seconds_std": stats["train_seconds"]["std"],
+        "val_accuracy_epoch_1": at("val_accuracy", 1),
+        "val_loss_epoch_1": at("val_loss", 1),
+        "val_accuracy_epoch_5": at("val_accuracy", 5),
+        "val_loss_epoch_5": at("val_loss", 5),
+        "val_accuracy_last": at("val_accuracy", n),
+        "val_loss_last": at("val_loss", n),
+        **{
+            f"{key}{suffix}": stats[key][part]
+            for key in ("test_accuracy", "test_loss")
+            for suffix, part in (("", "mean"), ("_std", "std"), ("_ci_low", "ci_low"), ("_ci_high", "ci_high"))
+        },
+        **{
+            key: mean_or_none([t[key] for t in ok])
+            for key in ("test_top3_accuracy", "test_macro_auc", "test_ece", "test_accuracy_diff_vs_baseline")
+        },
         "blessed": None if not evaluated else all(t["blessed"] for t in evaluated),
         "failed_thresholds": [f"seed {t['seed']}: {reason}" for t in trials for reason in t["failed_thresholds"]],
         "time_to_accuracy": _time_to_accuracy(ok),
@@ -198,11 +255,27 @@ def _row(histories: list[dict], models: dict) -> dict:
         "per_label_accuracy": _per_label(ok),
         "confusion_matrix": _summed_matrix(ok),
         "calibration": next((t["calibration"] for t in ok if t["calibration"]), None),
-        "per_seed": [{key: t[key] for key in ("seed", "trial", "diverged", "diverged_at_epoch", "train_seconds",
-                                              "test_accuracy", "test_loss", "blessed")}
-                     | {"val_accuracy_last": next((v for v in reversed(t["series"]["val_accuracy"])
-                                                   if v is not None), None)} for t in trials],
-        "best": False, "winner": False, "p_vs_winner": None, "significant_vs_winner": None,
+        "per_seed": [
+            {
+                key: t[key]
+                for key in (
+                    "seed",
+                    "trial",
+                    "diverged",
+                    "diverged_at_epoch",
+                    "train_seconds",
+                    "test_accuracy",
+                    "test_loss",
+                    "blessed",
+                )
+            }
+            | {"val_accuracy_last": next((v for v in reversed(t["series"]["val_accuracy"]) if v is not None), None)}
+            for t in trials
+        ],
+        "best": False,
+        "winner": False,
+        "p_vs_winner": None,
+        "significant_vs_winner": None,
         **series,
     }
 
@@ -214,9 +287,12 @@ def _time_to_accuracy(ok: list[dict]) -> dict:
     for target in targets:
         hits = [t["time_to_accuracy"].get(target) for t in ok]
         hits = [h for h in hits if h]
-        out[target] = {"seconds": mean_or_none([h.get("seconds") for h in hits]),
-                       "epoch": mean_or_none([h.get("epoch") for h in hits]),
-                       "reached": len(hits), "of": len(ok)}
+        out[target] = {
+            "seconds": mean_or_none([h.get("seconds") for h in hits]),
+            "epoch": mean_or_none([h.get("epoch") for h in hits]),
+            "reached": len(hits),
+            "of": len(ok),
+        }
     return out
 
 
@@ -286,19 +362,33 @@ def display_name(row: dict) -> str:
 
 
 def last_epoch_label(rows: list[dict]) -> str:
-    """"ep10" when every trained variant ran the same number of epochs, else "last"."""
+    """ "ep10" when every trained variant ran the same number of epochs, else "last"."""
     counts = {r["epochs"] for r in rows if r["epochs"]}
     return f"ep{counts.pop()}" if len(counts) == 1 else "last"
 
 
-ARTICLE_KEYS = ("val_accuracy_epoch_1", "val_loss_epoch_1", "val_accuracy_epoch_5", "val_loss_epoch_5",
-                "val_accuracy_last", "val_loss_last")
+ARTICLE_KEYS = (
+    "val_accuracy_epoch_1",
+    "val_loss_epoch_1",
+    "val_accuracy_epoch_5",
+    "val_loss_epoch_5",
+    "val_accuracy_last",
+    "val_loss_last",
+)
 
 
 def article_header(rows: list[dict]) -> list[str]:
     last = last_epoch_label(rows)
-    return ["Optimizer", "Val acc ep1", "Val loss ep1", "Val acc ep5", "Val loss ep5",
-            f"Val acc {last}", f"Val loss {last}", "Time (m:ss)"]
+    return [
+        "Optimizer",
+        "Val acc ep1",
+        "Val loss ep1",
+        "Val acc ep5",
+        "Val loss ep5",
+        f"Val acc {last}",
+        f"Val loss {last}",
+        "Time (m:ss)",
+    ]
 
 
 def article_cells(row: dict) -> list[str]:
@@ -309,9 +399,15 @@ def format_table(rows: list[dict]) -> str:
     """Fixed-width plain text: the article table plus test accuracy (with its CI over seeds) and loss."""
     multi = any(r["seeds_ok"] > 1 for r in rows)
     header = article_header(rows) + ["Test acc", *(["95% CI"] if multi else []), "Test loss"]
-    body = [article_cells(r) + [fmt(r["test_accuracy"]),
-                                *([fmt_interval(r["test_accuracy_ci_low"], r["test_accuracy_ci_high"])]
-                                  if multi else []), fmt(r["test_loss"])] for r in rows]
+    body = [
+        article_cells(r)
+        + [
+            fmt(r["test_accuracy"]),
+            *([fmt_interval(r["test_accuracy_ci_low"], r["test_accuracy_ci_high"])] if multi else []),
+            fmt(r["test_loss"]),
+        ]
+        for r in rows
+    ]
     widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
 
     def line(cells: list[str]) -> str:

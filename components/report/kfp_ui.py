@@ -4,13 +4,14 @@ Plain values only (this package imports no KFP): the pipeline's report wrapper
 logs them on its Metrics and ClassificationMetrics outputs, so a run's
 numbers show in the KFP run view and can be compared across runs there.
 """
+
 from __future__ import annotations
 
 import re
 
-from components.common.schema import NUM_CLASSES
-from components.report.comparison import contenders
-from components.report.verdict import candidate
+from optbench.components.report.comparison import contenders
+from optbench.components.report.verdict import candidate
+from optbench.components.shared.schema import NUM_CLASSES
 
 UI_KEYS = ("test_accuracy", "test_accuracy_ci_low", "test_accuracy_ci_high", "test_loss", "train_seconds")
 
@@ -23,8 +24,7 @@ def metric_name(variant: str, key: str) -> str:
 def scalar_metrics(rows: list[dict]) -> dict[str, float]:
     """Per compared variant the test accuracy (with its CI over seeds), test loss and training time; the
     numbers that exist only (a diverged variant has none)."""
-    return {metric_name(r["optimizer"], key): r[key] for r in contenders(rows) for key in UI_KEYS
-            if r[key] is not None}
+    return {metric_name(r["optimizer"], key): r[key] for r in contenders(rows) for key in UI_KEYS if r[key] is not None}
 
 
 def best_confusion_matrix(rows: list[dict]) -> dict | None:
@@ -32,5 +32,8 @@ def best_confusion_matrix(rows: list[dict]) -> dict | None:
     best = candidate(rows)
     if best is None or not best["confusion_matrix"]:
         return None
-    return {"variant": best["optimizer"], "categories": [str(d) for d in range(NUM_CLASSES)],
-            "matrix": best["confusion_matrix"]}
+    return {
+        "variant": best["optimizer"],
+        "categories": [str(d) for d in range(NUM_CLASSES)],
+        "matrix": best["confusion_matrix"],
+    }

@@ -5,15 +5,23 @@ with one seed, AUC and calibration when the evaluation did not compute
 them, p-values without significance tests), so a small run's report stays
 as compact as the seed article's table.
 """
+
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from components.common.schema import SPLITS
-from components.report.comparison import (
-    NA, article_cells, article_header, display_name, fmt, fmt_interval, fmt_time, last_epoch_label,
+from optbench.components.report.comparison import (
+    NA,
+    article_cells,
+    article_header,
+    display_name,
+    fmt,
+    fmt_interval,
+    fmt_time,
+    last_epoch_label,
 )
+from optbench.components.shared.schema import SPLITS
 
 Table = dict[str, Any]  # {"header": [str], "rows": [[str]], "numeric": bool (right-align all but column 1)}
 MIB = 1024 * 1024
@@ -43,14 +51,24 @@ def metrics_table(rows: list[dict], baseline: str | None) -> Table:
         columns.append(("Macro AUC", lambda r: fmt(r["test_macro_auc"])))
     if _any(rows, "test_ece"):
         columns.append(("Calibration error", lambda r: fmt(r["test_ece"])))
-    columns.append(("Diff vs baseline", lambda r: "baseline" if r["optimizer"] == baseline
-                    else fmt(r["test_accuracy_diff_vs_baseline"], signed=True)))
+    columns.append(
+        (
+            "Diff vs baseline",
+            lambda r: (
+                "baseline" if r["optimizer"] == baseline else fmt(r["test_accuracy_diff_vs_baseline"], signed=True)
+            ),
+        )
+    )
     columns.append(("Blessed", lambda r: {True: "yes", False: "no", None: NA}[r["blessed"]]))
     if _any(rows, "p_vs_winner"):
-        columns.append(("p vs best (Holm)", lambda r: "winner" if r["winner"] else "best" if r["best"]
-                        else _p(r["p_vs_winner"])))
-    return {"header": [h for h, _ in columns], "rows": [[cell(r) for _, cell in columns] for r in rows],
-            "numeric": True}
+        columns.append(
+            ("p vs best (Holm)", lambda r: "winner" if r["winner"] else "best" if r["best"] else _p(r["p_vs_winner"]))
+        )
+    return {
+        "header": [h for h, _ in columns],
+        "rows": [[cell(r) for _, cell in columns] for r in rows],
+        "numeric": True,
+    }
 
 
 def _p(p: float | None) -> str:
@@ -79,39 +97,67 @@ def efficiency_table(rows: list[dict]) -> Table:
     def ratio(row: dict) -> str:
         return NA if row["optimizer_state_ratio"] is None else f"{row['optimizer_state_ratio']:.2g}x"
 
-    return {"header": ["Optimizer", *(f"Time to {t}" for t in targets), "Total time (m:ss)",
-                       "Optimizer state (MiB)", "State / parameters"],
-            "rows": [[display_name(r), *(reach(r, t) for t in targets), fmt_time(r["train_seconds"]), state(r),
-                      ratio(r)] for r in rows],
-            "numeric": True}
+    return {
+        "header": [
+            "Optimizer",
+            *(f"Time to {t}" for t in targets),
+            "Total time (m:ss)",
+            "Optimizer state (MiB)",
+            "State / parameters",
+        ],
+        "rows": [
+            [display_name(r), *(reach(r, t) for t in targets), fmt_time(r["train_seconds"]), state(r), ratio(r)]
+            for r in rows
+        ],
+        "numeric": True,
+    }
 
 
 def sweep_table(rows: list[dict]) -> Table:
     """Per optimizer in a learning-rate sweep: every learning rate tried, the default and the tuned one marked."""
     swept = {r["family"] for r in rows if r["lr_sweep"]}
-    members = sorted((r for r in rows if r["family"] in swept),
-                     key=lambda r: (r["family"], r["learning_rate"] or 0.0))
+    members = sorted((r for r in rows if r["family"] in swept), key=lambda r: (r["family"], r["learning_rate"] or 0.0))
 
     def role(r: dict) -> str:
         return ", ".join(n for n, on in (("default", not r["lr_sweep"]), ("tuned", r["tuned"])) if on)
 
-    return {"header": ["Optimizer", "Learning rate", "", f"Val acc {last_epoch_label(members)}", "Test accuracy",
-                       "Status"],
-            "rows": [[r["family"], f"{r['learning_rate']:g}" if r["learning_rate"] is not None else NA, role(r),
-                      fmt(r["val_accuracy_last"]), fmt(r["test_accuracy"]), r["status"]] for r in members],
-            "numeric": True}
+    return {
+        "header": ["Optimizer", "Learning rate", "", f"Val acc {last_epoch_label(members)}", "Test accuracy", "Status"],
+        "rows": [
+            [
+                r["family"],
+                f"{r['learning_rate']:g}" if r["learning_rate"] is not None else NA,
+                role(r),
+                fmt(r["val_accuracy_last"]),
+                fmt(r["test_accuracy"]),
+                r["status"],
+            ]
+            for r in members
+        ],
+        "numeric": True,
+    }
 
 
 def significance_table(significance: dict) -> Table:
     """The winner against each other variant: paired difference, its interval, raw and Holm-adjusted p."""
     test_names = {"mcnemar-exact": "McNemar (exact)", "paired-bootstrap": "paired bootstrap"}
-    return {"header": ["Best vs", "Seeds", "Accuracy difference", "95% CI", "p", "p (Holm)", "Significant",
-                       "Test"],
-            "rows": [[c["other"], str(len(c["seeds"])), fmt(c["difference"], signed=True),
-                      fmt_interval(c["ci_low"], c["ci_high"]), _p(c["p_value"]), _p(c["p_holm"]),
-                      "yes" if c["significant"] else "no", test_names.get(c["test"], c["test"])]
-                     for c in significance["comparisons"]],
-            "numeric": True}
+    return {
+        "header": ["Best vs", "Seeds", "Accuracy difference", "95% CI", "p", "p (Holm)", "Significant", "Test"],
+        "rows": [
+            [
+                c["other"],
+                str(len(c["seeds"])),
+                fmt(c["difference"], signed=True),
+                fmt_interval(c["ci_low"], c["ci_high"]),
+                _p(c["p_value"]),
+                _p(c["p_holm"]),
+                "yes" if c["significant"] else "no",
+                test_names.get(c["test"], c["test"]),
+            ]
+            for c in significance["comparisons"]
+        ],
+        "numeric": True,
+    }
 
 
 def dataset_table(stats: dict) -> Table:
@@ -127,12 +173,16 @@ def dataset_table(stats: dict) -> Table:
 
 def settings_table(settings: dict) -> Table:
     """Free-form run settings as key/value rows: nested mappings flattened to dotted keys, lists joined."""
+
     def show(v: Any) -> str:
         if v is None:
             return NA
         if isinstance(v, (list, tuple)):
-            return ", ".join(show(x) for x in v) if all(not isinstance(x, (dict, list)) for x in v) \
+            return (
+                ", ".join(show(x) for x in v)
+                if all(not isinstance(x, (dict, list)) for x in v)
                 else json.dumps(v, sort_keys=True, default=str)
+            )
         return str(v)
 
     def flat(prefix: str, value: Any):
@@ -142,5 +192,4 @@ def settings_table(settings: dict) -> Table:
         else:
             yield prefix, show(value)
 
-    return {"header": ["Setting", "Value"], "rows": [list(kv) for kv in flat("", settings or {})],
-            "numeric": False}
+    return {"header": ["Setting", "Value"], "rows": [list(kv) for kv in flat("", settings or {})], "numeric": False}

@@ -1,46 +1,53 @@
 """Trends across runs: how each variant's test accuracy and training time moved from run to run.
 
-Reads what every finished run already published (`<run>/run.json` and
-`<run>/report/comparison.json`, see optbench/local_run.py), so it needs no
-models, no TensorFlow and no re-evaluation. Runs are lined up in run-id
+Works on what every run already wrote (its id, status, settings and
+comparison rows, as optbench/layout.py's `read_run` reads them from a run
+folder), so it needs no models, no TensorFlow and no re-evaluation. Runs are lined up in run-id
 order, which is chronological (ids start with the UTC start time). A failed
 run has no report: it stays in the table as a column of n/a, so a gap in a
 scheduled series is visible rather than silently skipped. Settings that
 differ between the runs (epochs, data size, ...) are listed, because they,
 not the optimizer, may be what moved the numbers.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
 
-from components.common.files import read_json, write_bytes_atomic, write_json_atomic, write_text_atomic
-from components.report import charts
-from components.report.comparison import NA, fmt, fmt_interval, fmt_time
-from components.report.render import figure, render
-from components.report.tables import Table
+from optbench.components.report import charts
+from optbench.components.report.comparison import NA, fmt, fmt_interval, fmt_time
+from optbench.components.report.render import figure, render
+from optbench.components.report.tables import Table
+from optbench.components.shared.files import write_bytes_atomic, write_json_atomic, write_text_atomic
 
-RUN_FILE = "run.json"
-COMPARISON = Path("report") / "comparison.json"
 TREND_JSON = "trend.json"
 TREND_MD = "trend.md"
 TREND_HTML = "trend.html"
 TREND_PNG = "trend.png"
-# run.json config keys whose differences between runs are worth a warning
-COMPARED_SETTINGS = ("suite", "model_name", "epochs", "batch_size", "seed", "seeds", "data_source", "train_limit",
-                     "test_limit", "validation_fraction", "baseline")
-CELL_KEYS = ("status", "seeds_ok", "test_accuracy", "test_accuracy_ci_low", "test_accuracy_ci_high", "test_loss",
-             "train_seconds", "winner")
-
-
-def load_run(run_dir: str | Path) -> dict:
-    """One run's id, status, duration, settings and comparison rows (None when it published no report)."""
-    run_dir = Path(run_dir)
-    if not (run_dir / RUN_FILE).is_file():
-        raise FileNotFoundError(f"{run_dir} is not a run folder: it has no {RUN_FILE}")
-    meta = read_json(run_dir / RUN_FILE)
-    rows = read_json(run_dir / COMPARISON) if (run_dir / COMPARISON).is_file() else None
-    return {"run_id": meta.get("run_id") or run_dir.name, "status": meta.get("status"),
-            "seconds": meta.get("seconds"), "config": meta.get("config") or {}, "dir": str(run_dir), "rows": rows}
+# config keys whose differences between runs are worth a warning
+COMPARED_SETTINGS = (
+    "suite",
+    "model_name",
+    "epochs",
+    "batch_size",
+    "seed",
+    "seeds",
+    "data_source",
+    "train_limit",
+    "test_limit",
+    "validation_fraction",
+    "baseline",
+)
+CELL_KEYS = (
+    "status",
+    "seeds_ok",
+    "test_accuracy",
+    "test_accuracy_ci_low",
+    "test_accuracy_ci_high",
+    "test_loss",
+    "train_seconds",
+    "winner",
+)
 
 
 def trend(runs: list[dict]) -> dict:
@@ -59,10 +66,14 @@ def trend(runs: list[dict]) -> dict:
             cells.append(None if row is None else {key: row.get(key) for key in CELL_KEYS})
         variants[name] = {"runs": cells, "change": _change(cells)}
     return {
-        "runs": [{key: run[key] for key in ("run_id", "status", "seconds", "dir")}
-                 | {"settings": {k: run["config"].get(k) for k in COMPARED_SETTINGS if k in run["config"]},
-                    "winner": next((r["optimizer"] for r in run["rows"] or [] if r.get("winner")), None)}
-                 for run in runs],
+        "runs": [
+            {key: run[key] for key in ("run_id", "status", "seconds", "dir")}
+            | {
+                "settings": {k: run["config"].get(k) for k in COMPARED_SETTINGS if k in run["config"]},
+                "winner": next((r["optimizer"] for r in run["rows"] or [] if r.get("winner")), None),
+            }
+            for run in runs
+        ],
         "differences": _differences(runs),
         "variants": variants,
     }
@@ -88,14 +99,16 @@ def _differences(runs: list[dict]) -> dict[str, list]:
 
 
 def runs_table(data: dict) -> Table:
-    return {"header": ["Run", "Status", "Duration (m:ss)", "Winner"],
-            "rows": [[r["run_id"], r["status"] or NA, fmt_time(r["seconds"]), r["winner"] or "none"]
-                     for r in data["runs"]],
-            "numeric": False}
+    return {
+        "header": ["Run", "Status", "Duration (m:ss)", "Winner"],
+        "rows": [[r["run_id"], r["status"] or NA, fmt_time(r["seconds"]), r["winner"] or "none"] for r in data["runs"]],
+        "numeric": False,
+    }
 
 
 def accuracy_table(data: dict) -> Table:
     """Test accuracy per variant and run, with its 95% interval over seeds, and the change first -> last."""
+
     def cell(c: dict | None) -> str:
         if c is None:
             return NA
@@ -104,54 +117,90 @@ def accuracy_table(data: dict) -> Table:
         interval = fmt_interval(c.get("test_accuracy_ci_low"), c.get("test_accuracy_ci_high"))
         return fmt(c.get("test_accuracy")) + ("" if interval == NA else f" {interval}")
 
-    return {"header": ["Optimizer", *(r["run_id"] for r in data["runs"]), "Change"],
-            "rows": [[name, *(cell(c) for c in v["runs"]), fmt(v["change"]["test_accuracy"], signed=True)]
-                     for name, v in data["variants"].items()],
-            "numeric": True}
+    return {
+        "header": ["Optimizer", *(r["run_id"] for r in data["runs"]), "Change"],
+        "rows": [
+            [name, *(cell(c) for c in v["runs"]), fmt(v["change"]["test_accuracy"], signed=True)]
+            for name, v in data["variants"].items()
+        ],
+        "numeric": True,
+    }
 
 
 def time_table(data: dict) -> Table:
     def change(seconds: float | None) -> str:
         return NA if seconds is None else ("-" if seconds < 0 else "+") + fmt_time(abs(seconds))
 
-    return {"header": ["Optimizer", *(r["run_id"] for r in data["runs"]), "Change"],
-            "rows": [[name, *(fmt_time(c.get("train_seconds")) if c else NA for c in v["runs"]),
-                      change(v["change"]["train_seconds"])] for name, v in data["variants"].items()],
-            "numeric": True}
+    return {
+        "header": ["Optimizer", *(r["run_id"] for r in data["runs"]), "Change"],
+        "rows": [
+            [
+                name,
+                *(fmt_time(c.get("train_seconds")) if c else NA for c in v["runs"]),
+                change(v["change"]["train_seconds"]),
+            ]
+            for name, v in data["variants"].items()
+        ],
+        "numeric": True,
+    }
 
 
 def format_trend_table(data: dict) -> str:
     """Plain text for the terminal: test accuracy and training time per run, and the change."""
     header = ["Optimizer", *(r["run_id"] for r in data["runs"]), "Change"]
-    body = [[name, *(NA if c is None else f"{fmt(c.get('test_accuracy'))} {fmt_time(c.get('train_seconds'))}"
-                     for c in v["runs"]), fmt(v["change"]["test_accuracy"], signed=True)]
-            for name, v in data["variants"].items()]
+    body = [
+        [
+            name,
+            *(
+                NA if c is None else f"{fmt(c.get('test_accuracy'))} {fmt_time(c.get('train_seconds'))}"
+                for c in v["runs"]
+            ),
+            fmt(v["change"]["test_accuracy"], signed=True),
+        ]
+        for name, v in data["variants"].items()
+    ]
     widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
-    return "\n".join("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths)))
-                     for line in [header, ["-" * w for w in widths], *body])
+    return "\n".join(
+        "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths)))
+        for line in [header, ["-" * w for w in widths], *body]
+    )
 
 
-def build_trend_report(run_dirs: list[str], output_dir: str) -> dict:
-    """Write trend.json, trend.md, trend.html (self-contained) and trend.png for `run_dirs`; return the trend.
+def build_trend_report(runs: list[dict], output_dir: str) -> dict:
+    """Write trend.json, trend.md, trend.html (self-contained) and trend.png for `runs`; return the trend.
 
-    Raises ValueError for no runs or a run given twice, FileNotFoundError for a folder without run.json.
+    A run is {run_id, status, seconds, config, dir, rows}: rows are its comparison.json, None when it wrote
+    no report. Raises ValueError for no runs or a run given twice.
     """
-    if not run_dirs:
+    if not runs:
         raise ValueError("no runs to compare")
-    runs = [load_run(d) for d in run_dirs]
     ids = [r["run_id"] for r in runs]
     if len(set(ids)) != len(ids):
         raise ValueError(f"a run is given twice: {', '.join(sorted({i for i in ids if ids.count(i) > 1}))}")
     data = trend(runs)
     run_ids = [r["run_id"] for r in data["runs"]]
     labels = [r["run_id"] + ("" if r["status"] in (None, "succeeded") else f" ({r['status']})") for r in data["runs"]]
-    png = charts.trend_chart(labels, {name: v["runs"] for name, v in data["variants"].items()},
-                             charts.colours(list(data["variants"])))
-    figures = {"trend": [figure(TREND_PNG, "Test accuracy and training time per run",
-                                "Per optimizer, the test accuracy (bars: 95% CI over seeds) and the training time "
-                                "in each run, oldest first.", png)]}
-    context = {"title": f"Optimizer trends over {len(run_ids)} runs", "runs": runs_table(data),
-               "accuracy": accuracy_table(data), "time": time_table(data), "differences": data["differences"]}
+    png = charts.trend_chart(
+        labels, {name: v["runs"] for name, v in data["variants"].items()}, charts.colours(list(data["variants"]))
+    )
+    figures = {
+        "trend": [
+            figure(
+                TREND_PNG,
+                "Test accuracy and training time per run",
+                "Per optimizer, the test accuracy (bars: 95% CI over seeds) and the training time "
+                "in each run, oldest first.",
+                png,
+            )
+        ]
+    }
+    context = {
+        "title": f"Optimizer trends over {len(run_ids)} runs",
+        "runs": runs_table(data),
+        "accuracy": accuracy_table(data),
+        "time": time_table(data),
+        "differences": data["differences"],
+    }
     markdown = render("trend.md.j2", context, figures, inline=False)
     html = render("trend.html.j2", context, figures, inline=True)
 

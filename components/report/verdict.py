@@ -4,23 +4,27 @@ The candidate winner is the contender (comparison.contenders) with the best
 mean test accuracy whose every seed trained without diverging: an optimizer
 that blew up on one seed in three is not a recommendation, whatever its
 other seeds scored. It is then tested against every other contender that has
-at least one non-diverged seed (components.evaluate.significance). The
+at least one non-diverged seed (components.report.significance). The
 verdict names it the winner only when every one of those differences is
 significant; otherwise it says which ones show no significant difference.
 """
+
 from __future__ import annotations
 
-from components.evaluate.predictions import Predictions
-from components.evaluate.significance import compare_with_winner
-from components.report.comparison import contenders, fmt, fmt_interval, fmt_time
+from optbench.components.report.comparison import contenders, fmt, fmt_interval, fmt_time
+from optbench.components.report.significance import compare_with_winner
+from optbench.components.shared.predictions import Predictions
 
 TEST_WORDS = {"mcnemar-exact": "exact McNemar test", "paired-bootstrap": "paired bootstrap over seeds and examples"}
 
 
 def _correct(row: dict, predictions: Predictions) -> dict:
     """seed -> bool [N] for the row's non-diverged trials that have predictions."""
-    return {s["seed"]: predictions.correct(s["trial"]) for s in row["per_seed"]
-            if not s["diverged"] and s["trial"] in predictions.predicted and predictions.finite(s["trial"])}
+    return {
+        s["seed"]: predictions.correct(s["trial"])
+        for s in row["per_seed"]
+        if not s["diverged"] and s["trial"] in predictions.predicted and predictions.finite(s["trial"])
+    }
 
 
 def candidate(rows: list[dict]) -> dict | None:
@@ -33,7 +37,10 @@ def significance(rows: list[dict], predictions: Predictions | None) -> dict | No
     significantly better than all), `p_vs_winner` and `significant_vs_winner` on the rows. None when there is
     nothing to test."""
     best = candidate(rows)
-    if best is None or predictions is None:
+    if best is None:
+        return None
+    best["best"] = True
+    if predictions is None:
         return None
     correct = {r["optimizer"]: _correct(r, predictions) for r in contenders(rows) if r["status"] != "diverged"}
     correct = {name: c for name, c in correct.items() if c}
@@ -43,7 +50,6 @@ def significance(rows: list[dict], predictions: Predictions | None) -> dict | No
     if not result["comparisons"]:  # no other variant shares a seed with the candidate
         return None
     by_name = {r["optimizer"]: r for r in rows}
-    best["best"] = True
     best["winner"] = result["winner_significant"]
     for c in result["comparisons"]:
         by_name[c["other"]]["p_vs_winner"] = c["p_holm"]
@@ -56,7 +62,7 @@ def _names(names: list[str]) -> str:
 
 
 def _accuracy(row: dict) -> str:
-    """"0.9875 (95% CI [0.9861, 0.9889], 3 seeds)", or just the number with one seed."""
+    """ "0.9875 (95% CI [0.9861, 0.9889], 3 seeds)", or just the number with one seed."""
     if row["test_accuracy_ci_low"] is None:
         return fmt(row["test_accuracy"])
     interval = fmt_interval(row["test_accuracy_ci_low"], row["test_accuracy_ci_high"])
@@ -70,13 +76,18 @@ def _winner_sentence(rows: list[dict], sig: dict | None) -> str:
         by_val = [r for r in contenders(rows) if r["val_accuracy_last"] is not None and r["status"] == "ok"]
         return "No optimizer has usable test metrics" + (
             f"; by final validation accuracy the best was {by_val[0]['optimizer']} "
-            f"({fmt(by_val[0]['val_accuracy_last'])})." if by_val else ".")
+            f"({fmt(by_val[0]['val_accuracy_last'])})."
+            if by_val
+            else "."
+        )
     others = [r for r in ranked if r is not best]
     runner = others[0] if others else None
     lead = f"{best['optimizer']} has the best test accuracy, {_accuracy(best)}"
     if runner is not None:
-        lead += f", {fmt(best['test_accuracy'] - runner['test_accuracy'])} ahead of {runner['optimizer']} " \
-                f"({fmt(runner['test_accuracy'])})"
+        lead += (
+            f", {fmt(best['test_accuracy'] - runner['test_accuracy'])} ahead of {runner['optimizer']} "
+            f"({fmt(runner['test_accuracy'])})"
+        )
     if sig is None:
         why = "only one optimizer could be tested" if runner is None else "no paired per-example predictions"
         return f"{lead}; significance not tested ({why}), so no winner is declared."
@@ -84,20 +95,31 @@ def _winner_sentence(rows: list[dict], sig: dict | None) -> str:
     method = _names(sorted({TEST_WORDS[c["test"]] for c in comparisons}))
     if sig["winner_significant"]:
         worst_p = max(c["p_holm"] for c in comparisons)
-        return (f"{best['optimizer']} wins: test accuracy {_accuracy(best)}"
-                + (f", {fmt(best['test_accuracy'] - runner['test_accuracy'])} ahead of the runner-up "
-                   f"{runner['optimizer']} ({fmt(runner['test_accuracy'])})" if runner else "")
-                + f"; its lead over every other optimizer is significant ({method}; largest Holm-adjusted "
-                  f"p = {worst_p:.2g}, alpha {sig['alpha']:g}).")
+        return (
+            f"{best['optimizer']} wins: test accuracy {_accuracy(best)}"
+            + (
+                f", {fmt(best['test_accuracy'] - runner['test_accuracy'])} ahead of the runner-up "
+                f"{runner['optimizer']} ({fmt(runner['test_accuracy'])})"
+                if runner
+                else ""
+            )
+            + f"; its lead over every other optimizer is significant ({method}; largest Holm-adjusted "
+            f"p = {worst_p:.2g}, alpha {sig['alpha']:g})."
+        )
     tied = [c for c in comparisons if not c["significant"]]
     beaten = [c["other"] for c in comparisons if c["significant"] and c["difference"] > 0]
     if not tied:  # on the seeds they share, some variant is significantly ahead of the best mean
         ahead = [c["other"] for c in comparisons if c["significant"] and c["difference"] <= 0]
         return f"{lead}, but on their shared seeds {_names(ahead)} did significantly better: no single winner."
-    details = "; ".join(f"{c['other']}: difference {fmt(c['difference'], signed=True)}, 95% CI "
-                        f"{fmt_interval(c['ci_low'], c['ci_high'])}, Holm-adjusted p = {c['p_holm']:.2g}" for c in tied)
-    text = (f"{lead}, but there is no significant difference between {best['optimizer']} and "
-            f"{_names([c['other'] for c in tied])} ({details}; {method}, alpha {sig['alpha']:g}): no single winner.")
+    details = "; ".join(
+        f"{c['other']}: difference {fmt(c['difference'], signed=True)}, 95% CI "
+        f"{fmt_interval(c['ci_low'], c['ci_high'])}, Holm-adjusted p = {c['p_holm']:.2g}"
+        for c in tied
+    )
+    text = (
+        f"{lead}, but there is no significant difference between {best['optimizer']} and "
+        f"{_names([c['other'] for c in tied])} ({details}; {method}, alpha {sig['alpha']:g}): no single winner."
+    )
     if beaten:
         text += f" {best['optimizer']} is significantly better than {_names(beaten)}."
     return text
@@ -109,14 +131,19 @@ def _convergence_sentence(rows: list[dict]) -> str | None:
     ok = [r for r in contenders(rows) if r["status"] == "ok"]
     targets = sorted({t for r in ok for t in r["time_to_accuracy"]}, key=float, reverse=True)
     for target in targets:
-        reached = [r for r in ok if (hit := r["time_to_accuracy"].get(target)) and hit["reached"] == hit["of"]
-                   and hit["seconds"] is not None]
+        reached = [
+            r
+            for r in ok
+            if (hit := r["time_to_accuracy"].get(target)) and hit["reached"] == hit["of"] and hit["seconds"] is not None
+        ]
         if reached:
             fastest = min(reached, key=lambda r: r["time_to_accuracy"][target]["seconds"])
             hit = fastest["time_to_accuracy"][target]
             average = " on average" if hit["reached"] > 1 else ""
-            return (f"Cheapest to converge: {fastest['optimizer']} reached {target} validation accuracy first, "
-                    f"after {fmt_time(hit['seconds'])}{average} (epoch {hit['epoch']:.3g}).")
+            return (
+                f"Cheapest to converge: {fastest['optimizer']} reached {target} validation accuracy first, "
+                f"after {fmt_time(hit['seconds'])}{average} (epoch {hit['epoch']:.3g})."
+            )
     return None
 
 
@@ -144,9 +171,11 @@ def verdict(rows: list[dict], sig: dict | None, evaluation: dict | None, baselin
         if r["status"] == "diverged":
             parts.append(f"{r['optimizer']} diverged{at} (non-finite loss) and is left out of the comparison.")
         elif r["status"] == "partial":
-            parts.append(f"{r['optimizer']} diverged on {len(r['diverged_seeds'])} of {r['seeds_total']} seeds "
-                         f"(seed {_names([str(s) for s in r['diverged_seeds']])}{at}); its figures are over the "
-                         f"other {r['seeds_ok']}.")
+            parts.append(
+                f"{r['optimizer']} diverged on {len(r['diverged_seeds'])} of {r['seeds_total']} seeds "
+                f"(seed {_names([str(s) for s in r['diverged_seeds']])}{at}); its figures are over the "
+                f"other {r['seeds_ok']}."
+            )
     missing = [r["optimizer"] for r in shown if r["test_accuracy"] is None and r["status"] != "diverged"]
     if missing:
         parts.append(f"No test metrics for {_names(missing)} (evaluation missing).")
@@ -154,6 +183,9 @@ def verdict(rows: list[dict], sig: dict | None, evaluation: dict | None, baselin
     judged = [r for r in shown if r["blessed"] is not None]
     if thresholds and judged:
         failed = [r["optimizer"] for r in judged if not r["blessed"]]
-        parts.append(f"Not blessed ({thresholds}): {_names(failed)}." if failed
-                     else f"Every optimizer is blessed ({thresholds}).")
+        parts.append(
+            f"Not blessed ({thresholds}): {_names(failed)}."
+            if failed
+            else f"Every optimizer is blessed ({thresholds})."
+        )
     return " ".join(parts)

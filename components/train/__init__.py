@@ -1,1 +1,1 @@
-"""Training: the optimizer registry, the model zoo and one training run."""
+"""Train: one training run (an optimizer variant and a seed) from the shared initial weights."""

@@ -5,13 +5,14 @@ as uint8, shuffled with a fixed seed so every optimizer sees the same order
 in every epoch, gathered batch by batch and prefetched so the accelerator
 never waits.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
 
-from components.common.artifacts import split_files
-from components.common.files import read_json
-from components.common.schema import IMAGE_KEY, IMAGE_SHAPE, LABEL_KEY, STATS_FILE
+from optbench.components.shared.artifacts import split_files
+from optbench.components.shared.files import read_json
+from optbench.components.shared.schema import IMAGE_KEY, IMAGE_SHAPE, LABEL_KEY, STATS_FILE
 
 
 def parse_examples(serialized, with_labels: bool = True):
@@ -43,12 +44,14 @@ def load_split(dataset_dir: str, split: str):
         images, labels = parse_examples(serialized)
         return tf.cast(images, tf.uint8), labels
 
-    return (tf.data.TFRecordDataset(split_files(dataset_dir, split), num_parallel_reads=tf.data.AUTOTUNE)
-            .batch(4096)
-            .map(parse_uint8, num_parallel_calls=tf.data.AUTOTUNE)
-            .unbatch()
-            .apply(tf.data.experimental.assert_cardinality(split_size(dataset_dir, split)))
-            .cache())
+    return (
+        tf.data.TFRecordDataset(split_files(dataset_dir, split), num_parallel_reads=tf.data.AUTOTUNE)
+        .batch(4096)
+        .map(parse_uint8, num_parallel_calls=tf.data.AUTOTUNE)
+        .unbatch()
+        .apply(tf.data.experimental.assert_cardinality(split_size(dataset_dir, split)))
+        .cache()
+    )
 
 
 def batches(dataset, batch_size: int, shuffle_seed: int | None = None):
@@ -64,6 +67,8 @@ def batches(dataset, batch_size: int, shuffle_seed: int | None = None):
     order = tf.data.Dataset.range(int(dataset.cardinality()))
     if shuffle_seed is not None:
         order = order.shuffle(int(dataset.cardinality()), seed=shuffle_seed, reshuffle_each_iteration=True)
-    return (order.batch(batch_size)
-            .map(lambda i: (tf.gather(images, i), tf.gather(labels, i)), num_parallel_calls=tf.data.AUTOTUNE)
-            .prefetch(tf.data.AUTOTUNE))
+    return (
+        order.batch(batch_size)
+        .map(lambda i: (tf.gather(images, i), tf.gather(labels, i)), num_parallel_calls=tf.data.AUTOTUNE)
+        .prefetch(tf.data.AUTOTUNE)
+    )

@@ -5,6 +5,7 @@ order comes from a seeded shuffle (the same for every optimizer), and Keras's
 global seed fixes dropout. A diverging optimizer (NaN or exploding loss) is
 stopped and recorded as diverged rather than failing the whole comparison.
 """
+
 from __future__ import annotations
 
 import logging
@@ -13,9 +14,9 @@ import os
 import time
 from pathlib import Path
 
-from components.common.files import write_json_atomic
-from components.common.schema import HISTORY_FILE, SAVED_MODEL_DIR
-from components.train import optimizers
+from optbench.components.shared import optimizers
+from optbench.components.shared.files import write_json_atomic
+from optbench.components.shared.schema import HISTORY_FILE, SAVED_MODEL_DIR
 
 log = logging.getLogger(__name__)
 
@@ -55,15 +56,25 @@ def _progress_callback(name: str, epochs: int, train_examples: int, record: list
             end = time.perf_counter()
             train_s = (self._train_end or end) - self._start
             logs = {k: float(v) for k, v in (logs or {}).items()}
-            row = {"epoch": epoch + 1, **{k: logs.get(k, math.nan) for k in METRICS},
-                   "seconds": end - self._start, "examples_per_second": train_examples / train_s}
+            row = {
+                "epoch": epoch + 1,
+                **{k: logs.get(k, math.nan) for k in METRICS},
+                "seconds": end - self._start,
+                "examples_per_second": train_examples / train_s,
+            }
             record.append(row)
             # Checked once an epoch, not per batch: a per-batch callback makes Keras sync every step.
             if not (math.isfinite(row["loss"]) and row["loss"] < EXPLODED_LOSS):
                 state.update(diverged=True, epoch=epoch + 1)
                 self.model.stop_training = True
-            log.info("train[%s] epoch %d/%d  loss %.4f  acc %.4f  val_loss %.4f  val_acc %.4f  %.1fs",
-                     name, epoch + 1, epochs, *(row[k] for k in METRICS), row["seconds"])
+            log.info(
+                "train[%s] epoch %d/%d  loss %.4f  acc %.4f  val_loss %.4f  val_acc %.4f  %.1fs",
+                name,
+                epoch + 1,
+                epochs,
+                *(row[k] for k in METRICS),
+                row["seconds"],
+            )
 
     return Progress()
 
@@ -105,8 +116,17 @@ def describe_device() -> dict:
     return {"device": "GPU", "device_name": details.get("device_name", gpus[0].name)}
 
 
-def run_train(dataset_dir: str, initial_dir: str, output_dir: str, trial: dict, *, epochs: int = 10,
-              threads: int | None = None, mixed_precision: bool = False, xla: bool = False) -> dict:
+def run_train(
+    dataset_dir: str,
+    initial_dir: str,
+    output_dir: str,
+    trial: dict,
+    *,
+    epochs: int = 10,
+    threads: int | None = None,
+    mixed_precision: bool = False,
+    xla: bool = False,
+) -> dict:
     """Train one trial (docs/artifacts.md), export the SavedModel and write history.json; return the history."""
     spec = optimizers.get_spec(trial["optimizer"])
     seed, batch_size = int(trial["seed"]), int(trial["batch_size"])
@@ -115,9 +135,9 @@ def run_train(dataset_dir: str, initial_dir: str, output_dir: str, trial: dict, 
     configure_threads(threads)
     import keras
 
-    from components.init_model.init_model import load_initial
-    from components.train.data import batches, load_split, split_size
-    from components.train.export import export_saved_model
+    from optbench.components.shared.initial import load_initial
+    from optbench.components.train.data import batches, load_split, split_size
+    from optbench.components.train.export import export_saved_model
 
     if mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
@@ -132,10 +152,14 @@ def run_train(dataset_dir: str, initial_dir: str, output_dir: str, trial: dict, 
     record: list[dict] = []
     state: dict = {}
     started = time.perf_counter()
-    model.fit(batches(load_split(dataset_dir, "train"), batch_size, shuffle_seed=seed),
-              validation_data=batches(load_split(dataset_dir, "validation"), 1024),
-              epochs=epochs, verbose=0, shuffle=False,  # the dataset is already shuffled, by seed
-              callbacks=[_progress_callback(trial["trial"], epochs, train_examples, record, state)])
+    model.fit(
+        batches(load_split(dataset_dir, "train"), batch_size, shuffle_seed=seed),
+        validation_data=batches(load_split(dataset_dir, "validation"), 1024),
+        epochs=epochs,
+        verbose=0,
+        shuffle=False,  # the dataset is already shuffled, by seed
+        callbacks=[_progress_callback(trial["trial"], epochs, train_examples, record, state)],
+    )
     train_seconds = time.perf_counter() - started
 
     out = Path(output_dir)
@@ -145,7 +169,9 @@ def run_train(dataset_dir: str, initial_dir: str, output_dir: str, trial: dict, 
     parameter_bytes = _bytes(model.trainable_variables)
     state_bytes = optimizer_state_bytes(opt)
     history = {
-        "trial": trial["trial"], "variant": trial["variant"], "lr_sweep": bool(trial.get("lr_sweep")),
+        "trial": trial["trial"],
+        "variant": trial["variant"],
+        "lr_sweep": bool(trial.get("lr_sweep")),
         "optimizer": trial["optimizer"],
         "optimizer_config": {"class_name": spec.class_name, **spec.params, **params},
         "learning_rate": float(opt.learning_rate),
@@ -153,7 +179,8 @@ def run_train(dataset_dir: str, initial_dir: str, output_dir: str, trial: dict, 
         "batch_size": batch_size,
         "seed": seed,
         **describe_device(),
-        "mixed_precision": mixed_precision, "xla": xla,
+        "mixed_precision": mixed_precision,
+        "xla": xla,
         "status": "diverged" if state.get("diverged") else "ok",
         "diverged_at_epoch": state.get("epoch"),
         "epochs": epochs_record,
@@ -173,9 +200,13 @@ def run_train(dataset_dir: str, initial_dir: str, output_dir: str, trial: dict, 
 def kfp_metrics(history: dict) -> dict[str, float]:
     """Scalars for the KFP UI's run comparison: same names in every run."""
     last = history["epochs"][-1] if history["epochs"] else {}
-    scalars = {"val_accuracy": last.get("val_accuracy"), "val_loss": last.get("val_loss"),
-               "train_seconds": history["train_seconds"], "optimizer_state_ratio": history["optimizer_state_ratio"],
-               "diverged": float(history["status"] == "diverged")}
+    scalars = {
+        "val_accuracy": last.get("val_accuracy"),
+        "val_loss": last.get("val_loss"),
+        "train_seconds": history["train_seconds"],
+        "optimizer_state_ratio": history["optimizer_state_ratio"],
+        "diverged": float(history["status"] == "diverged"),
+    }
     return {k: float(v) for k, v in scalars.items() if v is not None}
 
 

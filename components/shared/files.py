@@ -4,6 +4,7 @@ A reader (the next step, a person, a second run in the same folder) sees
 either the old content or the new one: we write to a temporary name in the
 same folder and rename, which is atomic on POSIX file systems.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,6 +36,11 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
 
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
     return write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n")
+
+
+def default_cache_dir() -> Path:
+    """Where downloads, converted data sets and fetched reports are kept: $OPTBENCH_CACHE or ~/.cache/optbench."""
+    return Path(os.environ.get("OPTBENCH_CACHE", Path.home() / ".cache" / "optbench"))
 
 
 def read_json(path: str | os.PathLike) -> Any:

@@ -1,4 +1,5 @@
 """Beam pipeline options shared by the Beam steps (ingest, evaluate)."""
+
 from __future__ import annotations
 
 # In-process runner. Beam 2.77's default runner would first download a Prism binary.

@@ -35,6 +35,7 @@ best" only when every comparison is significant.
 
 Pure numpy/scipy: the report step calls this without TensorFlow.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -58,8 +59,9 @@ def mcnemar_exact(winner: np.ndarray, other: np.ndarray) -> tuple[float, int, in
     return p, b, c
 
 
-def bootstrap_difference(winner: np.ndarray, other: np.ndarray, replicates: int = REPLICATES,
-                         seed: int = SEED) -> np.ndarray:
+def bootstrap_difference(
+    winner: np.ndarray, other: np.ndarray, replicates: int = REPLICATES, seed: int = SEED
+) -> np.ndarray:
     """float [replicates]: the seed-averaged accuracy difference under the two-level paired bootstrap.
 
     `winner` and `other` are bool [S, N], row s of both from the same seed. Only examples on which
@@ -81,7 +83,7 @@ def bootstrap_difference(winner: np.ndarray, other: np.ndarray, replicates: int 
         counts = rng.multinomial(n, cells, size=size)[:, :-1]  # [size, K]
         per_seed = counts @ d / n  # [size, S]: accuracy difference of each seed on the resampled examples
         seed_weights = rng.multinomial(n_seeds, np.full(n_seeds, 1.0 / n_seeds), size=size) / n_seeds
-        out[start:start + size] = np.sum(per_seed * seed_weights, axis=1)
+        out[start : start + size] = np.sum(per_seed * seed_weights, axis=1)
     return out
 
 
@@ -98,8 +100,12 @@ def paired_test(winner: Correct, other: Correct, replicates: int = REPLICATES) -
     o = np.stack([other[s] for s in seeds])
     boot = bootstrap_difference(w, o, replicates)
     tail = (1 - CONFIDENCE) / 2
-    result = {"seeds": seeds, "difference": float(w.mean() - o.mean()),
-              "ci_low": float(np.quantile(boot, tail)), "ci_high": float(np.quantile(boot, 1 - tail))}
+    result = {
+        "seeds": seeds,
+        "difference": float(w.mean() - o.mean()),
+        "ci_low": float(np.quantile(boot, tail)),
+        "ci_high": float(np.quantile(boot, 1 - tail)),
+    }
     if len(seeds) == 1:
         p, b, c = mcnemar_exact(w[0], o[0])
         return {**result, "test": "mcnemar-exact", "p_value": p, "discordant": [b, c]}
@@ -119,8 +125,9 @@ def holm(p_values: list[float]) -> list[float]:
     return adjusted
 
 
-def compare_with_winner(correct: dict[str, Correct], winner: str, alpha: float = ALPHA,
-                        replicates: int = REPLICATES) -> dict:
+def compare_with_winner(
+    correct: dict[str, Correct], winner: str, alpha: float = ALPHA, replicates: int = REPLICATES
+) -> dict:
     """The winner against every other variant in `correct` (variant -> seed -> bool [N]).
 
     Variants sharing no seed with the winner cannot be paired and are listed under `unpaired`.
@@ -139,6 +146,12 @@ def compare_with_winner(correct: dict[str, Correct], winner: str, alpha: float =
     for c, p in zip(comparisons, holm([c["p_value"] for c in comparisons])):
         c["p_holm"] = p
         c["significant"] = p < alpha
-    return {"winner": winner, "alpha": alpha, "correction": "holm", "replicates": replicates,
-            "comparisons": comparisons, "unpaired": unpaired,
-            "winner_significant": bool(comparisons) and all(c["significant"] for c in comparisons)}
+    return {
+        "winner": winner,
+        "alpha": alpha,
+        "correction": "holm",
+        "replicates": replicates,
+        "comparisons": comparisons,
+        "unpaired": unpaired,
+        "winner_significant": bool(comparisons) and all(c["significant"] for c in comparisons),
+    }

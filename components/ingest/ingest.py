@@ -9,6 +9,7 @@ records sorted by their source index: Beam's file sinks place records in
 shards in no fixed order, and a reproducible comparison needs the same bytes
 on every run.
 """
+
 from __future__ import annotations
 
 import functools
@@ -21,14 +22,17 @@ from pathlib import Path
 
 import numpy as np
 
-from components.common.beam import pipeline_options
-from components.common.files import write_json_atomic
-from components.common.schema import NUM_CLASSES, SPLITS, STATS_FILE
-from components.ingest import idx, sources
+from optbench.components.ingest import idx, sources
+from optbench.components.shared.beam import pipeline_options
+from optbench.components.shared.files import write_json_atomic
+from optbench.components.shared.schema import NUM_CLASSES, SPLITS, STATS_FILE, shard_path
 
 log = logging.getLogger(__name__)
 
 CHUNK = 2000  # source records per Beam element
+# The split is the same in every run (and for every seed of a run): every optimizer, and every run of a
+# schedule, sees the same training, validation and test examples.
+SPLIT_SEED = 0
 RECORDS_PER_SHARD = 16384
 
 # Split codes in the assignment arrays.
@@ -36,7 +40,7 @@ _DROP, _TRAIN, _VALIDATION, _TEST = 0, 1, 2, 3
 _SPLIT_OF_CODE = {_TRAIN: "train", _VALIDATION: "validation", _TEST: "test"}
 
 
-def assign_train(n: int, validation_fraction: float, train_limit: int | None, seed: int) -> np.ndarray:
+def assign_train(n: int, validation_fraction: float, train_limit: int | None) -> np.ndarray:
     """Deterministic split of the source's training records into train / validation / dropped.
 
     A seeded permutation picks which records are used (`train_limit` caps
@@ -44,7 +48,7 @@ def assign_train(n: int, validation_fraction: float, train_limit: int | None, se
     """
     if not 0 < validation_fraction < 1:
         raise ValueError(f"validation_fraction must be in (0, 1), got {validation_fraction}")
-    order = np.random.default_rng(seed).permutation(n)
+    order = np.random.default_rng(SPLIT_SEED).permutation(n)
     used = order[: min(n, train_limit)] if train_limit else order
     n_val = max(1, round(len(used) * validation_fraction))
     if len(used) - n_val < 1:
@@ -55,9 +59,9 @@ def assign_train(n: int, validation_fraction: float, train_limit: int | None, se
     return codes
 
 
-def assign_test(n: int, test_limit: int | None, seed: int) -> np.ndarray:
+def assign_test(n: int, test_limit: int | None) -> np.ndarray:
     codes = np.full(n, _DROP, np.uint8)
-    keep = np.random.default_rng(seed + 1).permutation(n)[:test_limit] if test_limit else np.arange(n)
+    keep = np.random.default_rng(SPLIT_SEED + 1).permutation(n)[:test_limit] if test_limit else np.arange(n)
     codes[keep] = _TEST
     return codes
 
@@ -73,7 +77,7 @@ def _arrays(folder: str, source_split: str) -> tuple[np.ndarray, np.ndarray]:
 
 def _read_chunk(element: tuple, codes: dict[str, np.ndarray], shards: dict[str, int]):
     """(source_split, folder, start, stop) -> ((split, shard), (index, label, serialized example))."""
-    from components.ingest.examples import to_example_bytes
+    from optbench.components.ingest.examples import to_example_bytes
 
     source_split, folder, start, stop = element
     images, labels = _arrays(folder, source_split)
@@ -92,7 +96,7 @@ def _write_shard(keyed: tuple, output_dir: str, shards: dict[str, int]) -> dict:
 
     (split, shard), records = keyed
     records = sorted(records, key=lambda r: r[0])
-    path = f"{output_dir}/{split}/part-{shard:05d}-of-{shards[split]:05d}.tfrecord"
+    path = shard_path(output_dir, split, shard, shards[split])
     tmp = f"{output_dir}/{split}/.tmp-part-{shard:05d}.tfrecord"
     tf.io.gfile.makedirs(f"{output_dir}/{split}")
     with tf.io.TFRecordWriter(tmp) as w:
@@ -110,9 +114,16 @@ def validate_source(source: str, cache_dir: str | None = None) -> sources.Resolv
     return resolved
 
 
-def run_ingest(source: str, output_dir: str, *, validation_fraction: float = 0.1, train_limit: int | None = None,
-               test_limit: int | None = None, seed: int = 0, cache_dir: str | None = None,
-               beam_args: list[str] | None = None) -> dict:
+def run_ingest(
+    source: str,
+    output_dir: str,
+    *,
+    validation_fraction: float = 0.1,
+    train_limit: int | None = None,
+    test_limit: int | None = None,
+    cache_dir: str | None = None,
+    beam_args: list[str] | None = None,
+) -> dict:
     """Resolve, validate and convert `source`; write `output_dir/{train,validation,test}/` and stats.json."""
     import apache_beam as beam
 
@@ -123,26 +134,32 @@ def run_ingest(source: str, output_dir: str, *, validation_fraction: float = 0.1
     resolved = validate_source(source, cache_dir)
     log.info("ingest: %s", resolved.note)
     n = {split: len(_arrays(resolved.folder, split)[1]) for split in ("train", "test")}
-    codes = {"train": assign_train(n["train"], validation_fraction, train_limit, seed),
-             "test": assign_test(n["test"], test_limit, seed)}
-    expected = {s: int(sum((c == code).sum() for c in codes.values()))
-                for code, s in _SPLIT_OF_CODE.items()}
+    codes = {
+        "train": assign_train(n["train"], validation_fraction, train_limit),
+        "test": assign_test(n["test"], test_limit),
+    }
+    expected = {s: int(sum((c == code).sum() for c in codes.values())) for code, s in _SPLIT_OF_CODE.items()}
     shards = {s: shard_count(count) for s, count in expected.items()}
-    chunks = [(split, resolved.folder, start, min(start + CHUNK, n[split]))
-              for split in ("train", "test") for start in range(0, n[split], CHUNK)]
+    chunks = [
+        (split, resolved.folder, start, min(start + CHUNK, n[split]))
+        for split in ("train", "test")
+        for start in range(0, n[split], CHUNK)
+    ]
 
     out = os.path.abspath(output_dir)
     for split in SPLITS:
         Path(out, split).mkdir(parents=True, exist_ok=True)
     counts_prefix = f"{out}/.shard-counts"
     with beam.Pipeline(options=pipeline_options(beam_args)) as p:
-        _ = (p
-             | "Chunks" >> beam.Create(chunks)
-             | "ReadAndEncode" >> beam.FlatMap(_read_chunk, codes=codes, shards=shards)
-             | "GroupByShard" >> beam.GroupByKey()
-             | "WriteShard" >> beam.Map(_write_shard, output_dir=out, shards=shards)
-             | "ToJson" >> beam.Map(json.dumps)
-             | "WriteCounts" >> beam.io.WriteToText(counts_prefix, num_shards=1, shard_name_template=""))
+        _ = (
+            p
+            | "Chunks" >> beam.Create(chunks)
+            | "ReadAndEncode" >> beam.FlatMap(_read_chunk, codes=codes, shards=shards)
+            | "GroupByShard" >> beam.GroupByKey()
+            | "WriteShard" >> beam.Map(_write_shard, output_dir=out, shards=shards)
+            | "ToJson" >> beam.Map(json.dumps)
+            | "WriteCounts" >> beam.io.WriteToText(counts_prefix, num_shards=1, shard_name_template="")
+        )
 
     per_class = {s: Counter() for s in SPLITS}
     with open(counts_prefix) as f:
@@ -157,10 +174,17 @@ def run_ingest(source: str, output_dir: str, *, validation_fraction: float = 0.1
             raise RuntimeError(f"ingest wrote {count} {split} records, expected {expected[split]}")
         if count == 0:
             raise idx.DataError(f"{resolved.folder}: count check failed: the {split} split is empty")
-        stats_splits[split] = {"count": count,
-                               "per_class": {str(c): per_class[split].get(c, 0) for c in range(NUM_CLASSES)}}
-    stats = {"source": resolved.as_dict(), "splits": stats_splits, "validation_fraction": validation_fraction,
-             "train_limit": train_limit, "test_limit": test_limit, "seed": seed}
+        stats_splits[split] = {
+            "count": count,
+            "per_class": {str(c): per_class[split].get(c, 0) for c in range(NUM_CLASSES)},
+        }
+    stats = {
+        "source": resolved.as_dict(),
+        "splits": stats_splits,
+        "validation_fraction": validation_fraction,
+        "train_limit": train_limit,
+        "test_limit": test_limit,
+    }
     write_json_atomic(f"{out}/{STATS_FILE}", stats)
     log.info("ingest: wrote %s", ", ".join(f"{s} {v['count']}" for s, v in stats_splits.items()))
     return stats

@@ -1,9 +1,12 @@
 """`optbench report --compare RUN [RUN ...]`: a trend report that lines up several finished runs."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import click
+
+from optbench.cli.config import friendly
 
 
 def resolve_run(run: str, runs_dir: str) -> str:
@@ -17,14 +20,25 @@ def resolve_run(run: str, runs_dir: str) -> str:
 @click.command("report")
 @click.option("--compare", is_flag=True, help="Line up the given runs: test accuracy and time per optimizer per run.")
 @click.argument("runs", nargs=-1, metavar="RUN [RUN ...]")
-@click.option("--runs-dir", default="runs", show_default=True, type=click.Path(file_okay=False),
-              help="Where run ids are looked up.")
-@click.option("--output", default=None, type=click.Path(file_okay=False),
-              help="Folder for trend.html/.md/.json/.png  [default: RUNS_DIR/trend]")
+@click.option(
+    "--runs-dir",
+    default="runs",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Where run ids are looked up.",
+)
+@click.option(
+    "--output",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Folder for trend.html/.md/.json/.png  [default: RUNS_DIR/trend]",
+)
+@friendly
 def report(compare: bool, runs: tuple[str, ...], runs_dir: str, output: str | None) -> None:
     """Build a trend report across runs (folders, or run ids under --runs-dir), e.g. a suite's scheduled runs."""
     # Imported here: matplotlib and scipy would slow down every other optbench command.
-    from components.report.trends import TREND_HTML, build_trend_report, format_trend_table
+    from optbench.components.report.trends import TREND_HTML, build_trend_report, format_trend_table
+    from optbench.layout import read_run
 
     if not compare:
         raise click.UsageError("give --compare and the runs to line up: optbench report --compare RUN RUN ...")
@@ -33,8 +47,11 @@ def report(compare: bool, runs: tuple[str, ...], runs_dir: str, output: str | No
     dirs = [resolve_run(r, runs_dir) for r in runs]
     output = output or str(Path(runs_dir) / "trend")
     try:
-        data = build_trend_report(dirs, output)
-    except (ValueError, FileNotFoundError) as e:
+        data = build_trend_report([read_run(d) for d in dirs], output)
+    except FileNotFoundError as e:
         raise click.ClickException(str(e)) from None
     click.echo(format_trend_table(data))
     click.echo(f"\ntrend report: {Path(output) / TREND_HTML}")
+
+
+COMMANDS = [report]

@@ -1,10 +1,18 @@
 """Find things inside the artifact folders of a run (see docs/artifacts.md)."""
+
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from components.common.schema import EVAL_SUMMARY_FILE, HISTORY_FILE, SAVED_MODEL_DIR, STATS_FILE, split_pattern
+from optbench.components.shared.files import read_json
+from optbench.components.shared.schema import (
+    EVAL_SUMMARY_FILE,
+    HISTORY_FILE,
+    SAVED_MODEL_DIR,
+    STATS_FILE,
+    split_pattern,
+)
 
 
 def split_files(dataset_dir: str, split: str) -> list[str]:
@@ -13,18 +21,15 @@ def split_files(dataset_dir: str, split: str) -> list[str]:
 
     files = sorted(tf.io.gfile.glob(split_pattern(dataset_dir, split)))
     if not files:
-        raise FileNotFoundError(f"no TFRecords for split {split!r}: nothing matches {split_pattern(dataset_dir, split)}")
+        raise FileNotFoundError(
+            f"no TFRecords for split {split!r}: nothing matches {split_pattern(dataset_dir, split)}"
+        )
     return files
-
-
-def trial_of(model_dir: str) -> str:
-    """The trial a trained model folder belongs to, from its history.json."""
-    return json.loads((Path(model_dir) / HISTORY_FILE).read_text())["trial"]
 
 
 def saved_models_by_trial(model_dirs: list[str]) -> dict[str, str]:
     """trial id -> SavedModel path, for the models of one comparison."""
-    return {trial_of(d): str(Path(d) / SAVED_MODEL_DIR) for d in model_dirs}
+    return {read_json(Path(d) / HISTORY_FILE)["trial"]: str(Path(d) / SAVED_MODEL_DIR) for d in model_dirs}
 
 
 def history_paths(model_dirs: list[str]) -> list[str]:
@@ -37,13 +42,6 @@ def summary_path(evaluation_dir: str) -> str:
 
 def stats_path(dataset_dir: str) -> str:
     return str(Path(dataset_dir) / STATS_FILE)
-
-
-def test_metrics_of(evaluation_dir: str, trial: str) -> tuple[dict[str, float], list[str], list[list[int]]]:
-    """(scalar test metrics, class names, confusion matrix) of one trial, from the evaluation summary."""
-    model = json.loads(Path(summary_path(evaluation_dir)).read_text())["models"][trial]
-    scalars = {f"test_{k}": model[k] for k in ("accuracy", "loss", "top3_accuracy") if model.get(k) is not None}
-    return scalars, [str(c) for c in range(len(model["confusion_matrix"]))], model["confusion_matrix"]
 
 
 def persist_metadata(artifact) -> None:

@@ -3,11 +3,12 @@
 Every model takes a batch of 28x28x1 float images in 0-255 and rescales
 inside, so the SavedModel we export needs no preprocessing beside it.
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
-from components.common.schema import IMAGE_SHAPE, NUM_CLASSES
+from optbench.components.shared.schema import IMAGE_SHAPE, NUM_CLASSES
 
 
 def _input():

@@ -1,1 +1,0 @@
-"""Constants and helpers shared by every step."""

@@ -1,0 +1,148 @@
+"""What one comparison asks for: the suite options, declared once.
+
+`RunConfig` is the declaration. Each field that a person sets carries its
+option in its metadata (flag, help, how the text is parsed; a
+bool field is an on/off flag); the command line
+derives its options from these fields (optbench/cli/config.py), the local
+runner records the whole config in run.json, and a cluster's --config file may
+set the fields marked `config_file` (the data a team's cluster reads by
+default, not the comparison itself). Parsing raises ValueError; validation of
+the values happens once, in `RunConfig.resolve`, for every caller alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from optbench.components.plan import suites
+
+DEFAULT_DATA_SOURCE = "auto"
+DEFAULT_VALIDATION_FRACTION = 0.1
+
+
+def csv_list(text: str) -> list[str]:
+    return [v.strip() for v in text.split(",") if v.strip()]
+
+
+def float_list(text: str) -> list[float]:
+    try:
+        return [float(v) for v in csv_list(text)]
+    except ValueError:
+        raise ValueError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def batch_size(text: str) -> int | str:
+    if text == "full":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"expected a positive integer or 'full', got {text!r}") from None
+
+
+def option(
+    default: Any,
+    flag_name: str,
+    help: str,
+    parse: Callable = str,
+    *,
+    show_default: bool = False,
+    config_file: bool = False,
+) -> Any:
+    """A RunConfig field that a person sets with `flag_name`; `parse` turns the option's text into the value."""
+    return field(
+        default=default,
+        metadata={
+            "flag": flag_name,
+            "help": help,
+            "parse": parse,
+            "show_default": show_default,
+            "config_file": config_file,
+        },
+    )
+
+
+@dataclass
+class RunConfig:
+    """A suite, the overrides of its fields, and the data and training options of one comparison."""
+
+    suite: str = option(
+        suites.DEFAULT_SUITE,
+        "--suite",
+        "A shipped suite (`optbench suites`) or a suite YAML file; the options below override it.",
+        show_default=True,
+    )
+    optimizers: list[str] | None = option(
+        None,
+        "--optimizers",
+        "Comma-separated optimizer names (see `optbench optimizers`); default: the suite's.",
+        csv_list,
+    )
+    model_name: str | None = option(None, "--model", "Network: cnn, mlp or rnn; default: the suite's.")
+    epochs: int | None = option(None, "--epochs", "Default: the suite's (10).", int)
+    batch_size: int | str | None = option(
+        None, "--batch-size", "A batch size or 'full'; default: the suite's.", batch_size
+    )
+    seeds: int | None = option(
+        None, "--seeds", "Repeat the comparison with K seeds; figures become mean, std and 95% CI.", int
+    )
+    seed: int = option(0, "--seed", "The first seed.", int, show_default=True)
+    lr_grid: list[float] | None = option(
+        None, "--lr-grid", "Also sweep these learning rates for every optimizer, e.g. 1e-4,1e-3,1e-2.", float_list
+    )
+    baseline: str | None = option(None, "--baseline", "The variant the others are compared with (default: sgd).")
+    train_limit: int = option(
+        0,
+        "--train-limit",
+        "Use at most N training examples (train + validation); 0 = all.",
+        int,
+        show_default=True,
+        config_file=True,
+    )
+    test_limit: int = option(
+        0, "--test-limit", "Evaluate on at most N test examples.", int, show_default=True, config_file=True
+    )
+    validation_fraction: float = option(
+        DEFAULT_VALIDATION_FRACTION,
+        "--validation-fraction",
+        "The share of the training data held out for validation.",
+        float,
+        show_default=True,
+        config_file=True,
+    )
+    data_source: str = option(
+        DEFAULT_DATA_SOURCE,
+        "--data-source",
+        "auto, npm, a folder of IDX .gz files, a mnist.npz, an http(s):// prefix or a gs:// path.",
+        show_default=True,
+        config_file=True,
+    )
+    mixed_precision: bool = option(False, "--mixed-precision", "Train in mixed float16 (useful on GPUs).")
+    xla: bool = option(False, "--xla", "Compile the training step with XLA.")
+    beam_args: list[str] = field(default_factory=list)  # set by the runner's own options, not a suite option
+
+    @classmethod
+    def options(cls) -> list:
+        """The fields a person sets, in the order --help lists them."""
+        return [f for f in fields(cls) if "flag" in f.metadata]
+
+    def resolve(self) -> dict:
+        """The suite with the overrides applied, validated: every check that needs no data."""
+        for name in ("train_limit", "test_limit"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be 0 (all) or positive, got {getattr(self, name)}")
+        if not 0 < self.validation_fraction < 1:
+            raise ValueError(f"validation_fraction must be in (0, 1), got {self.validation_fraction}")
+        return suites.with_overrides(
+            suites.load(self.suite),
+            optimizers=self.optimizers,
+            model=self.model_name,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            seeds=self.seeds,
+            first_seed=self.seed,
+            lr_grid=self.lr_grid,
+            baseline=self.baseline,
+        )

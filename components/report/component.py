@@ -1,0 +1,45 @@
+"""The report step as a KFP component: a thin wrapper around components/report/build.py."""
+
+from typing import List
+
+from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Markdown, Metrics, Model, Output
+
+from optbench.components.image import component
+
+
+@component
+def report(
+    dataset: Input[Dataset],
+    models: Input[List[Model]],
+    evaluation: Input[Artifact],
+    settings_json: str,
+    report_dir: Output[Artifact],
+    markdown: Output[Markdown],
+    html: Output[HTML],
+    comparison: Output[Metrics],
+    best_confusion: Output[ClassificationMetrics],
+):
+    """Tables, plots, verdict: report.md, report.html, comparison.csv/json; run-level metrics for KFP's Compare page."""
+    import json
+
+    from optbench.components.report.build import build_report_from_artifacts
+    from optbench.components.report.kfp_ui import best_confusion_matrix, scalar_metrics
+    from optbench.components.shared.artifacts import persist_metadata
+
+    rows = build_report_from_artifacts(
+        dataset.path,
+        [m.path for m in models],
+        evaluation.path,
+        json.loads(settings_json),
+        report_dir.path,
+        markdown=markdown.path,
+        html=html.path,
+    )
+    for key, value in scalar_metrics(rows).items():
+        comparison.log_metric(key, value)
+    best = best_confusion_matrix(rows)
+    if best is not None:
+        best_confusion.log_confusion_matrix(best["categories"], best["matrix"])
+        best_confusion.metadata["variant"] = best["variant"]
+    persist_metadata(comparison)
+    persist_metadata(best_confusion)

@@ -1,0 +1,49 @@
+"""The data contract between steps, and the name of every file a step writes (see docs/artifacts.md).
+
+Stated once here so that no two steps, nor the code that publishes or reads a
+run, can disagree on a feature name, an image shape or a file name.
+"""
+
+from __future__ import annotations
+
+IMAGE_KEY = "image"
+LABEL_KEY = "label"
+IMAGE_SHAPE = (28, 28)
+NUM_CLASSES = 10
+
+SPLITS = ("train", "validation", "test")
+TEST_SPLIT = SPLITS[2]
+
+# ingest -> dataset/
+STATS_FILE = "stats.json"
+# init_model -> initial/seed-<seed>/
+INITIAL_WEIGHTS_FILE = "model.weights.h5"
+INITIAL_MODEL_FILE = "model.json"
+# train -> model/
+HISTORY_FILE = "history.json"
+SAVED_MODEL_DIR = "saved_model"
+# evaluate -> evaluation/
+EVAL_SUMMARY_FILE = "summary.json"
+PREDICTIONS_FILE = "predictions.npz"
+TFMA_DIR = "tfma"
+# report -> report/
+REPORT_HTML = "report.html"
+REPORT_MD = "report.md"
+COMPARISON_JSON = "comparison.json"
+COMPARISON_CSV = "comparison.csv"
+SIGNIFICANCE_JSON = "significance.json"
+
+# The serving signature every trained model exports, and TFMA reads.
+SERVING_SIGNATURE = "serving_default"
+SERVING_INPUT = "examples"
+SERVING_OUTPUT = "probabilities"
+
+
+def split_pattern(dataset_dir: str, split: str) -> str:
+    """Glob of the TFRecord shards of one split."""
+    return f"{dataset_dir}/{split}/part-*.tfrecord"
+
+
+def shard_path(dataset_dir: str, split: str, shard: int, shards: int) -> str:
+    """The file of one TFRecord shard; `split_pattern` matches every one."""
+    return f"{dataset_dir}/{split}/part-{shard:05d}-of-{shards:05d}.tfrecord"

@@ -1,0 +1,1 @@
+"""Trial metrics: one trial's test metrics and confusion matrix, for the KFP UI."""

@@ -1,0 +1,26 @@
+"""The trial_metrics step as a KFP component: a thin wrapper around components/trial_metrics/trial_metrics.py."""
+
+from kfp.dsl import Artifact, ClassificationMetrics, Input, Metrics, Output
+
+from optbench.components.image import component
+
+
+@component
+def trial_metrics(
+    evaluation: Input[Artifact],
+    trial_json: str,
+    metrics: Output[Metrics],
+    confusion: Output[ClassificationMetrics],
+):
+    """One trial's test metrics and confusion matrix, as artifacts the KFP UI shows and compares."""
+    import json
+
+    from optbench.components.shared.artifacts import persist_metadata
+    from optbench.components.trial_metrics.trial_metrics import test_metrics_of
+
+    scalars, categories, matrix = test_metrics_of(evaluation.path, json.loads(trial_json)["trial"])
+    for key, value in scalars.items():
+        metrics.log_metric(key, value)
+    confusion.log_confusion_matrix(categories, matrix)
+    persist_metadata(metrics)
+    persist_metadata(confusion)

@@ -1,0 +1,17 @@
+"""One trial's test figures out of the evaluation summary, as the KFP UI's Metrics and ClassificationMetrics take them.
+
+A step of its own, one task per trial, so that every trial's metrics show in
+the KFP UI on their own and can be compared across runs there.
+"""
+
+from __future__ import annotations
+
+from optbench.components.shared.artifacts import summary_path
+from optbench.components.shared.files import read_json
+
+
+def test_metrics_of(evaluation_dir: str, trial: str) -> tuple[dict[str, float], list[str], list[list[int]]]:
+    """(scalar test metrics, class names, confusion matrix) of one trial, from the evaluation summary."""
+    model = read_json(summary_path(evaluation_dir))["models"][trial]
+    scalars = {f"test_{k}": model[k] for k in ("accuracy", "loss", "top3_accuracy") if model.get(k) is not None}
+    return scalars, [str(c) for c in range(len(model["confusion_matrix"]))], model["confusion_matrix"]

@@ -1,0 +1,331 @@
+"""The cluster commands: compile, submit, schedule, schedules, runs.
+
+Their options, and the --config file that sets their defaults, are in
+optbench/cli/config.py.
+"""
+
+from __future__ import annotations
+
+import functools
+import tempfile
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+
+from optbench.cli.config import (
+    API_OPTIONS,
+    CLUSTER_OPTIONS,
+    RUN_OPTIONS,
+    SUITE_OPTIONS,
+    apply,
+    config_option,
+    friendly,
+    run_config,
+)
+from optbench.kfp_api import Connection, Pipelines, RunSummary, check_cron
+
+# optbench.storage (google-cloud-storage) and kfp load only in the commands that use them:
+# `optbench --help` and the local commands should not wait for them.
+
+RUNNER = "Kubeflow Pipelines"
+
+
+def _cron(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    try:
+        return check_cron(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+def _suite(opts: dict) -> dict:
+    """The suite with the overrides, validated exactly as `optbench run` validates it."""
+    return run_config(opts).resolve()
+
+
+def _compile(opts: dict, suite: dict, output: Path, run_id: str = "") -> dict:
+    """Compile `suite`'s pipeline for the cluster into `output`; returns the pipeline's arguments.
+
+    `run_id` is what the report calls the run: the run's or the schedule's name, as the KFP UI
+    shows it (the compiled file alone belongs to no run yet).
+    """
+    from optbench.components.plan.arguments import pipeline_arguments
+    from optbench.pipelines.cluster import ClusterConfig, Dataflow, compile_pipeline
+
+    if not opts["image"]:
+        raise click.UsageError(
+            "no image: pass --image (and --gpu-image) or set image: in --config; `make images` builds and pushes them"
+        )
+    config = ClusterConfig(
+        image=opts["image"],
+        gpu_image=opts["gpu_image"],
+        gpus=opts["gpus"],
+        gpu_type=opts["gpu_type"],
+        train_retries=opts["train_retries"],
+    )
+    dataflow = {
+        k: opts[f"dataflow_{k}"] for k in ("project", "region", "temp_location", "machine_type", "service_account")
+    }
+    beam_args = list(opts["beam_args"])
+    if any(dataflow.values()):
+        missing = [
+            f"--dataflow-{k.replace('_', '-')}" for k in ("project", "region", "temp_location") if not dataflow[k]
+        ]
+        if missing:
+            raise click.UsageError(f"Dataflow needs {', '.join(missing)} too")
+        beam_args = Dataflow(**dataflow).beam_args(config.image) + beam_args
+    arguments = pipeline_arguments(
+        run_config(opts), suite, run_id=run_id, runner=RUNNER, beam_args=beam_args, train_threads=config.train_threads
+    )
+    compile_pipeline(config, arguments, output)
+    return arguments
+
+
+def _api(opts: dict) -> Pipelines:
+    return Pipelines(
+        Connection(
+            host=opts["host"],
+            token=opts["token"],
+            iap_client_id=opts["iap_client_id"],
+            other_client_id=opts["other_client_id"],
+            other_client_secret=opts["other_client_secret"],
+            namespace=opts["namespace"],
+            ssl_ca_cert=opts["ca_cert"],
+        ).client()
+    )
+
+
+def _submission(opts: dict, default_name: Callable[[dict], str], send: Callable[[Path, dict, dict, str], None]) -> None:
+    """Compile into --output or a temporary file, then `send(package, suite, arguments, name)`."""
+    suite = _suite(opts)
+    name = default_name(suite)
+    with tempfile.TemporaryDirectory(prefix="optbench-") as tmp:
+        package = opts["output"] or Path(tmp) / "pipeline.yaml"
+        send(package, suite, _compile(opts, suite, package, run_id=name), name)
+
+
+def _duration(delta: timedelta | None) -> str:
+    if delta is None:
+        return "-"
+    s = int(delta.total_seconds())
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def _best(run: RunSummary, default_root: str | None, storage_client: Callable[[], Any]) -> str:
+    """The best variant and its test accuracy, read from the report the run wrote under its pipeline root.
+
+    '?' when the bucket cannot be read (no credentials, no such bucket): the listing still shows.
+    """
+    from google.api_core.exceptions import GoogleAPIError
+    from google.auth.exceptions import GoogleAuthError
+
+    from optbench.pipelines.pipeline import PIPELINE_NAME
+    from optbench.storage import best_variant, cluster_comparison
+
+    root = run.pipeline_root or default_root
+    if run.state != "SUCCEEDED" or not root:
+        return "-"
+    try:
+        rows = cluster_comparison(root, PIPELINE_NAME, run.run_id, client=storage_client())
+    except (GoogleAPIError, GoogleAuthError) as e:
+        click.echo(f"warning: cannot read run {run.run_id}'s report under {root}: {e}", err=True)
+        return "?"
+    best = best_variant(rows) if rows else None
+    return f"{best[0]} {best[1]:.4f}" if best else "-"
+
+
+def _echo_progress(now: RunSummary, before: RunSummary | None) -> None:
+    if before is None or now.state != before.state:
+        click.echo(f"run {now.run_id}: {now.state} ({_duration(now.duration())})")
+    old = dict(before.tasks) if before else {}
+    for task, state in now.tasks:
+        if old.get(task) != state:
+            click.echo(f"  {task}: {state}")
+
+
+@click.command("compile")
+@config_option
+@apply(*SUITE_OPTIONS, *CLUSTER_OPTIONS)
+@click.option(
+    "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("pipeline.yaml"), show_default=True
+)
+@friendly
+def compile_command(**opts: Any) -> None:
+    """Compile the pipeline to KFP IR YAML (upload it in the KFP UI, or `optbench submit` it).
+
+    The suite's trials and settings become the parameters' defaults; images, GPUs,
+    resources and Beam's runner are fixed here, at compile time.
+    """
+    suite = _suite(opts)
+    arguments = _compile(opts, suite, opts["output"])
+    training = "CPU only" if opts["gpus"] == 0 else f"{opts['gpus']} x {opts['gpu_type']} per trial"
+    click.echo(f"{opts['output']}: suite {suite['name']}, {len(arguments['trials'])} trials, {training}")
+
+
+@click.command()
+@config_option
+@apply(*SUITE_OPTIONS, *CLUSTER_OPTIONS, *API_OPTIONS, *RUN_OPTIONS)
+@click.option("--run-name", help="Run name; default <suite>-<UTC time>.")
+@click.option("--wait", is_flag=True, help="Follow the run to its end; exit non-zero unless it succeeded.")
+@click.option(
+    "--timeout",
+    type=click.IntRange(min=1),
+    default=6 * 3600,
+    show_default=True,
+    help="With --wait: give up following after this many seconds (the run goes on).",
+)
+@click.option(
+    "--poll-seconds",
+    type=click.FloatRange(min=0),
+    default=15,
+    show_default=True,
+    help="With --wait: seconds between status checks.",
+)
+@friendly
+def submit(**opts: Any) -> None:
+    """Compile the suite's pipeline and start a run on the cluster."""
+
+    def default_name(suite: dict) -> str:
+        return opts["run_name"] or f"{suite['name']}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
+
+    def send(package: Path, suite: dict, arguments: dict, name: str) -> None:
+        api = _api(opts)
+        experiment = opts["experiment"] or f"optbench-{suite['name']}"
+        run = api.submit(
+            package,
+            arguments,
+            experiment=experiment,
+            run_name=name,
+            pipeline_root=opts["pipeline_root"],
+            service_account=opts["service_account"],
+        )
+        click.echo(f"submitted run {run.run_id} ({name}) to experiment {experiment}")
+        if not opts["wait"]:
+            return
+        final = api.follow(
+            run.run_id, poll_seconds=opts["poll_seconds"], timeout=opts["timeout"], on_change=_echo_progress
+        )
+        if final.state != "SUCCEEDED":
+            raise click.ClickException(
+                f"run {final.run_id} ended {final.state}" + (f": {final.error}" if final.error else "")
+            )
+        click.echo(f"best: {_best(final, opts['pipeline_root'], _storage_client)}")
+
+    _submission(opts, default_name, send)
+
+
+@click.command()
+@config_option
+@click.option(
+    "--cron",
+    required=True,
+    callback=_cron,
+    help="KFP cron, six fields: second minute hour day-of-month month day-of-week ('0 0 3 * * *').",
+)
+@click.option("--name", help="Schedule name; default '<suite> @ <cron>'.")
+@apply(*SUITE_OPTIONS, *CLUSTER_OPTIONS, *API_OPTIONS, *RUN_OPTIONS)
+@friendly
+def schedule(**opts: Any) -> None:
+    """Run the suite's comparison on a schedule: one run at a time, missed runs not caught up."""
+
+    def default_name(suite: dict) -> str:
+        return opts["name"] or f"{suite['name']} @ {opts['cron']}"
+
+    def send(package: Path, suite: dict, arguments: dict, name: str) -> None:
+        experiment = opts["experiment"] or f"optbench-{suite['name']}"
+        job = _api(opts).schedule(
+            package,
+            arguments,
+            cron=opts["cron"],
+            experiment=experiment,
+            name=name,
+            pipeline_root=opts["pipeline_root"],
+            service_account=opts["service_account"],
+        )
+        click.echo(
+            f"scheduled {job.schedule_id} ({job.name}): cron '{job.cron}', "
+            f"max concurrency {job.max_concurrency}, catch-up {'off' if job.no_catchup else 'on'}"
+        )
+
+    _submission(opts, default_name, send)
+
+
+@click.group(invoke_without_command=True)
+@config_option
+@apply(*API_OPTIONS)
+@click.pass_context
+@friendly
+def schedules(ctx: click.Context, **opts: Any) -> None:
+    """List the recurring runs (the default), or pause, resume or delete one."""
+    ctx.obj = {**(ctx.obj or {}), "api": lambda: _api(opts)}
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(list_schedules)
+
+
+@schedules.command("list")
+@click.pass_context
+@friendly
+def list_schedules(ctx: click.Context) -> None:
+    """Every recurring run: id, state, cron, name."""
+    jobs = ctx.obj["api"]().schedules()
+    if not jobs:
+        click.echo("no schedules")
+    for job in jobs:
+        click.echo(f"{job.schedule_id}  {'enabled' if job.enabled else 'paused':<8} {job.cron or '-':<16} {job.name}")
+
+
+def _schedule_action(name: str, doc: str, method: str, done: str) -> None:
+    @click.argument("schedule_id")
+    @click.pass_context
+    @friendly
+    def action(ctx: click.Context, schedule_id: str) -> None:
+        getattr(ctx.obj["api"](), method)(schedule_id)
+        click.echo(f"{done} {schedule_id}")
+
+    action.__doc__ = doc
+    schedules.command(name)(action)
+
+
+_schedule_action("pause", "Pause a recurring run (no new runs until resumed).", "pause", "paused")
+_schedule_action("resume", "Resume a paused recurring run.", "resume", "resumed")
+_schedule_action("delete", "Delete a recurring run (its past runs stay).", "delete", "deleted")
+
+
+def _storage_client() -> Any:
+    from google.cloud import storage
+
+    return storage.Client()
+
+
+@click.command()
+@config_option
+@apply(*API_OPTIONS)
+@click.option("--limit", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--pipeline-root", help="gs:// root to find reports of runs that do not name theirs.")
+@friendly
+def runs(**opts: Any) -> None:
+    """Recent runs: state, duration, and the best optimizer of those that succeeded."""
+    client = functools.cache(_storage_client)
+    rows = [
+        (
+            r.run_id,
+            r.name,
+            r.state,
+            f"{r.created_at:%Y-%m-%d %H:%M}" if r.created_at else "-",
+            _duration(r.duration()),
+            _best(r, opts["pipeline_root"], client),
+        )
+        for r in _api(opts).recent_runs(opts["limit"])
+    ]
+    if not rows:
+        click.echo("no runs")
+        return
+    header = ("RUN ID", "NAME", "STATE", "CREATED (UTC)", "DURATION", "BEST (TEST ACC)")
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        click.echo("  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip())
+
+
+COMMANDS: list[click.Command] = [compile_command, submit, schedule, schedules, runs]

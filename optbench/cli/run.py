@@ -1,0 +1,91 @@
+"""`optbench run`, `optbench suites`, `optbench optimizers`: run a comparison on this machine, and what it can run."""
+
+from __future__ import annotations
+
+import click
+
+from optbench.cli.config import SUITE_OPTIONS, apply, friendly, run_config
+from optbench.components.plan import suites
+from optbench.components.shared.optimizers import REGISTRY
+
+
+@click.command()
+@apply(*SUITE_OPTIONS)
+@click.option(
+    "--output",
+    default="runs",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Runs are written to OUTPUT/<run_id>/.",
+)
+@click.option("--beam-runner", default=None, help="Beam runner for ingest and evaluate (default: in-process).")
+@click.option("--beam-arg", "beam_args", multiple=True, help="Extra Beam pipeline option, e.g. --beam-arg=--region=x.")
+@click.option(
+    "--resume",
+    "resume_id",
+    metavar="RUN_ID",
+    default=None,
+    help="Finish an interrupted run in OUTPUT: its settings, only its unfinished tasks.",
+)
+@click.option(
+    "--publish",
+    metavar="gs://BUCKET/PREFIX",
+    default=None,
+    help="Upload the finished run to Cloud Storage (gs://BUCKET/PREFIX/<suite>/<run_id>/).",
+)
+@click.pass_context
+@friendly
+def run(
+    ctx: click.Context,
+    beam_runner: str | None,
+    beam_args: tuple[str, ...],
+    output: str,
+    resume_id: str | None,
+    publish: str | None,
+    **opts,
+) -> None:
+    """Run the whole comparison locally with kfp.local and print the table."""
+    from optbench.components.report.comparison import format_table
+    from optbench.components.shared.schema import REPORT_HTML
+    from optbench.local_run import resume_local, run_local
+    from optbench.storage import PublishError, publish_run
+
+    beam = ([f"--runner={beam_runner}"] if beam_runner else []) + list(beam_args)
+    if resume_id:
+        result = resume_local(resume_id, output, verbose=ctx.obj["verbose"])
+    else:
+        result = run_local(run_config(opts, beam), output, verbose=ctx.obj["verbose"])
+    click.echo(format_table(result.rows))
+    click.echo(f"\nrun {result.run_id} finished in {result.seconds:.0f}s")
+    click.echo(f"report: {result.report_dir / REPORT_HTML}")
+    if publish:
+        try:
+            click.echo(f"published: {publish_run(result.run_dir, publish, suite=result.suite)}")
+        except PublishError as e:
+            raise click.ClickException(f"the run succeeded but publishing failed: {e}") from None
+
+
+@click.command("suites")
+@click.option("--show", metavar="NAME", default=None, help="Print one suite's YAML (copy it, edit it, pass the file).")
+def suites_command(show: str | None) -> None:
+    """List the shipped suites."""
+    if show is not None:
+        path = suites.available().get(show)
+        if path is None:
+            raise click.ClickException(f"unknown suite {show!r}; shipped: {', '.join(suites.available())}")
+        click.echo(path.read_text(), nl=False)
+        return
+    for name, path in suites.available().items():
+        suite = suites.load(str(path))
+        click.echo(f"{name:<11} {len(suites.expand(suite)):>3} trials  {suite['description']}")
+
+
+@click.command()
+def optimizers() -> None:
+    """List the optimizers and their defaults."""
+    for spec in REGISTRY.values():
+        params = ", ".join(f"{k}={v}" for k, v in spec.params.items())
+        click.echo(f"{spec.name:<10} {spec.class_name}({params})  {spec.summary}")
+
+
+COMMANDS = [run, suites_command, optimizers]

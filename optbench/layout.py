@@ -1,0 +1,60 @@
+"""The run layout: every file and folder name of a local run and of a published one, and reading a run back.
+
+A local run (`optbench run`) writes
+
+    <output>/<run_id>/
+        run.json        settings and status (written first, updated at the end)
+        pipeline.log    the log of every step
+        pipeline/       every KFP artifact, as kfp.local lays them out
+        cache/          every finished task's outputs, for --resume
+        report/         the report step's folder, copied here once every step succeeded
+
+and `optbench run --publish` uploads it to gs://BUCKET/PREFIX/<suite>/<run_id>/ as
+
+        run.json, pipeline.log, report/...
+        data/...            the ingest step's dataset
+        models/<trial>/...  each trained model
+        eval/...            the evaluation
+        _COMPLETE           written last: every object's size and CRC32C
+
+The names of the files inside each step's folder are the steps' contract
+(components/shared/schema.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from optbench.components.shared.files import read_json
+from optbench.components.shared.schema import COMPARISON_JSON, REPORT_HTML
+
+RUN_JSON = "run.json"
+PIPELINE_LOG = "pipeline.log"
+PIPELINE_DIR = "pipeline"
+CACHE_DIR = "cache"
+REPORT_DIR = "report"
+# The published run: folder names for the steps' outputs, and the marker written last.
+DATA_DIR = "data"
+MODELS_DIR = "models"
+EVAL_DIR = "eval"
+MARKER = "_COMPLETE"
+
+REPORT_COMPARISON = f"{REPORT_DIR}/{COMPARISON_JSON}"  # a run's comparison, local or published
+REPORT_PAGE = f"{REPORT_DIR}/{REPORT_HTML}"
+
+
+def read_run(run_dir: str | Path) -> dict:
+    """A local run's id, status, duration, settings and comparison rows (None when it published no report)."""
+    run_dir = Path(run_dir)
+    if not (run_dir / RUN_JSON).is_file():
+        raise FileNotFoundError(f"{run_dir} is not a run folder: it has no {RUN_JSON}")
+    meta = read_json(run_dir / RUN_JSON)
+    comparison = run_dir / REPORT_COMPARISON
+    return {
+        "run_id": meta.get("run_id") or run_dir.name,
+        "status": meta.get("status"),
+        "seconds": meta.get("seconds"),
+        "config": meta.get("config") or {},
+        "dir": str(run_dir),
+        "rows": read_json(comparison) if comparison.is_file() else None,
+    }
