@@ -24,6 +24,16 @@ from scipy.special import stdtrit  # the Student t quantile; scipy.stats would t
 NA = "n/a"
 CONFIDENCE = 0.95
 
+# The seed article's table: validation accuracy and loss at epochs 1, 5 and the last.
+ARTICLE_KEYS = (
+    "val_accuracy_epoch_1",
+    "val_loss_epoch_1",
+    "val_accuracy_epoch_5",
+    "val_loss_epoch_5",
+    "val_accuracy_last",
+    "val_loss_last",
+)
+
 # The columns comparison.csv carries (comparison.json also has the per-epoch lists, per-seed values and more).
 SCALAR_COLUMNS = (
     "optimizer",
@@ -39,12 +49,7 @@ SCALAR_COLUMNS = (
     "epochs",
     "train_seconds",
     "train_seconds_std",
-    "val_accuracy_epoch_1",
-    "val_loss_epoch_1",
-    "val_accuracy_epoch_5",
-    "val_loss_epoch_5",
-    "val_accuracy_last",
-    "val_loss_last",
+    *ARTICLE_KEYS,
     "test_accuracy",
     "test_accuracy_std",
     "test_accuracy_ci_low",
@@ -115,12 +120,12 @@ def spread(values: list) -> dict:
 
 
 def variant_of(history: dict) -> str:
-    """The name the report compares: the history's variant (an older history has only its optimizer)."""
-    return history.get("variant") or history.get("optimizer")
+    """The name the report compares: the optimizer, with the batch size or learning rate that tells it apart."""
+    return history.get("variant")
 
 
 def trial_of(history: dict) -> str:
-    return history.get("trial") or variant_of(history)
+    return history.get("trial")
 
 
 def family_of(history: dict) -> str:
@@ -133,8 +138,8 @@ def comparison_rows(histories: list[dict], evaluation: dict | None) -> list[dict
     """One row per variant, best mean test accuracy first; variants without test metrics last."""
     if not histories:
         raise ValueError("no training histories given: the report compares at least one optimizer")
-    if not all(isinstance(variant_of(h), str) and variant_of(h) for h in histories):
-        raise ValueError("every history needs a non-empty 'variant' (or 'optimizer') name")
+    if not all(isinstance(h.get(key), str) and h[key] for h in histories for key in ("variant", "trial")):
+        raise ValueError("every history needs a non-empty 'variant' and 'trial' (the train step writes both)")
     keys = [(variant_of(h), h.get("seed")) for h in histories]
     repeated = sorted({f"{v} seed {s}" for v, s in keys if keys.count((v, s)) > 1})
     if repeated:
@@ -224,7 +229,7 @@ def _row(histories: list[dict], models: dict) -> dict:
         "seeds_total": len(trials),
         "diverged_seeds": [t["seed"] for t in diverged],
         "diverged_at_epoch": min((t["diverged_at_epoch"] for t in diverged if t["diverged_at_epoch"]), default=None),
-        "learning_rate": finite(first.get("learning_rate", (first.get("optimizer_config") or {}).get("learning_rate"))),
+        "learning_rate": finite(first.get("learning_rate")),
         "batch_size": first.get("batch_size"),
         "lr_sweep": bool(first.get("lr_sweep")),
         "tuned": False,
@@ -365,16 +370,6 @@ def last_epoch_label(rows: list[dict]) -> str:
     """ "ep10" when every trained variant ran the same number of epochs, else "last"."""
     counts = {r["epochs"] for r in rows if r["epochs"]}
     return f"ep{counts.pop()}" if len(counts) == 1 else "last"
-
-
-ARTICLE_KEYS = (
-    "val_accuracy_epoch_1",
-    "val_loss_epoch_1",
-    "val_accuracy_epoch_5",
-    "val_loss_epoch_5",
-    "val_accuracy_last",
-    "val_loss_last",
-)
 
 
 def article_header(rows: list[dict]) -> list[str]:
