@@ -3,9 +3,8 @@
 A suite says which model, which optimizers (with any hyperparameters), which
 batch sizes, how many seeds, and optionally a learning-rate grid. Validation
 runs before any work starts and every error lists what is valid. Expansion
-turns it into trials (docs/artifacts.md), one training run each; the same
-code runs in the CLI (to fail fast) and in the pipeline's plan step (so a
-suite edited in the KFP UI is checked there too).
+turns it into trials (docs/artifacts.md), one training run each. The CLI
+runs both before anything starts, for a local run and a compiled one alike.
 """
 
 from __future__ import annotations
