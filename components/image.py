@@ -3,9 +3,11 @@
 Each step's `component.py` declares its KFP component with `@component`.
 KFP ships a component function's source, not its module, to the task's
 process or container, so the functions import what they call inside their
-bodies. On a cluster the compile step (pipelines/cluster.py) replaces this
-image with the pinned images built from containers/; local runs use this
-machine's interpreter and ignore it.
+bodies. No task ever runs this placeholder: the cluster compile step
+(pipelines/cluster.py) gives every task one of the pinned images built from
+containers/ (optbench/images.py names them), `optbench run --runner docker`
+gives every task the CPU image built from this commit, and the default
+subprocess runner uses this machine's interpreter.
 """
 
 import functools

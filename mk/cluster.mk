@@ -1,26 +1,20 @@
-# Cluster targets (GitHub issue 5): container images, the compiled pipeline, checks of containers/ and infra/.
+# Container and cluster targets: the images, a run in containers, the compiled pipeline, checks of containers/ and infra/.
 # Included by the Makefile (include mk/*.mk); `make help` lists the targets marked ##.
 VENV ?= .venv
+# Image names and tags are derived in optbench/images.py; these only pass choices on.
 REGISTRY ?=
-IMAGE_TAG ?= $(shell git describe --always --dirty --abbrev=12 2>/dev/null || echo dev)
-DOCKER ?= docker
+IMAGES ?= cpu,gpu
+CA_BUNDLE ?=
 CLUSTER_CONFIG ?= cluster.yaml
-CPU_IMAGE = $(REGISTRY)/cpu:$(IMAGE_TAG)
-GPU_IMAGE = $(REGISTRY)/gpu:$(IMAGE_TAG)
 
-.PHONY: images pipeline-yaml check-cluster gpu-lock
+.PHONY: images run-containers pipeline-yaml check-cluster gpu-lock
 
-images: ## Build and push the CPU and GPU images (needs Docker and REGISTRY=<Artifact Registry repo>)
-	@command -v $(DOCKER) >/dev/null 2>&1 || { echo "make images: '$(DOCKER)' not found: building the images needs a Docker engine, and this machine has none. Run it where Docker is installed (e.g. Cloud Shell or CI)." >&2; exit 1; }
-	@$(DOCKER) info >/dev/null 2>&1 || { echo "make images: '$(DOCKER)' is installed but its engine does not answer (is the daemon running?)" >&2; exit 1; }
-	@test -n "$(REGISTRY)" || { echo "make images: set REGISTRY, e.g. REGISTRY=\$$(terraform -chdir=infra/terraform output -raw registry)" >&2; exit 1; }
-	$(DOCKER) build -f containers/Dockerfile --target cpu -t $(CPU_IMAGE) .
-	$(DOCKER) build -f containers/Dockerfile --target gpu -t $(GPU_IMAGE) .
-	$(DOCKER) push $(CPU_IMAGE)
-	$(DOCKER) push $(GPU_IMAGE)
-	@echo "pushed; pin them by digest in cluster.yaml (or --image/--gpu-image):"
-	@echo "image: $$($(DOCKER) inspect --format '{{index .RepoDigests 0}}' $(CPU_IMAGE))"
-	@echo "gpu_image: $$($(DOCKER) inspect --format '{{index .RepoDigests 0}}' $(GPU_IMAGE))"
+images: $(STAMP) ## Build the CPU and GPU images (IMAGES=cpu for one), tagged with the git commit; REGISTRY=<repo> pushes them
+	$(VENV)/bin/optbench images --targets $(IMAGES) $(if $(REGISTRY),--registry $(REGISTRY)) $(if $(CA_BUNDLE),--ca-bundle $(CA_BUNDLE))
+
+run-containers: $(STAMP) ## Build the CPU image, then run the comparison with every task in its container (RUN_ARGS as for run)
+	$(VENV)/bin/optbench images --targets cpu $(if $(CA_BUNDLE),--ca-bundle $(CA_BUNDLE))
+	$(VENV)/bin/optbench run --runner docker $(RUN_ARGS)
 
 pipeline-yaml: $(STAMP) ## Compile pipeline.yaml for the cluster from CLUSTER_CONFIG (default cluster.yaml)
 	$(VENV)/bin/optbench compile --config $(CLUSTER_CONFIG) --output pipeline.yaml

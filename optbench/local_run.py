@@ -12,7 +12,7 @@ import logging
 import os
 import secrets
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,7 +26,8 @@ log = logging.getLogger(__name__)
 
 # kfp.local runs at most two tasks at once; each training task gets its share of the cores.
 LOCAL_PARALLELISM = 2
-RUNNER = "kfp.local (SubprocessRunner)"
+# How tasks run: as processes of this interpreter, or each in a container of the CPU image.
+RUNNERS = ("subprocess", "docker")
 
 
 @dataclass
@@ -58,8 +59,13 @@ def run_local(
     verbose: bool = False,
     resume: bool = False,
     parallelism: int = LOCAL_PARALLELISM,
+    runner: str = "subprocess",
+    image: str | None = None,
 ) -> RunResult:
     """Validate, then run the whole pipeline with kfp.local; returns where the report is.
+
+    `runner` "docker" runs every task in `image` (default: the CPU image
+    `make images` built from this commit) with kfp.local's DockerRunner.
 
     Every run caches its tasks' outputs in its own folder (`cache/`), so a run
     that was killed can be resumed (`resume=True`, same run_id): finished tasks
@@ -72,14 +78,35 @@ def run_local(
     from optbench.pipelines.pipeline import build_pipeline
     from optbench.progress import log_tail, progress_to_terminal
 
+    if runner not in RUNNERS:
+        raise ValueError(f"unknown runner {runner!r}; known: {', '.join(RUNNERS)}")
     suite = config.resolve()
     validate_source(config.data_source)  # a bad source stops here, before any task starts
+    if Path(config.data_source).exists():  # a task's working folder is not ours: name local data absolutely
+        config = replace(config, data_source=str(Path(config.data_source).resolve()))
+    configure = None
+    if runner == "docker":
+        from optbench.docker_run import check_image, docker_runner
+        from optbench.images import image_ref
+
+        image = image or image_ref("cpu")
+        check_image(image)
+        label = f"kfp.local (DockerRunner, {image})"
+
+        def configure(task, _step: str) -> None:
+            task.set_container_image(image)
+    else:
+        image, label = None, "kfp.local (SubprocessRunner)"
     run_id = run_id or new_run_id()
     run_dir = Path(output).resolve() / run_id
     run_dir.mkdir(parents=True, exist_ok=resume)  # a new run never shares a folder
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     local.init(
-        runner=local.SubprocessRunner(use_venv=False),
+        runner=(
+            docker_runner(run_dir / PIPELINE_DIR, config.data_source)
+            if runner == "docker"
+            else local.SubprocessRunner(use_venv=False)
+        ),
         pipeline_root=str(run_dir / PIPELINE_DIR),
         raise_on_error=True,
         enable_caching=True,
@@ -90,7 +117,7 @@ def run_local(
         config,
         suite,
         run_id=run_id,
-        runner=RUNNER,
+        runner=label,
         beam_args=config.beam_args,
         train_threads=max(1, (os.cpu_count() or 1) // parallelism),
     )
@@ -104,13 +131,14 @@ def run_local(
         suite["epochs"],
         run_dir,
     )
-    _record(run_dir, run_id=run_id, status="running", pid=os.getpid(), config=asdict(config), suite=suite)
+    how = {"config": asdict(config), "suite": suite, "runner": runner, "image": image}
+    _record(run_dir, run_id=run_id, status="running", pid=os.getpid(), **how)
     log_path = run_dir / PIPELINE_LOG
     try:
         with progress_to_terminal(log_path, verbose):
-            task = build_pipeline(parallelism=parallelism)(**arguments)
+            task = build_pipeline(configure, parallelism=parallelism)(**arguments)
     except Exception as e:
-        _record(run_dir, run_id=run_id, status="failed", error=str(e), config=asdict(config), suite=suite)
+        _record(run_dir, run_id=run_id, status="failed", error=str(e), **how)
         raise RunFailed(f"run {run_id} failed: {e}\n--- end of {log_path} ---\n{log_tail(log_path)}") from e
     seconds = time.perf_counter() - started
     report_dir = publish_dir_atomic(task.output.path, run_dir / REPORT_DIR)
@@ -120,9 +148,8 @@ def run_local(
         run_id=run_id,
         status="succeeded",
         seconds=seconds,
-        config=asdict(config),
-        suite=suite,
         report=str(report_dir),
+        **how,
     )
     return RunResult(run_id, run_dir, report_dir, rows, seconds, suite["name"])
 
@@ -136,4 +163,12 @@ def resume_local(run_id: str, output: str | os.PathLike = "runs", verbose: bool 
     record = read_json(record_path)
     if record["status"] == "succeeded":
         raise ValueError(f"run {run_id} already succeeded; its report is {run_dir / REPORT_DIR}")
-    return run_local(RunConfig(**record["config"]), output, run_id=run_id, verbose=verbose, resume=True)
+    return run_local(
+        RunConfig(**record["config"]),
+        output,
+        run_id=run_id,
+        verbose=verbose,
+        resume=True,
+        runner=record.get("runner", "subprocess"),
+        image=record.get("image"),
+    )

@@ -122,26 +122,32 @@ class ClusterConfig:
 
 @dataclass(frozen=True)
 class Dataflow:
-    """Beam on Dataflow for ingest and evaluate, instead of the in-process runner."""
+    """Beam on Dataflow for ingest and evaluate, instead of the in-process runner.
+
+    The workers run `image`: optbench's CPU image plus Beam's boot entrypoint
+    (containers/Dockerfile.dataflow), because the Beam code is optbench's own.
+    """
 
     project: str
     region: str
     temp_location: str
+    image: str
     machine_type: str | None = None
     service_account: str | None = None
 
     def __post_init__(self) -> None:
         if not self.temp_location.startswith("gs://"):
             raise ValueError(f"the Dataflow temp location must be a gs:// path, got {self.temp_location!r}")
+        check_image(self.image)
 
-    def beam_args(self, sdk_image: str) -> list[str]:
-        """Beam options; the workers run `sdk_image` (the CPU image) because the Beam code is optbench's own."""
+    def beam_args(self) -> list[str]:
+        """The Beam pipeline options that send ingest's and evaluate's Beam work to Dataflow."""
         args = [
             "--runner=DataflowRunner",
             f"--project={self.project}",
             f"--region={self.region}",
             f"--temp_location={self.temp_location}",
-            f"--sdk_container_image={sdk_image}",
+            f"--sdk_container_image={self.image}",
         ]
         if self.machine_type:
             args.append(f"--machine_type={self.machine_type}")

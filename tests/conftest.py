@@ -81,3 +81,12 @@ def gcs(emulator):
 
     client = storage.Client()
     return client, client.create_bucket("optbench-runs")
+
+
+@pytest.fixture(scope="session")
+def cpu_image() -> str:
+    """The CPU image, built as `make images` builds it (starting Docker Engine where this may); its name."""
+    from optbench.images import build_images
+
+    (built,) = build_images(["cpu"], ca_bundle=os.environ.get("PIP_CERT") or None)
+    return built.ref

@@ -18,6 +18,7 @@ from optbench.pipelines.pipeline import PIPELINE_NAME, build_pipeline
 
 CPU = "europe-docker.pkg.dev/proj/optbench/cpu:0.1.0"
 GPU = "europe-docker.pkg.dev/proj/optbench/gpu@sha256:" + "ab" * 32
+DATAFLOW = "europe-docker.pkg.dev/proj/optbench/dataflow:0.1.0"
 
 
 def compile_yaml(tmp_path: Path, *args: str) -> tuple[dict, dict, Path]:
@@ -133,7 +134,10 @@ def test_images_come_from_the_config_file_and_the_command_line_wins(tmp_path):
         (["--image", "python:latest", "--gpus", "0"], "is not pinned"),
         (["--image", "registry:5000/optbench/cpu", "--gpus", "0"], "is not pinned"),
         (["--image", CPU], "needs the GPU image"),
-        (["--image", CPU, "--gpus", "0", "--dataflow-project", "p"], "--dataflow-region, --dataflow-temp-location"),
+        (
+            ["--image", CPU, "--gpus", "0", "--dataflow-project", "p"],
+            "--dataflow-region, --dataflow-temp-location, --dataflow-image",
+        ),
         (["--image", CPU, "--gpus", "0", "--epochs", "0"], "epochs"),
     ],
 )
@@ -167,6 +171,8 @@ def test_dataflow_options_reach_the_beam_pipeline_options(tmp_path):
         "europe-west4",
         "--dataflow-temp-location",
         "gs://bkt/tmp",
+        "--dataflow-image",
+        DATAFLOW,
         "--dataflow-machine-type",
         "n2-standard-4",
         "--dataflow-service-account",
@@ -181,7 +187,7 @@ def test_dataflow_options_reach_the_beam_pipeline_options(tmp_path):
     assert options.view_as(StandardOptions).runner == "DataflowRunner"
     workers = options.view_as(WorkerOptions)
     assert workers.machine_type == "n2-standard-4" and workers.max_num_workers == 3
-    assert workers.sdk_container_image == CPU, "Dataflow workers run optbench's own image"
+    assert workers.sdk_container_image == DATAFLOW, "Dataflow workers run optbench's own image, with Beam's boot"
 
 
 def test_every_command_group_reaches_the_cli_with_the_names_users_type():
@@ -198,5 +204,6 @@ def test_every_command_group_reaches_the_cli_with_the_names_users_type():
         "schedules",
         "runs",
         "artifacts",
+        "images",
     }
     assert all(isinstance(c, click.Command) for c in main.commands.values())

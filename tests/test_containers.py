@@ -1,43 +1,47 @@
 """The container images (containers/): hadolint-clean, pinned, non-root, small, and consistent with the project.
 
-No Docker engine runs here, so the Dockerfile is checked as text: hadolint for
-the usual mistakes, and these tests for what hadolint cannot know (bases named
-through ARGs, the user the pods run as, Beam's SDK version, the CUDA pins).
+The Dockerfiles are checked as text (hadolint for the usual mistakes, these
+tests for what hadolint cannot know: bases named through ARGs, the user the
+pods run as, Beam's SDK version, the CUDA pins), and the CPU image is built
+with the engine `make images` uses and inspected (the e2e tests at the end).
 """
 
 from __future__ import annotations
 
-import fnmatch
+import io
 import os
 import re
 import subprocess
 import sys
+import tarfile
 from importlib.metadata import metadata
 from pathlib import Path
 
 import pytest
 from packaging.requirements import Requirement
 
+from optbench import images
 from optbench.pipelines.cluster import RUN_AS_USER, check_image
 
 REPO = Path(__file__).resolve().parent.parent
-DOCKERFILE = REPO / "containers" / "Dockerfile"
-TARGETS = ("cpu", "gpu")
+DOCKERFILE = REPO / images.DOCKERFILE
+DATAFLOW = REPO / images.DATAFLOW_DOCKERFILE
+TARGETS = images.TARGETS
 
 
-def instructions() -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) of the Dockerfile, continuation lines joined, comments dropped."""
-    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
+def instructions(dockerfile: Path = DOCKERFILE) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) of a Dockerfile, continuation lines joined, comments dropped."""
+    text = re.sub(r"\\\n", " ", dockerfile.read_text())
     lines = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
     return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1] if " " in line else "") for line in lines]
 
 
-def stages() -> dict[str, dict]:
+def stages(dockerfile: Path = DOCKERFILE) -> dict[str, dict]:
     """stage name -> {"base": image or parent stage, "body": [(INSTRUCTION, args)]}, ARG defaults substituted."""
     args: dict[str, str] = {}
     found: dict[str, dict] = {}
     current = None
-    for op, rest in instructions():
+    for op, rest in instructions(dockerfile):
         if op == "ARG" and current is None:
             name, _, default = rest.partition("=")
             args[name] = default
@@ -66,31 +70,43 @@ def lock_version(package: str) -> str:
     raise AssertionError(f"{package} not in requirements.lock")
 
 
-def test_hadolint_finds_nothing():
-    hadolint = Path(sys.executable).with_name("hadolint")
-    result = subprocess.run([str(hadolint), "--no-color", str(DOCKERFILE)], capture_output=True, text=True)
+def hadolint(path: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("hadolint")), "--no-color", str(path)], capture_output=True, text=True
+    )
+
+
+@pytest.mark.parametrize("dockerfile", [DOCKERFILE, DATAFLOW], ids=lambda p: p.name)
+def test_hadolint_finds_nothing(dockerfile):
+    result = hadolint(dockerfile)
     assert result.returncode == 0 and result.stdout == "", result.stdout + result.stderr
 
 
 def test_hadolint_is_not_silently_passing_everything(tmp_path):
     bad = tmp_path / "Dockerfile"
     bad.write_text("FROM python:latest\nRUN apt-get install curl\n")
-    hadolint = Path(sys.executable).with_name("hadolint")
-    result = subprocess.run([str(hadolint), "--no-color", str(bad)], capture_output=True, text=True)
+    result = hadolint(bad)
     assert result.returncode != 0 and "DL3007" in result.stdout
 
 
 def test_every_base_image_is_pinned_and_python_matches_the_project():
-    external = {s["base"] for s in stages().values() if s["base"] not in stages()}
-    assert external, "the Dockerfile names its base images"
-    for image in external:
-        check_image(image)
+    python = images.dockerfile_arg(images.DOCKERFILE, "PYTHON_IMAGE")
+    assert {s["base"] for s in stages().values() if s["base"] not in stages()} == {python}
+    check_image(python)
+    check_image(images.LOCAL_BASE)
     requires = metadata("optbench")["Requires-Python"]
-    python = next(i for i in external if i.startswith("python:"))
-    assert re.match(r"python:3\.11\.\d+-slim", python) and "3.11" in requires
-    assert f"apache/beam_python3.11_sdk:{lock_version('apache-beam')}" in external, (
-        "Beam's worker boot must come from the SDK image of the locked apache-beam"
-    )
+    assert re.match(r"python:3\.11\.\d+-slim-bookworm$", python) and "3.11" in requires
+    assert "bookworm" in images.LOCAL_BASE, "the base built from Debian packages is bookworm's, whose Python is 3.11"
+
+
+def test_beams_boot_is_only_in_the_dataflow_image_and_matches_the_locked_beam():
+    beam = images.dockerfile_arg(images.DATAFLOW_DOCKERFILE, "BEAM_SDK_IMAGE")
+    assert beam == f"apache/beam_python3.11_sdk:{lock_version('apache-beam')}"
+    for op, _ in instructions():
+        assert op != "ENTRYPOINT", "nothing may stand between KFP's command and the component"
+    dataflow = instructions(DATAFLOW)
+    assert ("ENTRYPOINT", '["/opt/apache/beam/boot"]') in dataflow
+    assert ("FROM", "${CPU_IMAGE}") in dataflow, "Dataflow's image is the CPU image plus the boot"
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -109,17 +125,18 @@ def test_each_image_ships_the_venv_only_no_build_tools_or_sources(target):
         for op, rest in stage["body"]:
             assert not (op == "RUN" and re.search(r"apt-get install|pip install", rest)), f"{target}: {rest}"
             if op == "COPY":
-                source = rest.split()[-2]
-                assert rest.startswith("--from=") and source in ("/opt/venv", "/opt/apache/beam"), rest
+                assert rest == "--from=build /opt/venv /opt/venv" or rest == "--from=build-gpu /opt/venv /opt/venv"
 
 
-def test_the_build_installs_the_lock_then_the_project_and_the_gpu_build_its_cuda_pins():
+def test_the_build_installs_the_project_at_the_locked_versions_and_the_gpu_build_its_cuda_pins():
     build = [rest for op, rest in stages()["build"]["body"] if op == "RUN"]
-    assert any("pip install -r requirements.lock" in r for r in build)
+    assert any("pip install -c requirements.lock -r dependencies.txt" in r for r in build), "runtime deps, locked"
     assert any("pip install --no-deps ." in r for r in build)
     gpu = [rest for op, rest in stages()["build-gpu"]["body"] if op == "RUN"]
     assert any("pip install --no-deps -r requirements-gpu.lock" in r for r in gpu)
     assert stages()["gpu"]["body"][-1] == ("COPY", "--from=build-gpu /opt/venv /opt/venv")
+    order = list(stages())
+    assert order.index("cpu") < order.index("build-gpu"), "the legacy builder must reach cpu before the GPU wheels"
 
 
 def test_the_gpu_lock_pins_every_cuda_library_tensorflow_asks_for():
@@ -135,24 +152,12 @@ def test_the_gpu_lock_pins_every_cuda_library_tensorflow_asks_for():
     assert lock_version("tensorflow") == metadata("tensorflow")["Version"]
 
 
-def ignored(path: str, patterns: list[str]) -> bool:
-    """Docker's rule: the last pattern matching the path or one of its parents decides."""
-    parts = path.split("/")
-    verdict = False
-    for pattern in patterns:
-        negate = pattern.startswith("!")
-        pattern = pattern.lstrip("!").rstrip("/")
-        if any(fnmatch.fnmatch("/".join(parts[:i]), pattern) for i in range(1, len(parts) + 1)):
-            verdict = not negate
-    return verdict
-
-
-def test_the_build_context_holds_what_the_dockerfile_copies_and_nothing_heavy():
-    patterns = [
-        line
-        for line in (REPO / "containers" / "Dockerfile.dockerignore").read_text().splitlines()
-        if line and not line.startswith("#")
-    ]
+def test_the_build_context_holds_what_the_dockerfiles_copy_and_nothing_else(tmp_path):
+    ca = tmp_path / "proxy.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\nproxy\n-----END CERTIFICATE-----\n")
+    with tarfile.open(fileobj=io.BytesIO(images.build_context(ca))) as tar:
+        names = set(tar.getnames())
+        assert tar.extractfile(images.CA_IN_CONTEXT).read() == ca.read_bytes()
     copied = [
         src
         for stage in stages().values()
@@ -160,29 +165,88 @@ def test_the_build_context_holds_what_the_dockerfile_copies_and_nothing_heavy():
         if op == "COPY" and not rest.startswith("--from=")
         for src in rest.split()[:-1]
     ]
-    assert copied
     for source in copied:
-        path = source.rstrip("/")
-        assert (REPO / path).exists() and not ignored(path, patterns), source
-    for heavy in (".venv", "runs", ".cache", ".git", "tests", "infra", "components/__pycache__"):
-        assert ignored(heavy, patterns), heavy
+        assert any(n == source.rstrip("/") or n.startswith(source) for n in names), source
+    assert {images.DOCKERFILE, images.DATAFLOW_DOCKERFILE} <= names
+    assert "optbench/images.py" in names and "components/train/train.py" in names
+    for name in names:
+        assert not re.search(r"__pycache__|\.pyc$|egg-info|^(\.venv|\.git|runs|\.cache|tests|infra)/", name), name
+    with tarfile.open(fileobj=io.BytesIO(images.build_context())) as tar:
+        assert tar.extractfile(images.CA_IN_CONTEXT).read() == b"", "no CA bundle: an empty file"
 
 
-def test_make_images_says_it_needs_docker_and_fails_without_it():
-    result = subprocess.run(
-        [
-            "make",
-            "--no-print-directory",
-            "-f",
-            "mk/cluster.mk",
-            "images",
-            "DOCKER=no-such-docker",
-            "REGISTRY=example.com/p/optbench",
-        ],
-        cwd=REPO,
+def test_images_are_named_by_repository_target_and_commit():
+    commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=REPO, capture_output=True, text=True)
+    tag = images.image_tag()
+    assert tag.removesuffix("-dirty") == commit.stdout.strip()
+    assert images.image_ref("cpu", "abc") == "localhost/optbench/cpu:abc"
+    assert images.image_ref("gpu", "abc", "europe-docker.pkg.dev/p/r/") == "europe-docker.pkg.dev/p/r/gpu:abc"
+    check_image(images.image_ref("cpu"))
+    with pytest.raises(ValueError, match="unknown image target 'tpu'"):
+        images.image_ref("tpu")
+
+
+def test_with_no_engine_and_no_root_the_user_is_told_what_to_install():
+    result = subprocess.run(  # as nobody, reading the script on stdin: the checkout may be private to root
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "bash", "-s"],
+        input=(REPO / "containers" / "engine.sh").read_text(),
         capture_output=True,
         text=True,
-        env={**os.environ, "MAKEFLAGS": ""},
+        cwd="/",
+        env={**os.environ, "ENGINE": "no-such-engine"},
     )
-    assert result.returncode != 0
-    assert "needs a Docker engine" in result.stderr
+    assert result.returncode == 1 and result.stdout == ""
+    assert "no container engine answers" in result.stderr and "apt-get install docker.io" in result.stderr
+
+
+def test_images_refuses_unknown_targets_and_a_missing_ca_bundle(tmp_path):
+    from click.testing import CliRunner
+
+    from optbench.cli import main
+
+    result = CliRunner().invoke(main, ["images", "--targets", "cpu,tpu"])
+    assert result.exit_code == 2 and "tpu: choose from cpu, gpu" in result.output
+    result = CliRunner().invoke(main, ["images", "--ca-bundle", str(tmp_path / "none.pem")])
+    assert result.exit_code == 2 and "does not exist" in result.output
+
+
+def in_image(image: str, *command: str, user: str | None = None) -> subprocess.CompletedProcess:
+    user_args = ["--user", user] if user else []
+    return subprocess.run(
+        ["docker", "run", "--rm", "--network", "host", *user_args, image, *command],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.mark.e2e
+def test_the_cpu_image_runs_the_project_as_the_non_root_user(cpu_image):
+    assert in_image(cpu_image, "id", "-u").stdout.strip() == str(RUN_AS_USER)
+    checked = in_image(
+        cpu_image, "python", "-c", "import optbench.components, optbench.pipelines, kfp.dsl.executor_main, docker"
+    )
+    assert checked.returncode == 0, checked.stderr
+    executor = in_image(cpu_image, "python", "-m", "kfp.dsl.executor_main", "--help")
+    assert executor.returncode == 0 and "--executor_input" in executor.stdout
+
+
+@pytest.mark.e2e
+def test_the_cpu_image_ships_no_compiler_pip_cache_sources_ca_file_or_test_tools(cpu_image):
+    probe = """
+import importlib.util, pathlib, shutil
+found = [c for c in ("gcc", "cc", "c++", "g++") if shutil.which(c)]
+found += [str(p) for p in map(pathlib.Path, ("/src", "/root/.cache/pip", "/home/optbench/.cache/pip",
+                                             "/tmp/ca.pem", "/tmp/extra-ca.pem")) if p.exists()]
+found += [m for m in ("pytest", "ruff", "playwright", "hadolint") if importlib.util.find_spec(m)]
+found += [str(p) for p in pathlib.Path("/opt/venv").rglob("test_*.py") if "optbench" in str(p)]
+print("\\n".join(found))
+"""
+    result = in_image(cpu_image, "python", "-c", probe, user="0")  # as root, so nothing is hidden from the probe
+    assert result.returncode == 0 and result.stdout.strip() == "", result.stdout + result.stderr
+    entrypoint = subprocess.run(
+        ["docker", "image", "inspect", "--format", "{{json .Config.Entrypoint}}", cpu_image],
+        capture_output=True,
+        text=True,
+    )
+    assert entrypoint.stdout.strip() == "null", "nothing stands between KFP's command and the component"

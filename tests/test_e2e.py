@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -250,3 +251,132 @@ def test_every_shipped_suite_runs_and_reports_every_variant(tmp_path, idx_source
     assert {r["optimizer"] for r in rows} == expected
     html = (run_dir / "report" / "report.html").read_text()
     assert all(variant in html for variant in expected)
+
+
+# The same reference run with every task in a container of the CPU image (kfp.local's DockerRunner).
+
+
+@pytest.fixture(scope="module")
+def in_containers(tmp_path_factory, suite_file, idx_source, cpu_image):
+    """The reference run in containers, run in this process so that what DockerRunner starts can be recorded."""
+    from kfp.local import docker_task_handler
+
+    from optbench.components.plan.options import RunConfig
+    from optbench.local_run import run_local
+
+    started = []
+    start = docker_task_handler.run_docker_container
+
+    def recording(client, image, command, volumes, **kwargs):
+        started.append({"image": image, "command": list(command), "user": kwargs.get("user")})
+        return start(client, image, command, volumes, **kwargs)
+
+    output = tmp_path_factory.mktemp("containers")
+    idx_source.chmod(0o755)  # pytest's folders are private; the containers' user must read the data
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(docker_task_handler, "run_docker_container", recording)
+        result = run_local(
+            RunConfig(suite=str(suite_file), train_limit=1000, data_source=str(idx_source)),
+            output,
+            runner="docker",
+            image=cpu_image,
+        )
+    return result, started
+
+
+def close(a, b, tol: float = 1e-6) -> bool:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(close(a[k], b[k], tol) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(close(x, y, tol) for x, y in zip(a, b))
+    if isinstance(a, float) and isinstance(b, float):
+        return abs(a - b) <= tol or (a != a and b != b)
+    return a == b
+
+
+def progress(run_dir: Path) -> dict[str, set[str]]:
+    """What a person follows a run by: the tasks started and finished, and the training epochs."""
+    log = ANSI.sub("", (run_dir / "pipeline.log").read_text(errors="replace"))
+    return {
+        "started": set(re.findall(r"Executing task '([^']+)'", log)),
+        "finished": set(re.findall(r"Task '([^']+)' finished with status (\w+)", log)),
+        "epochs": set(re.findall(r"train\[[^\]]+\] epoch \d+/\d+", log)),
+    }
+
+
+def test_in_containers_the_run_reports_what_processes_report(in_containers, reference, cpu_image):
+    result, started = in_containers
+    assert close(numbers(result.run_dir), numbers(reference[1])), "containers and processes train the same models"
+    assert progress(result.run_dir) == progress(reference[1]) and progress(result.run_dir)["epochs"]
+    record = json.loads((result.run_dir / "run.json").read_text())
+    assert (record["status"], record["runner"], record["image"]) == ("succeeded", "docker", cpu_image)
+    assert (result.report_dir / "report.html").exists()
+    assert len(started) >= 6 and {s["image"] for s in started} == {cpu_image}
+    expected_user = "10001:10001" if os.getuid() == 0 else f"{os.getuid()}:{os.getgid()}"
+    assert {s["user"] for s in started} == {expected_user}, "every task as the non-root user"
+
+
+def test_each_container_ran_the_command_the_compiled_pipeline_names(tmp_path, in_containers, suite_file, cpu_image):
+    import yaml
+
+    _, started = in_containers
+    package = tmp_path / "pipeline.yaml"
+    compiled = subprocess.run(
+        [
+            OPTBENCH,
+            "compile",
+            "--image",
+            cpu_image,
+            "--gpus",
+            "0",
+            "--suite",
+            str(suite_file),
+            "--output",
+            str(package),
+        ],
+        capture_output=True,
+        text=True,
+        env=env(),
+    )
+    assert compiled.returncode == 0, compiled.stderr
+    executors = yaml.safe_load(package.read_text())["deploymentSpec"]["executors"]
+    containers = [e["container"] for e in executors.values()]
+    for ran in started:
+        matching = [c for c in containers if ran["command"][: len(c["command"])] == c["command"]]
+        assert matching, f"DockerRunner ran a command the compiled pipeline does not name: {ran['command'][:3]}"
+        (spec,) = [c for c in matching if c["args"][-1] == ran["command"][-1]]  # --function_to_execute <name>
+        assert ran["image"] == spec["image"] == cpu_image
+        args = ran["command"][len(spec["command"]) :]
+        assert len(args) == len(spec["args"])
+        for arg, template in zip(args, spec["args"]):
+            assert arg == template or template == "{{$}}", (arg, template)  # {{$}}: the executor input, filled in
+
+
+def test_a_task_failing_in_its_container_fails_the_run_with_its_log_and_no_report(tmp_path, suite_file, idx_source):
+    from optbench.images import LOCAL_BASE  # an image without the project: the first task cannot start it
+
+    result = subprocess.run(
+        [*run_args(suite_file, idx_source, tmp_path), "--runner", "docker", "--image", LOCAL_BASE],
+        capture_output=True,
+        text=True,
+        env=env(),
+        timeout=600,
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr.split("--- end of")[0]
+    assert "run" in result.stderr and "failed" in result.stderr
+    assert "No module named" in result.stderr, "the container's log tail"
+    (run_dir,) = tmp_path.iterdir()
+    assert not (run_dir / "report").exists()
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "failed"
+
+
+def test_docker_runner_refuses_an_image_that_is_not_here(tmp_path, suite_file, idx_source, cpu_image):
+    result = subprocess.run(
+        [*run_args(suite_file, idx_source, tmp_path), "--runner", "docker", "--image", "localhost/optbench/cpu:nope"],
+        capture_output=True,
+        text=True,
+        env=env(),
+    )
+    assert result.returncode == 1 and "no image localhost/optbench/cpu:nope here" in result.stderr
+    assert "make images" in result.stderr and "Traceback" not in result.stderr
+    assert not list(tmp_path.iterdir()), "nothing started, nothing left behind"

@@ -74,6 +74,35 @@ def test_every_package_folder_is_in_pyproject():
     assert folders == listed, f"not listed: {sorted(folders - listed)}; not a package: {sorted(listed - folders)}"
 
 
+def test_every_data_file_of_a_package_is_installed_with_it(tmp_path):
+    """An editable install reads the checkout; a wheel (what the images install) carries only what pyproject names.
+
+    Built from the images' build context, not the checkout, whose egg-info would add files pyproject does not name.
+    """
+    import io
+    import subprocess
+    import sys
+    import tarfile
+    import zipfile
+
+    from optbench.images import build_context
+
+    with tarfile.open(fileobj=io.BytesIO(build_context())) as tar:
+        tar.extractall(tmp_path / "src", filter="data")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(tmp_path)]
+        + [str(tmp_path / "src")],
+        check=True,
+    )
+    (wheel,) = tmp_path.glob("optbench-*.whl")
+    shipped = set(zipfile.ZipFile(wheel).namelist())
+    for package, folder in PACKAGE_DIRS.items():
+        for path in (REPO / folder).rglob("*"):
+            if path.is_file() and path.suffix in (".j2", ".yaml", ".json", ".css") and "results" not in path.parts:
+                name = "/".join((*package.split("."), *path.relative_to(REPO / folder).parts))
+                assert name in shipped, f"{name} is not in the wheel: add it to [tool.setuptools.package-data]"
+
+
 def test_no_module_imports_the_folders_by_their_bare_names():
     bare = {"components", "pipelines", "bench"}
     for name, path in MODULES.items():

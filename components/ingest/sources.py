@@ -117,15 +117,16 @@ def _slug(uri: str) -> str:
 
 def _download(url: str, dest: Path) -> Path:
     """Fetch `url` to `dest` through a temporary name, so a broken download never looks complete."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as r:
-            shutil.copyfileobj(r, f)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as r:  # no network: fail before touching dest
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                shutil.copyfileobj(r, f)
+            os.replace(tmp, dest)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
     return dest
 
 
@@ -190,6 +191,7 @@ def _write_idx_folder(folder: Path, x_train, y_train, x_test, y_test) -> None:
         return
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".idx.", dir=folder.parent))
+    tmp.chmod(0o755)  # mkdtemp's 0700 would hide the data from a task running as another user (a container's)
     (train_x, train_y), (test_x, test_y) = SPLIT_FILES["train"], SPLIT_FILES["test"]
     write_images(tmp / train_x, x_train)
     write_labels(tmp / train_y, y_train)

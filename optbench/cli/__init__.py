@@ -4,6 +4,7 @@ run.py        run, suites, optimizers   a comparison on this machine
 report.py     report --compare          trends across finished runs
 cluster.py    compile, submit, schedule, schedules, runs
 artifacts.py  artifacts ls|get|open     a run's files, local or in Cloud Storage
+images.py     images                    build the container images
 config.py     the options the commands share and the cluster --config file
 """
 
@@ -14,7 +15,7 @@ import sys
 
 import click
 
-from optbench.cli import artifacts, cluster, report, run
+from optbench.cli import artifacts, cluster, images, report, run
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -26,7 +27,7 @@ def main(ctx: click.Context, verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
 
 
-for _group in (run, report, cluster, artifacts):
+for _group in (run, report, cluster, artifacts, images):
     for _command in _group.COMMANDS:
         main.add_command(_command)
 

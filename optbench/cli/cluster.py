@@ -66,16 +66,19 @@ def _compile(opts: dict, suite: dict, output: Path, run_id: str = "") -> dict:
         train_retries=opts["train_retries"],
     )
     dataflow = {
-        k: opts[f"dataflow_{k}"] for k in ("project", "region", "temp_location", "machine_type", "service_account")
+        k: opts[f"dataflow_{k}"]
+        for k in ("project", "region", "temp_location", "image", "machine_type", "service_account")
     }
     beam_args = list(opts["beam_args"])
     if any(dataflow.values()):
         missing = [
-            f"--dataflow-{k.replace('_', '-')}" for k in ("project", "region", "temp_location") if not dataflow[k]
+            f"--dataflow-{k.replace('_', '-')}"
+            for k in ("project", "region", "temp_location", "image")
+            if not dataflow[k]
         ]
         if missing:
             raise click.UsageError(f"Dataflow needs {', '.join(missing)} too")
-        beam_args = Dataflow(**dataflow).beam_args(config.image) + beam_args
+        beam_args = Dataflow(**dataflow).beam_args() + beam_args
     arguments = pipeline_arguments(
         run_config(opts), suite, run_id=run_id, runner=RUNNER, beam_args=beam_args, train_threads=config.train_threads
     )

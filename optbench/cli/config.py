@@ -119,6 +119,11 @@ CLUSTER_OPTIONS = (
     click.option("--dataflow-project", help="Run ingest and evaluate's Beam on Dataflow in this project."),
     click.option("--dataflow-region", help="Dataflow region, e.g. us-central1."),
     click.option("--dataflow-temp-location", help="gs:// folder for Dataflow's temporary files."),
+    click.option(
+        "--dataflow-image",
+        help="Dataflow's worker image, pinned: the CPU image plus Beam's boot "
+        "(`make images` builds <registry>/dataflow:<commit>).",
+    ),
     click.option("--dataflow-machine-type", help="Dataflow worker machine type, e.g. n2-standard-4."),
     click.option("--dataflow-service-account", help="Service account the Dataflow workers run as."),
     click.option(
@@ -181,13 +186,24 @@ def friendly(f: Callable) -> Callable:
         from kfp_server_api import ApiException
         from urllib3.exceptions import HTTPError
 
+        from optbench.docker_run import DockerRunnerError
+        from optbench.images import ImageError
         from optbench.kfp_api import ApiError
         from optbench.local_run import RunFailed
         from optbench.storage import ArtifactsError, PublishError
 
         try:
             return f(*args, **kwargs)
-        except (ValueError, ApiError, ArtifactsError, PublishError, RunFailed, TimeoutError) as e:
+        except (
+            ValueError,
+            ApiError,
+            ArtifactsError,
+            PublishError,
+            RunFailed,
+            TimeoutError,
+            DockerRunnerError,
+            ImageError,
+        ) as e:
             raise click.ClickException(str(e)) from None
         except ApiException as e:
             raise click.ClickException(f"KFP API answered {e.status} {e.reason}: {e.body}") from None

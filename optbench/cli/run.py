@@ -7,6 +7,7 @@ import click
 from optbench.cli.config import SUITE_OPTIONS, apply, friendly, run_config
 from optbench.components.plan import suites
 from optbench.components.shared.optimizers import REGISTRY
+from optbench.local_run import RUNNERS
 
 
 @click.command()
@@ -17,6 +18,19 @@ from optbench.components.shared.optimizers import REGISTRY
     show_default=True,
     type=click.Path(file_okay=False),
     help="Runs are written to OUTPUT/<run_id>/.",
+)
+@click.option(
+    "--runner",
+    type=click.Choice(RUNNERS),
+    default="subprocess",
+    show_default=True,
+    help="How tasks run: processes of this Python, or each in a container of the CPU image (`make images`).",
+)
+@click.option(
+    "--image",
+    default=None,
+    help="With --runner docker: the image every task runs in [default: the CPU image `make images` built "
+    "from this commit].",
 )
 @click.option("--beam-runner", default=None, help="Beam runner for ingest and evaluate (default: in-process).")
 @click.option("--beam-arg", "beam_args", multiple=True, help="Extra Beam pipeline option, e.g. --beam-arg=--region=x.")
@@ -37,6 +51,8 @@ from optbench.components.shared.optimizers import REGISTRY
 @friendly
 def run(
     ctx: click.Context,
+    runner: str,
+    image: str | None,
     beam_runner: str | None,
     beam_args: tuple[str, ...],
     output: str,
@@ -51,10 +67,12 @@ def run(
     from optbench.storage import PublishError, publish_run
 
     beam = ([f"--runner={beam_runner}"] if beam_runner else []) + list(beam_args)
+    if image and runner != "docker":
+        raise click.UsageError("--image names the image of --runner docker; add --runner docker")
     if resume_id:
         result = resume_local(resume_id, output, verbose=ctx.obj["verbose"])
     else:
-        result = run_local(run_config(opts, beam), output, verbose=ctx.obj["verbose"])
+        result = run_local(run_config(opts, beam), output, verbose=ctx.obj["verbose"], runner=runner, image=image)
     click.echo(format_table(result.rows))
     click.echo(f"\nrun {result.run_id} finished in {result.seconds:.0f}s")
     click.echo(f"report: {result.report_dir / REPORT_HTML}")

@@ -1,0 +1,86 @@
+"""kfp.local's DockerRunner, set up so that every task runs in optbench's CPU image as a non-root user.
+
+What a task reads and writes crosses the container boundary through bind
+mounts only: the run's pipeline root (kfp.local mounts it, read-write), and,
+read-only, the data cache the host filled when it validated the source, and
+the data source itself when it is a local file or folder. The containers use
+the host's network, as processes on this machine would.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from optbench.components.shared.files import default_cache_dir
+
+# The images' non-root user (containers/Dockerfile), the one a cluster's pods run as.
+IMAGE_USER = 10001
+
+
+class DockerRunnerError(RuntimeError):
+    """No engine answers, the image is not here, or the containers could not read the data; says what to do."""
+
+
+def check_image(image: str) -> None:
+    """Fail before the run starts unless a Docker engine answers and has `image` (kfp.local would try to pull it)."""
+    import docker
+
+    try:
+        client = docker.from_env()
+        client.ping()
+    except docker.errors.DockerException as e:
+        raise DockerRunnerError(
+            f"--runner docker needs a Docker engine, and none answers ({e}). "
+            "`make images` installs and starts Debian's Docker Engine when run as root; "
+            "otherwise install Docker and start its daemon."
+        ) from None
+    try:
+        client.images.get(image)
+    except docker.errors.ImageNotFound:
+        raise DockerRunnerError(
+            f"no image {image} here: build it with `make images` (tags are the git commit), "
+            "or name a local image with --image"
+        ) from None
+    finally:
+        client.close()
+
+
+def docker_runner(pipeline_root: Path, data_source: str):
+    """A DockerRunner for a run whose artifacts go to `pipeline_root`.
+
+    As root, tasks run as the image's user, which gets the pipeline root;
+    otherwise as the caller's uid, so the run's files stay the caller's to
+    read and delete.
+    """
+    from docker.types import Mount
+    from kfp import local
+
+    cache = default_cache_dir().resolve()
+    shared = [p for p in (cache, Path(data_source).resolve()) if p.exists()]
+    pipeline_root.mkdir(parents=True, exist_ok=True)
+    if os.getuid() == 0:
+        for path in shared:
+            _check_readable_by_others(path)
+        os.chown(pipeline_root, IMAGE_USER, IMAGE_USER)
+        user = f"{IMAGE_USER}:{IMAGE_USER}"
+    else:
+        user = f"{os.getuid()}:{os.getgid()}"
+    return local.DockerRunner(
+        user=user,
+        network_mode="host",
+        mounts=[Mount(str(p), str(p), type="bind", read_only=True) for p in dict.fromkeys(shared)],
+        environment={"OPTBENCH_CACHE": str(cache)},
+    )
+
+
+def _check_readable_by_others(path: Path) -> None:
+    """Root's files reach the image's user only if others may read them (and enter their folders)."""
+    for p in [path, *path.rglob("*")] if path.is_dir() else [path]:
+        need = stat.S_IROTH | (stat.S_IXOTH if p.is_dir() else 0)
+        if p.stat().st_mode & need != need:
+            raise DockerRunnerError(
+                f"{p} cannot be read by the containers' user (uid {IMAGE_USER}), and a task needs it: "
+                f"chmod -R o+rX {path}"
+            )

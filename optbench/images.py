@@ -1,0 +1,226 @@
+"""The container images: their names, and how `make images` builds them with the engine that answers.
+
+Every name is derived here, once: `<repository>/<target>:<tag>`, where the
+repository is the registry the user names (images are pushed only then) or
+`localhost/optbench`, and the tag is the git commit of the files the image is
+built from (with `-dirty` when those files have uncommitted changes). The
+local DockerRunner (`optbench run --runner docker`) looks the CPU image up by
+the same name, so a run names exactly the build that `make images` just made.
+
+Builds send the engine a build context assembled here from the files the
+Dockerfile copies (Docker's legacy builder, the one found on Debian's
+docker.io, ignores per-Dockerfile ignore files and would send the whole
+checkout). A build is tagged only once every asked-for target has built, so
+a failed build leaves no half-tagged set behind.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CONTAINERS = ROOT / "containers"
+DOCKERFILE = "containers/Dockerfile"
+DATAFLOW_DOCKERFILE = "containers/Dockerfile.dataflow"
+TARGETS = ("cpu", "gpu")
+LOCAL_REPOSITORY = "localhost/optbench"
+# Built from Debian bookworm's packages (containers/base.sh) where no registry's Python base can be pulled.
+LOCAL_BASE = f"{LOCAL_REPOSITORY}/base:bookworm-py311"
+# Inside the build context: the extra CA bundle the build stage trusts (an empty file when none).
+CA_IN_CONTEXT = "containers/.build/extra-ca.pem"
+# What the Dockerfiles copy from the context; nothing else is sent.
+CONTEXT = (
+    "requirements.lock",
+    "pyproject.toml",
+    "README.md",
+    "components",
+    "pipelines",
+    "optbench",
+    "bench",
+    "containers/requirements-gpu.lock",
+    DOCKERFILE,
+    DATAFLOW_DOCKERFILE,
+)
+_LEFT_OUT = re.compile(r"(^|/)(__pycache__|[^/]*\.egg-info)(/|$)|\.pyc$|^bench/results/")
+
+
+class ImageError(RuntimeError):
+    """A build step failed; the message says which and what to do."""
+
+
+@dataclass(frozen=True)
+class Built:
+    target: str  # cpu | gpu | dataflow
+    ref: str  # <repository>/<target>:<tag>
+    size_bytes: int
+    seconds: float
+    digest_ref: str | None = None  # <repository>/<target>@sha256:..., once pushed
+
+
+def dockerfile_arg(dockerfile: str, name: str) -> str:
+    """The default of a global `ARG name=default` in a Dockerfile: the one place each base image is named."""
+    match = re.search(rf"^ARG {name}=(\S+)$", (ROOT / dockerfile).read_text(), re.MULTILINE)
+    if not match:
+        raise ImageError(f"{dockerfile} declares no default for ARG {name}")
+    return match.group(1)
+
+
+def _git(*args: str) -> str:
+    try:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError) as e:
+        raise ImageError(f"the image tag is the git commit, and {ROOT} is not a git checkout ({e})") from e
+
+
+def image_tag() -> str:
+    """The commit the images are built from; `-dirty` when the files they copy differ from it."""
+    commit = _git("rev-parse", "--short=12", "HEAD")
+    changed = _git("status", "--porcelain", "--untracked-files=all", "--", *CONTEXT)
+    return f"{commit}-dirty" if changed else commit
+
+
+def image_ref(target: str, tag: str | None = None, registry: str | None = None) -> str:
+    if target not in (*TARGETS, "dataflow"):
+        raise ValueError(f"unknown image target {target!r}; known: {', '.join((*TARGETS, 'dataflow'))}")
+    return f"{(registry or LOCAL_REPOSITORY).rstrip('/')}/{target}:{tag or image_tag()}"
+
+
+def build_context(ca_bundle: str | os.PathLike | None = None) -> bytes:
+    """The build context: the files the Dockerfiles copy, and the CA bundle (an empty file if none).
+
+    Gzipped, because the docker CLI does not recognise a plain tar on stdin as a context.
+    """
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=1) as tar:
+        for entry in CONTEXT:
+            path = ROOT / entry
+            files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+            for file in files:
+                name = file.relative_to(ROOT).as_posix()
+                if not _LEFT_OUT.search(name):
+                    tar.add(file, arcname=name)
+        ca = Path(ca_bundle).read_bytes() if ca_bundle else b""
+        info = tarfile.TarInfo(CA_IN_CONTEXT)
+        info.size, info.mode = len(ca), 0o644
+        tar.addfile(info, io.BytesIO(ca))
+    return buffer.getvalue()
+
+
+def _script(name: str, *args: str) -> str:
+    """Run containers/<name>; its stdout is the answer, its stderr the user's to read."""
+    result = subprocess.run([str(CONTAINERS / name), *args], stdout=subprocess.PIPE, text=True)
+    if result.returncode != 0:
+        raise ImageError(f"containers/{name} failed (its messages are above)")
+    return result.stdout.strip()
+
+
+def find_engine() -> str:
+    """The engine whose daemon answers (starting Debian's Docker Engine where this may): see containers/engine.sh."""
+    return _script("engine.sh")
+
+
+def _run_build(
+    engine: str, context: bytes, dockerfile: str, build_args: dict[str, str], say: Callable[[str], None], what: str
+) -> str:
+    """Build from `context`; returns the image id. Nothing is tagged here."""
+    log_path = CONTAINERS / ".build" / f"{what}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        iidfile = Path(tmp) / "iid"
+        command = [engine, "build", "--network", "host", "-f", dockerfile, "--iidfile", str(iidfile)]
+        if dockerfile == DOCKERFILE:
+            command += ["--target", what]
+        for key, value in build_args.items():
+            command += ["--build-arg", f"{key}={value}"]
+        command.append("-")
+        step = "sending the build context"
+        with open(log_path, "w", encoding="utf-8") as log:
+            proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            proc.stdin.write(context)
+            proc.stdin.close()
+            for raw in proc.stdout:
+                line = raw.decode(errors="replace")
+                log.write(line)
+                if re.match(r"(Step \d+/\d+|STEP \d+/\d+|#\d+ \[)", line):
+                    step = line.strip()
+                    say(f"  {what}: {step}")
+            code = proc.wait()
+        if code != 0 or not iidfile.exists():
+            tail = "".join(log_path.read_text(encoding="utf-8").splitlines(keepends=True)[-15:])
+            raise ImageError(f"building the {what} image failed at {step!r} (full log: {log_path}):\n{tail}")
+        return iidfile.read_text().strip()
+
+
+def _size(engine: str, ref: str) -> int:
+    out = subprocess.run([engine, "image", "inspect", "--format", "{{.Size}}", ref], capture_output=True, text=True)
+    return int(out.stdout.strip() or 0)
+
+
+def build_images(
+    targets: Iterable[str] = TARGETS,
+    registry: str | None = None,
+    ca_bundle: str | os.PathLike | None = None,
+    say: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
+) -> list[Built]:
+    """Build `targets` from containers/Dockerfile, tag them all `<repository>/<target>:<commit>`, push if `registry`."""
+    targets = list(dict.fromkeys(targets))
+    unknown = [t for t in targets if t not in TARGETS]
+    if not targets or unknown:
+        raise ImageError(f"unknown image target(s) {', '.join(unknown) or '(none)'}; known: {', '.join(TARGETS)}")
+    if ca_bundle and not Path(ca_bundle).is_file():
+        raise ImageError(f"the CA bundle {ca_bundle} is not a file")
+    tag = image_tag()
+    engine = find_engine()
+    base = _script("base.sh", engine, dockerfile_arg(DOCKERFILE, "PYTHON_IMAGE"), LOCAL_BASE)
+    say(f"images: {engine}, base {base}, tag {tag}")
+    context = build_context(ca_bundle)
+    ids: dict[str, tuple[str, float]] = {}
+    for target in targets:
+        started = time.perf_counter()
+        image_id = _run_build(engine, context, DOCKERFILE, {"PYTHON_IMAGE": base}, say, target)
+        ids[target] = image_id, time.perf_counter() - started
+    built = []
+    for target, (image_id, seconds) in ids.items():
+        ref = image_ref(target, tag, registry)
+        subprocess.run([engine, "tag", image_id, ref], check=True)
+        built.append(Built(target, ref, _size(engine, ref), seconds))
+    dataflow = _build_dataflow(engine, context, tag, registry, say)
+    built += [dataflow] if dataflow else []
+    return [_push(engine, b, registry) for b in built] if registry else built
+
+
+def _push(engine: str, built: Built, registry: str) -> Built:
+    if subprocess.run([engine, "push", built.ref]).returncode != 0:
+        raise ImageError(f"pushing {built.ref} failed (is {engine} logged in to {registry}?)")
+    digests = subprocess.run(
+        [engine, "image", "inspect", "--format", "{{range .RepoDigests}}{{println .}}{{end}}", built.ref],
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    repository = built.ref.rpartition(":")[0]
+    return replace(built, digest_ref=next((d for d in digests if d.startswith(repository + "@")), None))
+
+
+def _build_dataflow(engine: str, context: bytes, tag: str, registry: str | None, say) -> Built | None:
+    """Dataflow's worker image (the CPU image plus Beam's boot), where Beam's SDK image can be pulled."""
+    beam = dockerfile_arg(DATAFLOW_DOCKERFILE, "BEAM_SDK_IMAGE")
+    have = subprocess.run([engine, "image", "inspect", beam], capture_output=True).returncode == 0
+    if not have and subprocess.run([engine, "pull", "-q", beam], capture_output=True).returncode != 0:
+        say(f"images: dataflow skipped: {beam} cannot be pulled here (only Dataflow's workers need it)")
+        return None
+    started = time.perf_counter()
+    args = {"CPU_IMAGE": image_ref("cpu", tag, registry), "BEAM_SDK_IMAGE": beam}
+    image_id = _run_build(engine, context, DATAFLOW_DOCKERFILE, args, say, "dataflow")
+    ref = image_ref("dataflow", tag, registry)
+    subprocess.run([engine, "tag", image_id, ref], check=True)
+    return Built("dataflow", ref, _size(engine, ref), time.perf_counter() - started)
