@@ -256,32 +256,40 @@ def test_every_shipped_suite_runs_and_reports_every_variant(tmp_path, idx_source
 # The same reference run with every task in a container of the CPU image (kfp.local's DockerRunner).
 
 
+# `optbench run` as a user starts it, with kfp.local's DockerRunner made to note each container it starts.
+RECORDING_CLI = """
+import json, os, sys
+from kfp.local import docker_task_handler
+
+start = docker_task_handler.run_docker_container
+
+def recording(client, image, command, volumes, **kwargs):
+    with open(os.environ["OPTBENCH_TEST_STARTED"], "a") as f:
+        f.write(json.dumps({"image": image, "command": list(command), "user": kwargs.get("user")}) + "\\n")
+    return start(client, image, command, volumes, **kwargs)
+
+docker_task_handler.run_docker_container = recording
+from optbench.cli import main
+sys.exit(main(sys.argv[1:], prog_name="optbench"))
+"""
+
+
 @pytest.fixture(scope="module")
 def in_containers(tmp_path_factory, suite_file, idx_source, cpu_image):
-    """The reference run in containers, run in this process so that what DockerRunner starts can be recorded."""
-    from kfp.local import docker_task_handler
-
-    from optbench.components.plan.options import RunConfig
-    from optbench.local_run import run_local
-
-    started = []
-    start = docker_task_handler.run_docker_container
-
-    def recording(client, image, command, volumes, **kwargs):
-        started.append({"image": image, "command": list(command), "user": kwargs.get("user")})
-        return start(client, image, command, volumes, **kwargs)
-
+    """The reference run with --runner docker: its output, its folder, and the containers DockerRunner started."""
     output = tmp_path_factory.mktemp("containers")
+    started = output / "started.jsonl"
     idx_source.chmod(0o755)  # pytest's folders are private; the containers' user must read the data
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(docker_task_handler, "run_docker_container", recording)
-        result = run_local(
-            RunConfig(suite=str(suite_file), train_limit=1000, data_source=str(idx_source)),
-            output,
-            runner="docker",
-            image=cpu_image,
-        )
-    return result, started
+    result = subprocess.run(
+        [sys.executable, "-c", RECORDING_CLI, *run_args(suite_file, idx_source, output)[1:], "--runner", "docker"],
+        capture_output=True,
+        text=True,
+        env={**env(), "OPTBENCH_TEST_STARTED": str(started)},
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    (run_dir,) = (p for p in output.iterdir() if p.is_dir())
+    return result, run_dir, [json.loads(line) for line in started.read_text().splitlines()]
 
 
 def close(a, b, tol: float = 1e-6) -> bool:
@@ -294,23 +302,24 @@ def close(a, b, tol: float = 1e-6) -> bool:
     return a == b
 
 
-def progress(run_dir: Path) -> dict[str, set[str]]:
+def progress(output: str) -> dict[str, set[str]]:
     """What a person follows a run by: the tasks started and finished, and the training epochs."""
-    log = ANSI.sub("", (run_dir / "pipeline.log").read_text(errors="replace"))
+    shown = ANSI.sub("", output)
     return {
-        "started": set(re.findall(r"Executing task '([^']+)'", log)),
-        "finished": set(re.findall(r"Task '([^']+)' finished with status (\w+)", log)),
-        "epochs": set(re.findall(r"train\[[^\]]+\] epoch \d+/\d+", log)),
+        "started": set(re.findall(r"Executing task '([^']+)'", shown)),
+        "finished": set(re.findall(r"Task '([^']+)' finished with status (\w+)", shown)),
+        "epochs": set(re.findall(r"train\[[^\]]+\] epoch \d+/\d+", shown)),
     }
 
 
 def test_in_containers_the_run_reports_what_processes_report(in_containers, reference, cpu_image):
-    result, started = in_containers
-    assert close(numbers(result.run_dir), numbers(reference[1])), "containers and processes train the same models"
-    assert progress(result.run_dir) == progress(reference[1]) and progress(result.run_dir)["epochs"]
-    record = json.loads((result.run_dir / "run.json").read_text())
+    result, run_dir, started = in_containers
+    assert close(numbers(run_dir), numbers(reference[1])), "containers and processes train the same models"
+    shown = progress(result.stdout + result.stderr)
+    assert shown == progress(reference[0].stdout + reference[0].stderr) and shown["epochs"]
+    assert "Test acc" in result.stdout and str(run_dir / "report" / "report.html") in result.stdout
+    record = json.loads((run_dir / "run.json").read_text())
     assert (record["status"], record["runner"], record["image"]) == ("succeeded", "docker", cpu_image)
-    assert (result.report_dir / "report.html").exists()
     assert len(started) >= 6 and {s["image"] for s in started} == {cpu_image}
     expected_user = "10001:10001" if os.getuid() == 0 else f"{os.getuid()}:{os.getgid()}"
     assert {s["user"] for s in started} == {expected_user}, "every task as the non-root user"
@@ -319,7 +328,7 @@ def test_in_containers_the_run_reports_what_processes_report(in_containers, refe
 def test_each_container_ran_the_command_the_compiled_pipeline_names(tmp_path, in_containers, suite_file, cpu_image):
     import yaml
 
-    _, started = in_containers
+    _, _, started = in_containers
     package = tmp_path / "pipeline.yaml"
     compiled = subprocess.run(
         [
@@ -339,7 +348,7 @@ def test_each_container_ran_the_command_the_compiled_pipeline_names(tmp_path, in
         env=env(),
     )
     assert compiled.returncode == 0, compiled.stderr
-    executors = yaml.safe_load(package.read_text())["deploymentSpec"]["executors"]
+    executors = next(yaml.safe_load_all(package.read_text()))["deploymentSpec"]["executors"]  # then the platform spec
     containers = [e["container"] for e in executors.values()]
     for ran in started:
         matching = [c for c in containers if ran["command"][: len(c["command"])] == c["command"]]
