@@ -79,7 +79,9 @@ def _git(*args: str) -> str:
     try:
         return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError) as e:
-        raise ImageError(f"the image tag is the git commit, and {ROOT} is not a git checkout ({e})") from e
+        raise ImageError(
+            f"image tags are the git commit, and {ROOT} is not a git checkout ({e}): name the image (--image)"
+        ) from e
 
 
 def image_tag() -> str:
@@ -116,6 +118,11 @@ def build_context(ca_bundle: str | os.PathLike | None = None) -> bytes:
     return buffer.getvalue()
 
 
+def default_ca_bundle() -> str | None:
+    """What pip on this machine is told to trust ($PIP_CERT): behind a TLS-intercepting proxy, the proxy's CA too."""
+    return os.environ.get("PIP_CERT") or None
+
+
 def _script(name: str, *args: str) -> str:
     """Run containers/<name>; its stdout is the answer, its stderr the user's to read."""
     result = subprocess.run([str(CONTAINERS / name), *args], stdout=subprocess.PIPE, text=True)
@@ -144,7 +151,7 @@ def _run_build(
             command += ["--build-arg", f"{key}={value}"]
         command.append("-")
         step = "sending the build context"
-        with open(log_path, "w", encoding="utf-8") as log:
+        with open(log_path, "w", encoding="utf-8", buffering=1) as log:  # line by line, for `tail -f`
             proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
             proc.stdin.write(context)
             proc.stdin.close()

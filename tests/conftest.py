@@ -86,7 +86,7 @@ def gcs(emulator):
 @pytest.fixture(scope="session")
 def cpu_image() -> str:
     """The CPU image, built as `make images` builds it (starting Docker Engine where this may); its name."""
-    from optbench.images import build_images
+    from optbench.images import build_images, default_ca_bundle
 
-    (built,) = build_images(["cpu"], ca_bundle=os.environ.get("PIP_CERT") or None)
+    (built,) = build_images(["cpu"], ca_bundle=default_ca_bundle())
     return built.ref

@@ -250,3 +250,31 @@ print("\\n".join(found))
         text=True,
     )
     assert entrypoint.stdout.strip() == "null", "nothing stands between KFP's command and the component"
+
+
+@pytest.mark.e2e
+def test_a_build_that_fails_names_its_step_and_tags_nothing(monkeypatch, cpu_image):
+    """A dependency the index does not have: pip fails inside the build, as it would with no index at all."""
+    real = images.build_context
+
+    def broken_context(ca_bundle=None) -> bytes:
+        out = io.BytesIO()
+        with tarfile.open(fileobj=io.BytesIO(real(ca_bundle))) as src, tarfile.open(fileobj=out, mode="w:gz") as dst:
+            for member in src.getmembers():
+                data = src.extractfile(member).read()
+                if member.name == "pyproject.toml":
+                    missing = b'dependencies = [\n    "optbench-no-such-package==0.0.1",'
+                    data = data.replace(b"dependencies = [", missing)
+                    member.size = len(data)
+                dst.addfile(member, io.BytesIO(data))
+        return out.getvalue()
+
+    monkeypatch.setattr(images, "build_context", broken_context)
+    monkeypatch.setattr(images, "image_tag", lambda: "failed-build-test")
+    with pytest.raises(images.ImageError) as failed:
+        images.build_images(["cpu"], say=lambda line: None)
+    assert "building the cpu image failed at 'Step" in str(failed.value) and "pip install" in str(failed.value)
+    assert "optbench-no-such-package" in str(failed.value), "the log's tail says why"
+    ref = images.image_ref("cpu", "failed-build-test")
+    tagged = subprocess.run(["docker", "image", "inspect", ref], capture_output=True)
+    assert tagged.returncode != 0, "no image is tagged after a failed build"

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
-
 import click
 
 from optbench.cli.config import friendly
+from optbench.images import default_ca_bundle
 
 
 def _targets(_ctx: click.Context, _param: click.Parameter, value: str) -> list[str]:
@@ -30,14 +29,12 @@ def _targets(_ctx: click.Context, _param: click.Parameter, value: str) -> list[s
 @click.option(
     "--registry",
     default=None,
-    envvar="REGISTRY",
-    help="Push to this repository, e.g. europe-docker.pkg.dev/PROJECT/optbench [default: build locally, "
-    "push nothing]. [env: REGISTRY]",
+    help="Push to this repository, e.g. europe-docker.pkg.dev/PROJECT/optbench [default: build locally, push nothing].",
 )
 @click.option(
     "--ca-bundle",
     type=click.Path(exists=True, dir_okay=False),
-    default=lambda: os.environ.get("PIP_CERT") or None,
+    default=default_ca_bundle,
     help="Extra CA certificates pip must trust inside the build (a TLS-intercepting proxy's) "
     "[default: $PIP_CERT, this machine's pip setting].",
 )
