@@ -23,8 +23,15 @@ class DockerRunnerError(RuntimeError):
     """No engine answers, the image is not here, or the containers could not read the data; says what to do."""
 
 
-def check_image(image: str) -> None:
-    """Fail before the run starts unless a Docker engine answers and has `image` (kfp.local would try to pull it)."""
+def _shared(data_source: str) -> list[Path]:
+    """What tasks read from the host besides the pipeline root: the data cache, and a local data source."""
+    paths = [default_cache_dir().resolve(), Path(data_source).resolve()]
+    return [p for p in dict.fromkeys(paths) if p.exists()]
+
+
+def check_ready(image: str, data_source: str) -> None:
+    """Fail before the run starts unless an engine answers, has `image` (kfp.local would try to pull it), and
+    the containers' user can read the data."""
     import docker
 
     try:
@@ -45,10 +52,19 @@ def check_image(image: str) -> None:
         ) from None
     finally:
         client.close()
+    if os.getuid() == 0:  # tasks run as the image's user, and root's files reach it only if others may read them
+        for path in _shared(data_source):
+            for p in [path, *path.rglob("*")] if path.is_dir() else [path]:
+                need = stat.S_IROTH | (stat.S_IXOTH if p.is_dir() else 0)
+                if p.stat().st_mode & need != need:
+                    raise DockerRunnerError(
+                        f"{p} cannot be read by the containers' user (uid {IMAGE_USER}), and a task needs it: "
+                        f"chmod -R o+rX {path}"
+                    )
 
 
 def docker_runner(pipeline_root: Path, data_source: str):
-    """A DockerRunner for a run whose artifacts go to `pipeline_root`.
+    """A DockerRunner for a run whose artifacts go to `pipeline_root` (call check_ready first).
 
     As root, tasks run as the image's user, which gets the pipeline root;
     otherwise as the caller's uid, so the run's files stay the caller's to
@@ -57,12 +73,8 @@ def docker_runner(pipeline_root: Path, data_source: str):
     from docker.types import Mount
     from kfp import local
 
-    cache = default_cache_dir().resolve()
-    shared = [p for p in (cache, Path(data_source).resolve()) if p.exists()]
     pipeline_root.mkdir(parents=True, exist_ok=True)
     if os.getuid() == 0:
-        for path in shared:
-            _check_readable_by_others(path)
         os.chown(pipeline_root, IMAGE_USER, IMAGE_USER)
         user = f"{IMAGE_USER}:{IMAGE_USER}"
     else:
@@ -70,17 +82,6 @@ def docker_runner(pipeline_root: Path, data_source: str):
     return local.DockerRunner(
         user=user,
         network_mode="host",
-        mounts=[Mount(str(p), str(p), type="bind", read_only=True) for p in dict.fromkeys(shared)],
-        environment={"OPTBENCH_CACHE": str(cache)},
+        mounts=[Mount(str(p), str(p), type="bind", read_only=True) for p in _shared(data_source)],
+        environment={"OPTBENCH_CACHE": str(default_cache_dir().resolve())},
     )
-
-
-def _check_readable_by_others(path: Path) -> None:
-    """Root's files reach the image's user only if others may read them (and enter their folders)."""
-    for p in [path, *path.rglob("*")] if path.is_dir() else [path]:
-        need = stat.S_IROTH | (stat.S_IXOTH if p.is_dir() else 0)
-        if p.stat().st_mode & need != need:
-            raise DockerRunnerError(
-                f"{p} cannot be read by the containers' user (uid {IMAGE_USER}), and a task needs it: "
-                f"chmod -R o+rX {path}"
-            )

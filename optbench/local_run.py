@@ -86,11 +86,11 @@ def run_local(
         config = replace(config, data_source=str(Path(config.data_source).resolve()))
     configure = None
     if runner == "docker":
-        from optbench.docker_run import check_image, docker_runner
+        from optbench.docker_run import check_ready, docker_runner
         from optbench.images import image_ref
 
         image = image or image_ref("cpu")
-        check_image(image)
+        check_ready(image, config.data_source)
         label = f"kfp.local (DockerRunner, {image})"
 
         def configure(task, _step: str) -> None:

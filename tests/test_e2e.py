@@ -389,3 +389,21 @@ def test_docker_runner_refuses_an_image_that_is_not_here(tmp_path, suite_file, i
     assert result.returncode == 1 and "no image localhost/optbench/cpu:nope here" in result.stderr
     assert "make images" in result.stderr and "Traceback" not in result.stderr
     assert not list(tmp_path.iterdir()), "nothing started, nothing left behind"
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="as another user, tasks run as that user and read what it reads")
+def test_docker_runner_refuses_data_its_user_cannot_read(tmp_path, suite_file, idx_source, cpu_image):
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    for f in idx_source.iterdir():
+        (private / f.name).write_bytes(f.read_bytes())
+    output = tmp_path / "runs"
+    result = subprocess.run(
+        [*run_args(suite_file, private, output), "--runner", "docker", "--image", cpu_image],
+        capture_output=True,
+        text=True,
+        env=env(),
+    )
+    assert result.returncode == 1 and f"chmod -R o+rX {private}" in result.stderr
+    assert "uid 10001" in result.stderr and "Traceback" not in result.stderr
+    assert not output.exists(), "refused before the run started"
