@@ -27,10 +27,15 @@ $(STAMP): requirements.lock pyproject.toml
 	touch $(STAMP)
 
 SYSTEM_STAMP := $(VENV)/.system-deps
+# Debian packages the tests use: chromium (the HTML report), dataset-fashion-mnist (the genuine full-size
+# Fashion-MNIST, the one full-size dataset available offline).
+SYSTEM_PACKAGES := chromium dataset-fashion-mnist
 $(SYSTEM_STAMP): $(STAMP)
-	@command -v chromium >/dev/null || { \
-	  [ "$$(id -u)" = 0 ] || { echo "the HTML report test needs Debian's chromium: apt-get install chromium"; exit 1; }; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  [ "$$(id -u)" = 0 ] || { echo "the tests need Debian's" $$missing": apt-get install" $$missing; exit 1; }; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
 	touch $(SYSTEM_STAMP)
 
 install: $(STAMP) ## Create .venv with the pinned stack and the project (once; re-running is a no-op)

@@ -81,7 +81,7 @@ def run_local(
     if runner not in RUNNERS:
         raise ValueError(f"unknown runner {runner!r}; known: {', '.join(RUNNERS)}")
     suite = config.resolve()
-    validate_source(config.data_source)  # a bad source stops here, before any task starts
+    validate_source(config.data_source, dataset=config.dataset or None)  # bad data stops here, before any task
     if Path(config.data_source).exists():  # a task's working folder is not ours: name local data absolutely
         config = replace(config, data_source=str(Path(config.data_source).resolve()))
     configure = None

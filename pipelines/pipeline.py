@@ -45,6 +45,7 @@ def build_pipeline(configure: Configure | None = None, parallelism: int = 0):
         seeds: List[int] = [0],
         model_name: str = "cnn",
         data_source: str = "auto",
+        dataset_name: str = "",
         epochs: int = 10,
         validation_fraction: float = 0.1,
         train_limit: int = 0,
@@ -60,6 +61,7 @@ def build_pipeline(configure: Configure | None = None, parallelism: int = 0):
         data = step(
             ingest(
                 data_source=data_source,
+                dataset_name=dataset_name,
                 validation_fraction=validation_fraction,
                 train_limit=train_limit,
                 test_limit=test_limit,

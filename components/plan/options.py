@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from optbench.components.plan import suites
+from optbench.components.shared.datasets import known
 
 DEFAULT_DATA_SOURCE = "auto"
 DEFAULT_VALIDATION_FRACTION = 0.1
@@ -119,6 +120,13 @@ class RunConfig:
         show_default=True,
         config_file=True,
     )
+    dataset: str = option(
+        "",
+        "--dataset",
+        "mnist or fashion-mnist: what --data-source auto fetches, and what another source must hold "
+        "(checked by content). Default: MNIST for auto; another source is taken for what it holds.",
+        config_file=True,
+    )
     mixed_precision: bool = option(False, "--mixed-precision", "Train in mixed float16 (useful on GPUs).")
     xla: bool = option(False, "--xla", "Compile the training step with XLA.")
     beam_args: list[str] = field(default_factory=list)  # set by the runner's own options, not a suite option
@@ -135,6 +143,8 @@ class RunConfig:
                 raise ValueError(f"{name} must be 0 (all) or positive, got {getattr(self, name)}")
         if not 0 < self.validation_fraction < 1:
             raise ValueError(f"validation_fraction must be in (0, 1), got {self.validation_fraction}")
+        if self.dataset:
+            known(self.dataset)
         return suites.with_overrides(
             suites.load(self.suite),
             optimizers=self.optimizers,

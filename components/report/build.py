@@ -27,10 +27,12 @@ from optbench.components.report.tables import (
 from optbench.components.report.verdict import candidate, significance, verdict
 from optbench.components.shared import predictions as preds
 from optbench.components.shared.artifacts import history_paths, stats_path, summary_path
+from optbench.components.shared.datasets import class_names
 from optbench.components.shared.files import read_json, write_bytes_atomic, write_json_atomic, write_text_atomic
 from optbench.components.shared.schema import (
     COMPARISON_CSV,
     COMPARISON_JSON,
+    NUM_CLASSES,
     REPORT_HTML,
     REPORT_MD,
     SIGNIFICANCE_JSON,
@@ -84,14 +86,16 @@ def build_report(
     sig = significance(rows, predictions)
     trial_variant = {s["trial"]: r["optimizer"] for r in rows for s in r["per_seed"]}
     baseline = trial_variant.get(evaluation.get("baseline"), evaluation.get("baseline"))
-    figures = _figures(rows)
+    names = class_names(stats) if stats else [str(c) for c in range(NUM_CLASSES)]
+    data = stats["dataset"]["title"] if stats else "MNIST"
+    figures = _figures(rows, names)
     models = sorted({h["model"] for h in histories if h.get("model")})
     suite = (settings or {}).get("suite")
-    title = f"Optimizer comparison: {', '.join(models)} on MNIST" if models else "Optimizer comparison on MNIST"
+    title = f"Optimizer comparison: {', '.join(models)} on {data}" if models else f"Optimizer comparison on {data}"
     shown = contenders(rows)
     context = {
         "title": title + (f" (suite {suite})" if isinstance(suite, str) else ""),
-        "verdict": verdict(rows, sig, evaluation, baseline),
+        "verdict": f"On {data}: " + verdict(rows, sig, evaluation, baseline),
         "seeds": max(r["seeds_total"] for r in rows),
         "article": article_table(shown),
         "metrics": metrics_table(shown, baseline),
@@ -106,7 +110,7 @@ def build_report(
             "thresholds": evaluation.get("thresholds") or {},
         },
         "dataset": dataset_table(stats),
-        "source": ((stats or {}).get("source") or {}).get("note"),
+        "source": ((stats or {}).get("source") or {}).get("description"),
         "devices": sorted(
             {h.get("device_name") or h.get("device") for h in histories if h.get("device_name") or h.get("device")}
         ),
@@ -129,7 +133,7 @@ def build_report(
     return rows
 
 
-def _figures(rows: list[dict]) -> dict[str, list[dict]]:
+def _figures(rows: list[dict], class_names: list[str]) -> dict[str, list[dict]]:
     """The charts per report section; a diverged variant is never drawn, and a chart with nothing to show is left
     out."""
     plotted = [r for r in contenders(rows) if r["status"] != "diverged"]
@@ -182,8 +186,8 @@ def _figures(rows: list[dict]) -> dict[str, list[dict]]:
             figure(
                 "confusion.png",
                 "Confusion matrices of the best and the worst optimizer",
-                "Test confusion matrices summed over seeds: counts, coloured by share of the true digit.",
-                charts.confusion_chart(panels),
+                "Test confusion matrices summed over seeds: counts, coloured by share of the true class.",
+                charts.confusion_chart(panels, class_names),
             )
         )
     labelled = [r for r in plotted if r["per_label_accuracy"]]
@@ -191,9 +195,9 @@ def _figures(rows: list[dict]) -> dict[str, list[dict]]:
         errors.append(
             figure(
                 "per_class.png",
-                "Test accuracy per digit",
-                "Test accuracy per true digit, mean over seeds (TFMA's per-label slices).",
-                charts.per_class_chart(labelled, colour_of),
+                "Test accuracy per class",
+                "Test accuracy per true class, mean over seeds (TFMA's per-label slices).",
+                charts.per_class_chart(labelled, colour_of, class_names),
             )
         )
     calibrated = [r for r in plotted if r["calibration"]]

@@ -132,7 +132,7 @@ def cost_chart(rows: list[dict], colour_of: dict[str, str]) -> bytes:
     return _png(fig)
 
 
-def confusion_chart(panels: list[tuple[str, list[list[int]]]]) -> bytes:
+def confusion_chart(panels: list[tuple[str, list[list[int]]]], class_names: list[str]) -> bytes:
     """One heatmap per (title, matrix[true][predicted]): colour is the share of the true class, text the count.
 
     Shares rather than counts, so that a class with fewer test digits is not paler for that reason alone; on a
@@ -158,15 +158,21 @@ def confusion_chart(panels: list[tuple[str, list[list[int]]]]) -> bytes:
                     fontsize=6.5,
                     color="white" if shares[i, j] > 0.3 else "#1f2328",
                 )
-        ax.set(
-            title=title, xlabel="Predicted", ylabel="True", xticks=range(counts.shape[1]), yticks=range(counts.shape[0])
-        )
+        ax.set(title=title, xlabel="Predicted", ylabel="True")
+        _class_ticks(ax.xaxis, class_names)
+        ax.set_yticks(range(len(class_names)), class_names)
     fig.colorbar(image, ax=list(axes), shrink=0.8, label="share of the true class (log scale)")
     return _png(fig)
 
 
-def per_class_chart(rows: list[dict], colour_of: dict[str, str]) -> bytes:
-    """Test accuracy per true digit, one line per variant (mean over seeds)."""
+def _class_ticks(axis, class_names: list[str]) -> None:
+    """Class names as an axis's tick labels; names longer than a digit or two slant so that they do not overlap."""
+    slant = max(map(len, class_names)) > 2
+    axis.set_ticks(range(len(class_names)), class_names, rotation=45 if slant else 0, ha="right" if slant else "center")
+
+
+def per_class_chart(rows: list[dict], colour_of: dict[str, str], class_names: list[str]) -> bytes:
+    """Test accuracy per true class, one line per variant (mean over seeds)."""
     fig = _figure()
     ax = fig.add_subplot()
     for row in rows:
@@ -175,7 +181,8 @@ def per_class_chart(rows: list[dict], colour_of: dict[str, str]) -> bytes:
         ax.plot(
             xs, ys, marker="o", markersize=4, linewidth=1.0, color=colour_of[row["optimizer"]], label=display_name(row)
         )
-    ax.set(title="Test accuracy per digit", xlabel="True digit", ylabel="Test accuracy", xticks=range(10))
+    ax.set(title="Test accuracy per class", xlabel="True class", ylabel="Test accuracy")
+    _class_ticks(ax.xaxis, class_names)
     ax.grid(True, alpha=0.3)
     _legend(ax, len(rows))
     return _png(fig)

@@ -24,7 +24,9 @@ def report(
 
     from optbench.components.report.build import build_report_from_artifacts
     from optbench.components.report.kfp_ui import best_confusion_matrix, scalar_metrics
-    from optbench.components.shared.artifacts import persist_metadata
+    from optbench.components.shared.artifacts import persist_metadata, stats_path
+    from optbench.components.shared.datasets import class_names
+    from optbench.components.shared.files import read_json
 
     rows = build_report_from_artifacts(
         dataset.path,
@@ -37,7 +39,7 @@ def report(
     )
     for key, value in scalar_metrics(rows).items():
         comparison.log_metric(key, value)
-    best = best_confusion_matrix(rows)
+    best = best_confusion_matrix(rows, class_names(read_json(stats_path(dataset.path))))
     if best is not None:
         best_confusion.log_confusion_matrix(best["categories"], best["matrix"])
         best_confusion.metadata["variant"] = best["variant"]

@@ -11,7 +11,6 @@ import re
 
 from optbench.components.report.comparison import contenders
 from optbench.components.report.verdict import candidate
-from optbench.components.shared.schema import NUM_CLASSES
 
 UI_KEYS = ("test_accuracy", "test_accuracy_ci_low", "test_accuracy_ci_high", "test_loss", "train_seconds")
 
@@ -27,13 +26,13 @@ def scalar_metrics(rows: list[dict]) -> dict[str, float]:
     return {metric_name(r["optimizer"], key): r[key] for r in contenders(rows) for key in UI_KEYS if r[key] is not None}
 
 
-def best_confusion_matrix(rows: list[dict]) -> dict | None:
+def best_confusion_matrix(rows: list[dict], class_names: list[str]) -> dict | None:
     """The best variant's test confusion matrix (summed over seeds) as ClassificationMetrics takes it."""
     best = candidate(rows)
     if best is None or not best["confusion_matrix"]:
         return None
     return {
         "variant": best["optimizer"],
-        "categories": [str(d) for d in range(NUM_CLASSES)],
+        "categories": class_names,
         "matrix": best["confusion_matrix"],
     }

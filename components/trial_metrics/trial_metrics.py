@@ -12,6 +12,7 @@ from optbench.components.shared.files import read_json
 
 def test_metrics_of(evaluation_dir: str, trial: str) -> tuple[dict[str, float], list[str], list[list[int]]]:
     """(scalar test metrics, class names, confusion matrix) of one trial, from the evaluation summary."""
-    model = read_json(summary_path(evaluation_dir))["models"][trial]
+    summary = read_json(summary_path(evaluation_dir))
+    model = summary["models"][trial]
     scalars = {f"test_{k}": model[k] for k in ("accuracy", "loss", "top3_accuracy") if model.get(k) is not None}
-    return scalars, [str(c) for c in range(len(model["confusion_matrix"]))], model["confusion_matrix"]
+    return scalars, summary["class_names"], model["confusion_matrix"]
