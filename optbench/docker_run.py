@@ -2,8 +2,10 @@
 
 What a task reads and writes crosses the container boundary through bind
 mounts only: the run's pipeline root (kfp.local mounts it, read-write), and,
-read-only, the data cache the host filled when it validated the source, and
-the data source itself when it is a local file or folder. The containers use
+read-only, the data cache the host filled when it validated the source, the
+data source itself when it is a local file or folder, and the folder the
+source resolved to (a system package's copy of a dataset, say), each at the
+same path as on the host. The containers use
 the host's network, as processes on this machine would.
 """
 
@@ -23,13 +25,13 @@ class DockerRunnerError(RuntimeError):
     """No engine answers, the image is not here, or the containers could not read the data; says what to do."""
 
 
-def _shared(data_source: str) -> list[Path]:
-    """What tasks read from the host besides the pipeline root: the data cache, and a local data source."""
-    paths = [default_cache_dir().resolve(), Path(data_source).resolve()]
+def _shared(data: list[str]) -> list[Path]:
+    """What tasks read from the host besides the pipeline root: the data cache, and the local data paths."""
+    paths = [default_cache_dir().resolve(), *(Path(p).resolve() for p in data)]
     return [p for p in dict.fromkeys(paths) if p.exists()]
 
 
-def check_ready(image: str, data_source: str) -> None:
+def check_ready(image: str, data: list[str]) -> None:
     """Fail before the run starts unless an engine answers, has `image` (kfp.local would try to pull it), and
     the containers' user can read the data."""
     import docker
@@ -53,7 +55,7 @@ def check_ready(image: str, data_source: str) -> None:
     finally:
         client.close()
     if os.getuid() == 0:  # tasks run as the image's user, and root's files reach it only if others may read them
-        for path in _shared(data_source):
+        for path in _shared(data):
             for p in [path, *path.rglob("*")] if path.is_dir() else [path]:
                 need = stat.S_IROTH | (stat.S_IXOTH if p.is_dir() else 0)
                 if p.stat().st_mode & need != need:
@@ -63,7 +65,7 @@ def check_ready(image: str, data_source: str) -> None:
                     )
 
 
-def docker_runner(pipeline_root: Path, data_source: str):
+def docker_runner(pipeline_root: Path, data: list[str]):
     """A DockerRunner for a run whose artifacts go to `pipeline_root` (call check_ready first).
 
     As root, tasks run as the image's user, which gets the pipeline root;
@@ -82,6 +84,6 @@ def docker_runner(pipeline_root: Path, data_source: str):
     return local.DockerRunner(
         user=user,
         network_mode="host",
-        mounts=[Mount(str(p), str(p), type="bind", read_only=True) for p in _shared(data_source)],
+        mounts=[Mount(str(p), str(p), type="bind", read_only=True) for p in _shared(data)],
         environment={"OPTBENCH_CACHE": str(default_cache_dir().resolve())},
     )

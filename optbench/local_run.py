@@ -81,7 +81,7 @@ def run_local(
     if runner not in RUNNERS:
         raise ValueError(f"unknown runner {runner!r}; known: {', '.join(RUNNERS)}")
     suite = config.resolve()
-    validate_source(config.data_source, dataset=config.dataset or None)  # bad data stops here, before any task
+    resolved = validate_source(config.data_source, dataset=config.dataset or None)  # bad data stops here
     if Path(config.data_source).exists():  # a task's working folder is not ours: name local data absolutely
         config = replace(config, data_source=str(Path(config.data_source).resolve()))
     configure = None
@@ -90,7 +90,8 @@ def run_local(
         from optbench.images import image_ref
 
         image = image or image_ref("cpu")
-        check_ready(image, config.data_source)
+        data = [config.data_source, resolved.folder]
+        check_ready(image, data)
         label = f"kfp.local (DockerRunner, {image})"
 
         def configure(task, _step: str) -> None:
@@ -103,7 +104,7 @@ def run_local(
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     local.init(
         runner=(
-            docker_runner(run_dir / PIPELINE_DIR, config.data_source)
+            docker_runner(run_dir / PIPELINE_DIR, data)
             if runner == "docker"
             else local.SubprocessRunner(use_venv=False)
         ),

@@ -86,7 +86,10 @@ def numbers(run_dir: Path) -> list[dict]:
     return _without_timing(json.loads((run_dir / "report" / "comparison.json").read_text()))
 
 
-def test_pipeline_runs_end_to_end_with_kfp_local(reference):
+def test_pipeline_runs_end_to_end_with_kfp_local(reference, idx_source):
+    from optbench.components.ingest.idx import read_split
+    from optbench.components.shared.datasets import fingerprint
+
     result, run_dir = reference
     report = run_dir / "report"
     out = result.stdout + result.stderr
@@ -109,6 +112,9 @@ def test_pipeline_runs_end_to_end_with_kfp_local(reference):
         assert sorted(r["optimizer"] for r in csv.DictReader(f)) == ["adam", "exploding", "sgd"]
     html = (report / "report.html").read_text()
     assert "data:image/png;base64," in html and "adam" in html
+    # Digits cut from the test split under MNIST's file names: valid, but not MNIST; named by their fingerprints.
+    assert "Optimizer comparison: cnn on an unknown dataset" in html
+    assert f"train {fingerprint(*read_split(idx_source, 'train'))[:12]}" in html
     assert json.loads((run_dir / "run.json").read_text())["status"] == "succeeded"
 
     # The KFP artifacts: Metrics per trial (training and test), a confusion matrix per trial, the report.
