@@ -44,6 +44,7 @@ def build_pipeline(configure: Configure | None = None, parallelism: int = 0):
         trials: List[str],
         seeds: List[int] = [0],
         model_name: str = "cnn",
+        model_config: str = "",
         data_source: str = "auto",
         dataset_name: str = "",
         epochs: int = 10,
@@ -70,7 +71,9 @@ def build_pipeline(configure: Configure | None = None, parallelism: int = 0):
             "ingest",
             "ingest (Beam)",
         )
-        init = step(init_model(model_name=model_name, seeds=seeds), "init", "initial weights")
+        init = step(
+            init_model(model_name=model_name, model_config=model_config, seeds=seeds), "init", "initial weights"
+        )
         with dsl.ParallelFor(trials, parallelism=parallelism) as trial:
             trained = step(
                 train(

@@ -413,3 +413,54 @@ def test_docker_runner_refuses_data_its_user_cannot_read(tmp_path, suite_file, i
     assert result.returncode == 1 and f"chmod -R o+rX {private}" in result.stderr
     assert "uid 10001" in result.stderr and "Traceback" not in result.stderr
     assert not output.exists(), "refused before the run started"
+
+
+NET = """
+import keras
+from keras import layers
+
+
+def small_net():
+    inp = keras.Input((28, 28))
+    return keras.Model(inp, layers.Dense(10)(layers.Flatten()(inp)), name="small_net")
+"""
+
+
+@pytest.mark.parametrize("form", ["module:function", ".keras file"])
+def test_your_own_model_runs_end_to_end_and_travels_in_the_compiled_pipeline(tmp_path, idx_source, form):
+    import yaml
+
+    from optbench.components.shared import models
+
+    (tmp_path / "net.py").write_text(NET)
+    spec = f"{tmp_path / 'net.py'}:small_net"
+    if form == ".keras file":
+        name, config = models.custom(spec)
+        models.build(name, config).save(tmp_path / "small_net.keras")
+        spec = str(tmp_path / "small_net.keras")
+    common = ["--model", spec, "--optimizers", "adam,sgd", "--epochs", "1", "--test-limit", "200"]
+    result = subprocess.run(
+        [*run_args(Path("seed-004"), idx_source, tmp_path / "runs"), *common],
+        capture_output=True,
+        text=True,
+        env=env(),
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    html = (run_dir / "report" / "report.html").read_text()
+    assert "small_net (7,850 parameters)" in html, "the network and its size are in the report"
+    rows = json.loads((run_dir / "report" / "comparison.json").read_text())
+    assert {r["optimizer"] for r in rows} == {"adam", "sgd"} and all(r["status"] == "ok" for r in rows)
+
+    package = tmp_path / "pipeline.yaml"
+    compiled = subprocess.run(
+        [OPTBENCH, "compile", "--image", "example.com/o/cpu:1", "--gpus", "0", *common, "--output", str(package)],
+        capture_output=True,
+        text=True,
+        env=env(),
+    )
+    assert compiled.returncode == 0, compiled.stderr
+    parameters = next(yaml.safe_load_all(package.read_text()))["root"]["inputDefinitions"]["parameters"]
+    travelled = models.build(parameters["model_name"]["defaultValue"], parameters["model_config"]["defaultValue"])
+    assert travelled.count_params() == 7850, "the cluster's init task rebuilds the network from the IR alone"

@@ -11,6 +11,7 @@ from importlib.metadata import version
 
 from optbench.components.plan import suites
 from optbench.components.plan.options import RunConfig
+from optbench.components.shared import models
 
 VERSIONED = ("kfp", "tensorflow", "keras", "tensorflow-model-analysis", "apache-beam")
 
@@ -24,13 +25,20 @@ def baseline_trial(suite: dict, trials: list[dict]) -> str:
 def pipeline_arguments(
     config: RunConfig, suite: dict, *, run_id: str, runner: str, train_threads: int, beam_args: list[str]
 ) -> dict:
-    """The pipeline's parameters for `config` and its resolved, validated `suite` (RunConfig.resolve)."""
+    """The pipeline's parameters for `config` and its resolved, validated `suite` (RunConfig.resolve).
+
+    The user's own model travels as its Keras config (`model_config`), loaded and checked here.
+    """
     trials = suites.expand(suite)
+    model_name, model_config = (
+        (suite["model"], "") if models.is_builtin(suite["model"]) else models.custom(suite["model"])
+    )
     settings = {
         "run_id": run_id,
         "suite": suite["name"],
         "description": suite["description"],
-        "model_name": suite["model"],
+        "model_name": model_name,
+        "model": suite["model"],
         "epochs": suite["epochs"],
         "batch_size": suite.get("batch_sizes") or suite["batch_size"],
         "seeds": suite["seeds"],
@@ -50,7 +58,8 @@ def pipeline_arguments(
     return {
         "trials": [json.dumps(t) for t in trials],
         "seeds": suite["seeds"],
-        "model_name": suite["model"],
+        "model_name": model_name,
+        "model_config": model_config,
         "data_source": config.data_source,
         "dataset_name": config.dataset,
         "epochs": suite["epochs"],

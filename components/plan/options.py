@@ -81,7 +81,12 @@ class RunConfig:
         "Comma-separated optimizer names (see `optbench optimizers`); default: the suite's.",
         csv_list,
     )
-    model_name: str | None = option(None, "--model", "Network: cnn, mlp or rnn; default: the suite's.")
+    model_name: str | None = option(
+        None,
+        "--model",
+        "Network: cnn, mlp, rnn, or your own: module:function (returns an uncompiled Keras model) or a .keras "
+        "file; default: the suite's.",
+    )
     epochs: int | None = option(None, "--epochs", "Default: the suite's (10).", int)
     batch_size: int | str | None = option(
         None, "--batch-size", "A batch size or 'full'; default: the suite's.", batch_size

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from optbench.components.shared.models import MODELS
+from optbench.components.shared.models import MODELS, looks_like_model
 from optbench.components.shared.optimizers import REGISTRY, get_spec
 
 SUITES_PACKAGE = "optbench.components.plan.suites_data"
@@ -30,7 +30,7 @@ FULL_BATCH = 0  # batch_size 0: every training example in one step
 _KEYS = {
     "name": "the suite's name",
     "description": "one line on what it compares",
-    "model": f"one of {', '.join(MODELS)}",
+    "model": f"one of {', '.join(MODELS)}, or your own: module:function or a .keras file",
     "epochs": f"1-{MAX_EPOCHS}",
     "batch_size": "a positive integer or 'full'",
     "batch_sizes": "a list of batch sizes: a dimension of the comparison",
@@ -100,8 +100,10 @@ def validate(raw: Any, source: str = "suite") -> dict:
     suite.setdefault("name", Path(source).stem)
     suite.setdefault("description", "")
     suite.setdefault("model", "cnn")
-    if suite["model"] not in MODELS:
-        raise SuiteError(f"{source}: unknown model {suite['model']!r}; valid: {', '.join(MODELS)}")
+    if not looks_like_model(suite["model"]):
+        raise SuiteError(
+            f"{source}: unknown model {suite['model']!r}; valid: {', '.join(MODELS)}, module:function or a .keras file"
+        )
     suite["epochs"] = _int_in(source, "epochs", suite.get("epochs", 10), 1, MAX_EPOCHS)
     suite["batch_size"] = _batch(source, "batch_size", suite.get("batch_size", 64))
     if "batch_sizes" in suite:

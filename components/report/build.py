@@ -89,9 +89,10 @@ def build_report(
     names = class_names(stats) if stats else [str(c) for c in range(NUM_CLASSES)]
     data = stats["dataset"]["title"] if stats else "MNIST"
     figures = _figures(rows, names)
-    models = sorted({h["model"] for h in histories if h.get("model")})
+    models = {h["model"]: h.get("parameters") for h in histories if h.get("model")}
+    named = ", ".join(f"{m} ({n:,} parameters)" if n else m for m, n in sorted(models.items()))
     suite = (settings or {}).get("suite")
-    title = f"Optimizer comparison: {', '.join(models)} on {data}" if models else f"Optimizer comparison on {data}"
+    title = f"Optimizer comparison: {named} on {data}" if models else f"Optimizer comparison on {data}"
     shown = contenders(rows)
     context = {
         "title": title + (f" (suite {suite})" if isinstance(suite, str) else ""),

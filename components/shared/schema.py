@@ -19,6 +19,7 @@ STATS_FILE = "stats.json"
 # init_model -> initial/seed-<seed>/
 INITIAL_WEIGHTS_FILE = "model.weights.h5"
 INITIAL_MODEL_FILE = "model.json"
+INITIAL_ARCHITECTURE_FILE = "architecture.json"  # the Keras config every seed's model is rebuilt from
 # train -> model/
 HISTORY_FILE = "history.json"
 SAVED_MODEL_DIR = "saved_model"
