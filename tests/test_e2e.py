@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from optbench.progress import ANSI
@@ -427,20 +428,23 @@ def small_net():
 
 
 @pytest.mark.parametrize("form", ["module:function", ".keras file"])
-def test_your_own_model_runs_end_to_end_and_travels_in_the_compiled_pipeline(tmp_path, idx_source, form):
+def test_your_own_model_runs_end_to_end_and_travels_in_the_compiled_pipeline(tmp_path, idx_source, real_digits, form):
+    """With the .keras file, the data is the issue's mnist.npz: the genuine test split and 1,200 other digits."""
     import yaml
 
     from optbench.components.shared import models
 
     (tmp_path / "net.py").write_text(NET)
-    spec = f"{tmp_path / 'net.py'}:small_net"
+    spec, source = f"{tmp_path / 'net.py'}:small_net", idx_source
     if form == ".keras file":
         name, config = models.custom(spec)
         models.build(name, config).save(tmp_path / "small_net.keras")
-        spec = str(tmp_path / "small_net.keras")
+        spec, source = str(tmp_path / "small_net.keras"), tmp_path / "mnist.npz"
+        images, labels = real_digits
+        np.savez(source, x_train=images[:1200], y_train=labels[:1200], x_test=images, y_test=labels)
     common = ["--model", spec, "--optimizers", "adam,sgd", "--epochs", "1", "--test-limit", "200"]
     result = subprocess.run(
-        [*run_args(Path("seed-004"), idx_source, tmp_path / "runs"), *common],
+        [*run_args(Path("seed-004"), source, tmp_path / "runs"), *common],
         capture_output=True,
         text=True,
         env=env(),
@@ -450,6 +454,8 @@ def test_your_own_model_runs_end_to_end_and_travels_in_the_compiled_pipeline(tmp
     (run_dir,) = (tmp_path / "runs").iterdir()
     html = (run_dir / "report" / "report.html").read_text()
     assert "small_net (7,850 parameters)" in html, "the network and its size are in the report"
+    if form == ".keras file":
+        assert "test 68e715da31a3 = MNIST&#39;s" in html or "test 68e715da31a3 = MNIST's" in html
     rows = json.loads((run_dir / "report" / "comparison.json").read_text())
     assert {r["optimizer"] for r in rows} == {"adam", "sgd"} and all(r["status"] == "ok" for r in rows)
 
