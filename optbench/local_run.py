@@ -99,9 +99,16 @@ def run_local(
     else:
         image, label = None, "kfp.local (SubprocessRunner)"
     run_id = run_id or new_run_id()
+    arguments = pipeline_arguments(  # loads and checks the user's own model: before the run's folder exists
+        config,
+        suite,
+        run_id=run_id,
+        runner=label,
+        beam_args=config.beam_args,
+        train_threads=max(1, (os.cpu_count() or 1) // parallelism),
+    )
     run_dir = Path(output).resolve() / run_id
     run_dir.mkdir(parents=True, exist_ok=resume)  # a new run never shares a folder
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     local.init(
         runner=(
             docker_runner(run_dir / PIPELINE_DIR, data)
@@ -114,14 +121,6 @@ def run_local(
         cache_root=str(run_dir / CACHE_DIR),
     )
     started = time.perf_counter()
-    arguments = pipeline_arguments(
-        config,
-        suite,
-        run_id=run_id,
-        runner=label,
-        beam_args=config.beam_args,
-        train_threads=max(1, (os.cpu_count() or 1) // parallelism),
-    )
     log.info(
         "run %s%s: suite %s, %d trials, model %s, %d epochs -> %s",
         run_id,

@@ -113,3 +113,21 @@ def test_files_that_are_not_models_are_refused(tmp_path):
         models.custom("no_such_module_here:model")
     with pytest.raises(ValueError, match="unknown model 'resnet'; valid: mlp, cnn, rnn, module:function or a .keras"):
         models.build("resnet")
+
+
+def test_a_model_that_fails_its_checks_stops_the_run_before_anything_is_written(tmp_path, user_module, idx_source):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    optbench = str(Path(sys.executable).with_name("optbench"))
+    output = tmp_path / "runs"
+    result = subprocess.run(
+        [optbench, "run", "--model", f"{user_module}:wrong_outputs", "--data-source", str(idx_source)]
+        + ["--output", str(output)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1 and "output check failed: (5,), expected (10,)" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not output.exists()

@@ -11,6 +11,7 @@ config.py     the options the commands share and the cluster --config file
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 import click
@@ -24,6 +25,7 @@ from optbench.cli import artifacts, cluster, images, report, run
 def main(ctx: click.Context, verbose: bool) -> None:
     """Compare optimizers on MNIST through a Kubeflow pipeline (Beam -> Keras -> TFMA -> report)."""
     ctx.obj = {"verbose": verbose}
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter, whichever command loads it
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
 
 
