@@ -114,7 +114,7 @@ def test_pipeline_runs_end_to_end_with_kfp_local(reference, idx_source):
     html = (report / "report.html").read_text()
     assert "data:image/png;base64," in html and "adam" in html
     # Digits cut from the test split under MNIST's file names: valid, but not MNIST; named by their fingerprints.
-    assert "Optimizer comparison: cnn on an unknown dataset" in html
+    assert re.search(r"Optimizer comparison: cnn \([\d,]+ parameters\) on an unknown dataset", html)
     assert f"train {fingerprint(*read_split(idx_source, 'train'))[:12]}" in html
     assert json.loads((run_dir / "run.json").read_text())["status"] == "succeeded"
 
