@@ -576,7 +576,7 @@ def test_html_is_self_contained(report):
 def test_markdown_tables_settings_and_figures(report):
     _, out = report
     md = (out / "report.md").read_text()
-    assert md.startswith("# Optimizer comparison: cnn on MNIST (suite seed-004)")
+    assert md.startswith("# Optimizer comparison: cnn (1,387,594 parameters) on MNIST (suite seed-004)")
     assert "| Optimizer | Val acc ep1 | Val loss ep1 | Val acc ep5 | Val loss ep5 | Val acc ep6 | Val loss ep6 |" in md
     assert "| adam | 0.9612 | 0.1532 | 0.9871 | 0.0703 | 0.9890 | 0.0642 | 6:46 |" in md
     # momentum's means are over seeds 0 and 1 (offsets -4e-4 and 0), its seed 2 having diverged.

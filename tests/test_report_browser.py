@@ -100,7 +100,7 @@ def test_report_loads_without_errors_and_every_image_renders(report_html, tmp_pa
         "Confusion matrices of the best and the worst optimizer",
         "Test accuracy per class",
     }
-    assert page["title"] == "Optimizer comparison: cnn on MNIST (suite seed-004)"
+    assert page["title"] == "Optimizer comparison: cnn (1,387,594 parameters) on MNIST (suite seed-004)"
     assert "no significant difference between adam and rmsprop" in page["verdict"]
     assert (tmp_path / "report.png").stat().st_size > 100_000  # a full page was drawn
 
