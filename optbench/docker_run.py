@@ -5,8 +5,8 @@ mounts only: the run's pipeline root (kfp.local mounts it, read-write), and,
 read-only, the data cache the host filled when it validated the source, the
 data source itself when it is a local file or folder, and the folder the
 source resolved to (a system package's copy of a dataset, say), each at the
-same path as on the host. The containers use
-the host's network, as processes on this machine would.
+same path as on the host. The containers use the host's network, as
+processes on this machine would.
 """
 
 from __future__ import annotations
@@ -16,9 +16,7 @@ import stat
 from pathlib import Path
 
 from optbench.components.shared.files import default_cache_dir
-
-# The images' non-root user (containers/Dockerfile), the one a cluster's pods run as.
-IMAGE_USER = 10001
+from optbench.pipelines.cluster import RUN_AS_USER as IMAGE_USER  # the images' non-root user
 
 
 class DockerRunnerError(RuntimeError):

@@ -201,7 +201,7 @@ def build_images(
         ref = image_ref(target, tag, registry)
         subprocess.run([engine, "tag", image_id, ref], check=True)
         built.append(Built(target, ref, _size(engine, ref), seconds))
-    dataflow = _build_dataflow(engine, context, tag, registry, say)
+    dataflow = _build_dataflow(engine, context, tag, registry, say) if "cpu" in targets else None  # cpu + boot
     built += [dataflow] if dataflow else []
     return [_push(engine, b, registry) for b in built] if registry else built
 

@@ -8,7 +8,6 @@ files hold is components/ingest/datasets.py's question, not this module's.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
 import struct
 import zlib
@@ -25,14 +24,6 @@ LABELS_MAGIC = 2049  # 0x00000801: unsigned byte, 1 dimension
 
 class DataError(ValueError):
     """The data source failed a check; the message names the file and the check."""
-
-
-def sha256_of(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _read_gz(path: Path) -> bytes:

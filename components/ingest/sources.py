@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from optbench.components.ingest.idx import SPLIT_FILES, DataError, sha256_of, write_images, write_labels
-from optbench.components.shared.datasets import MNIST, KnownDataset, is_published, known
+from optbench.components.ingest.idx import SPLIT_FILES, DataError, write_images, write_labels
+from optbench.components.shared.datasets import MNIST, KnownDataset, file_digest, is_published, known
 from optbench.components.shared.files import default_cache_dir
 from optbench.components.shared.schema import IMAGE_SHAPE, NUM_CLASSES
 
@@ -194,7 +194,7 @@ def _from_npz(path: Path, uri: str, cache: Path) -> ResolvedSource:
             raise DataError(f"{path}: npz check failed: x_{split} is {x.dtype}{x.shape}, expected uint8 (N, 28, 28)")
         if y.shape != (len(x),):
             raise DataError(f"{path}: npz check failed: y_{split} has shape {y.shape}, expected ({len(x)},)")
-    folder = cache / "converted" / sha256_of(path)[:16]
+    folder = cache / "converted" / file_digest(path, "sha256").partition(":")[2][:16]
     _write_idx_folder(folder, arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"])
     return ResolvedSource(str(folder), "npz", uri, f"the npz file {uri}")
 
