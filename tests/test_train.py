@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import random
+import threading
 
 import numpy as np
 import pytest
@@ -27,8 +29,16 @@ def test_initial_weights_are_one_file_every_optimizer_loads(initial, tmp_path):
     assert info == {"model": "mlp", "seed": 7, "parameters": a.count_params()}
     for wa, wb in zip(a.get_weights(), b.get_weights()):
         np.testing.assert_array_equal(wa, wb)
-    # A second init with the same seed writes the same weights; another seed does not.
-    run_init("mlp", seed=7, output_dir=str(tmp_path / "same"))
+    # A second init with the same seed writes the same weights, even while another thread draws from the
+    # process-wide `random` (where Keras takes an unseeded initializer's seed); another seed does not.
+    stop = threading.Event()
+    drawer = threading.Thread(target=lambda: [random.random() for _ in iter(lambda: stop.wait(0.0001), True)])
+    drawer.start()
+    try:
+        run_init("mlp", seed=7, output_dir=str(tmp_path / "same"))
+    finally:
+        stop.set()
+        drawer.join()
     run_init("mlp", seed=8, output_dir=str(tmp_path / "other"))
     same, _ = load_initial(str(tmp_path / "same"), 7)
     other, _ = load_initial(str(tmp_path / "other"), 8)
