@@ -23,10 +23,12 @@ The names of the files inside each step's folder are the steps' contract
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from optbench.components.shared.files import read_json
 from optbench.components.shared.schema import COMPARISON_JSON, REPORT_HTML
+from optbench.components.shared.untrusted import plain_name
 
 RUN_JSON = "run.json"
 PIPELINE_LOG = "pipeline.log"
@@ -43,18 +45,40 @@ REPORT_COMPARISON = f"{REPORT_DIR}/{COMPARISON_JSON}"  # a run's comparison, loc
 REPORT_PAGE = f"{REPORT_DIR}/{REPORT_HTML}"
 
 
+def comparison_rows(rows: object, what: str) -> list[dict]:
+    """`rows` if they are a comparison.json's rows (a list of {optimizer: name, ...}): one may come from anyone."""
+    if not isinstance(rows, list) or not all(
+        isinstance(r, dict)
+        and isinstance(r.get("optimizer"), str)
+        and (r.get("test_accuracy") is None or type(r["test_accuracy"]) in (int, float))
+        for r in rows
+    ):
+        raise ValueError(f"{what}: not a comparison (a list of rows, each with an optimizer and its test_accuracy)")
+    return rows
+
+
 def read_run(run_dir: str | Path) -> dict:
-    """A local run's id, status, duration, settings and comparison rows (None when it published no report)."""
+    """A run folder's id, status, duration, settings and comparison rows (None when it published no report).
+
+    The folder may have come from anyone (a colleague's copy, a download): its files are checked, not trusted.
+    """
     run_dir = Path(run_dir)
     if not (run_dir / RUN_JSON).is_file():
         raise FileNotFoundError(f"{run_dir} is not a run folder: it has no {RUN_JSON}")
-    meta = read_json(run_dir / RUN_JSON)
-    comparison = run_dir / REPORT_COMPARISON
+    try:
+        meta = read_json(run_dir / RUN_JSON)
+        comparison = run_dir / REPORT_COMPARISON
+        rows = comparison_rows(read_json(comparison), str(comparison)) if comparison.is_file() else None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{run_dir}: cannot read the run ({e})") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("config") or {}, dict):
+        raise ValueError(f"{run_dir / RUN_JSON}: not a run record (a mapping with run_id, status, config)")
+    seconds = meta.get("seconds")
     return {
-        "run_id": meta.get("run_id") or run_dir.name,
-        "status": meta.get("status"),
-        "seconds": meta.get("seconds"),
+        "run_id": plain_name(meta.get("run_id") or run_dir.name, f"{run_dir / RUN_JSON}: run_id"),
+        "status": str(meta.get("status")) if meta.get("status") is not None else None,
+        "seconds": seconds if type(seconds) in (int, float) else None,
         "config": meta.get("config") or {},
         "dir": str(run_dir),
-        "rows": read_json(comparison) if comparison.is_file() else None,
+        "rows": rows,
     }

@@ -8,29 +8,45 @@ Only a run that succeeded is published, and `_COMPLETE` is written after every
 other object has been uploaded and its checksum confirmed by the server. A run
 without it is a publish that failed or is still going: readers refuse it, so a
 half run never looks like a result. Uploads and downloads retry transient
-errors (429, 5xx, dropped connections) with exponential back-off; that is safe
-because a run's objects are immutable, so a repeated write writes the same bytes.
+errors (429, 5xx, dropped connections, timeouts) with exponential back-off; that
+is safe because a run's objects are immutable, so a repeated write writes the same
+bytes.
+
+A bucket is shared, so what it holds is untrusted (docs/threat-model.md): a
+manifest's names are checked to stay inside the destination before anything is
+written, no object is read past the size its manifest gives, a download lands
+under a temporary name and is moved into place only once every file matched its
+checksum, and the remote budget is bounded: REQUEST_TIMEOUT per request,
+RETRY_DEADLINE for the retries of one call; a missing object or a refused
+permission is not retried. Every failure is one ArtifactsError or PublishError
+naming the object.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import shutil
-from collections.abc import Callable, Iterable
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import google_crc32c
+import requests
+from google.api_core import exceptions as api_exceptions
 from google.api_core.retry import Retry
 from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY
 
 from optbench.components.shared.files import read_json
 from optbench.components.shared.schema import COMPARISON_JSON, EVAL_SUMMARY_FILE, HISTORY_FILE, STATS_FILE
+from optbench.components.shared.untrusted import UntrustedInput, inside, plain_name, relative_name
 from optbench.layout import (
     DATA_DIR,
     EVAL_DIR,
@@ -40,10 +56,18 @@ from optbench.layout import (
     PIPELINE_LOG,
     REPORT_DIR,
     RUN_JSON,
+    comparison_rows,
 )
 
 WORKERS = 8
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+REQUEST_TIMEOUT = 15.0  # seconds one request may take (connect or read) before it counts as failed
+RETRY_DEADLINE = 30.0  # seconds of retries with back-off for one call, then it fails
+RETRY = DEFAULT_RETRY.with_timeout(RETRY_DEADLINE)
+MAX_MANIFEST_BYTES = 16 << 20  # a _COMPLETE of ~100,000 files
+MAX_OBJECT_BYTES = 8 << 30  # what a manifest may claim for one object
+MAX_JSON_BYTES = 64 << 20  # a comparison.json read into memory
+_CRC32C = re.compile(r"[A-Za-z0-9+/]{6}==")  # base64 of 4 bytes
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")
 
 
 class PublishError(RuntimeError):
@@ -55,11 +79,29 @@ class ArtifactsError(RuntimeError):
 
 
 def split_gs(uri: str) -> tuple[str, str]:
-    """gs://bucket/some/prefix -> ("bucket", "some/prefix")."""
-    if not uri.startswith("gs://") or not uri[5:].split("/", 1)[0]:
+    """gs://bucket/some/prefix -> ("bucket", "some/prefix"); a prefix with `..`, `//` or odd characters is refused."""
+    bucket, _, prefix = uri[5:].partition("/") if uri.startswith("gs://") else ("", "", "")
+    if not _BUCKET.fullmatch(bucket):
         raise ValueError(f"not a gs://BUCKET[/PREFIX] URI: {uri!r}")
-    bucket, _, prefix = uri[5:].partition("/")
-    return bucket, prefix.strip("/")
+    prefix = prefix.rstrip("/")
+    if prefix:
+        relative_name(prefix, f"the prefix of {uri}")
+    return bucket, prefix
+
+
+@contextmanager
+def _remote(what: str, error: type[Exception] = ArtifactsError) -> Iterator[None]:
+    """Turn what the storage client raises about `what` (a gs:// object or prefix) into one `error` naming it."""
+    try:
+        yield
+    except api_exceptions.NotFound:
+        raise error(f"{what}: no such object") from None
+    except api_exceptions.Forbidden as e:
+        raise error(f"{what}: permission denied ({e.message})") from None
+    except api_exceptions.RetryError as e:
+        raise error(f"{what}: gave up after retrying for {RETRY_DEADLINE:.0f}s: {e.cause or e}") from None
+    except (api_exceptions.GoogleAPICallError, requests.RequestException, ConnectionError) as e:
+        raise error(f"{what}: {e}") from None
 
 
 def crc32c_of(path: Path) -> str:
@@ -72,6 +114,10 @@ def crc32c_of(path: Path) -> str:
 
 
 def _tree(root: Path, into: str) -> dict[str, Path]:
+    """Object name -> file for every file under `root`; a symbolic link (it could name any file here) is refused."""
+    links = [p for p in root.rglob("*") if p.is_symlink()]
+    if links:
+        raise ArtifactsError(f"{links[0]}: a symbolic link in a run folder; only the run's own files are published")
     return {f"{into}/{p.relative_to(root).as_posix()}": p for p in sorted(root.rglob("*")) if p.is_file()}
 
 
@@ -95,7 +141,7 @@ def run_layout(run_dir: Path) -> dict[str, Path]:
             raise ArtifactsError(f"{run_dir}: expected one step output with {contract_file}, found {len(found)}")
         files.update(_tree(found[0], folder))
     for model_dir in _outputs_with(kfp_run, HISTORY_FILE):
-        trial = read_json(model_dir / HISTORY_FILE)["trial"]
+        trial = plain_name(read_json(model_dir / HISTORY_FILE).get("trial"), f"{model_dir / HISTORY_FILE}: trial")
         if any(name.startswith(f"{MODELS_DIR}/{trial}/") for name in files):
             raise ArtifactsError(f"{run_dir}: two trained models claim trial {trial!r}")
         files.update(_tree(model_dir, f"{MODELS_DIR}/{trial}"))
@@ -114,10 +160,67 @@ def _parallel(work: Callable[[str], None], names: Iterable[str], workers: int) -
             raise
 
 
-def _read_json_blob(blob: storage.Blob, retry: Retry) -> dict | None:
-    if not blob.exists(retry=retry):
-        return None
-    return json.loads(blob.download_as_bytes(retry=retry, checksum="crc32c"))
+def _read_json_blob(bucket: storage.Bucket, name: str, limit: int, retry: Retry) -> object | None:
+    """The JSON object `name` holds, None when there is none; refused when larger than `limit` or not JSON."""
+    what = f"gs://{bucket.name}/{name}"
+    with _remote(what):
+        blob = bucket.get_blob(name, retry=retry, timeout=REQUEST_TIMEOUT)
+        if blob is None:
+            return None
+        if (blob.size or 0) > limit:
+            raise ArtifactsError(f"{what}: {blob.size:,} bytes, more than the {limit:,} such a file may have")
+        data = blob.download_as_bytes(retry=retry, checksum="crc32c", timeout=REQUEST_TIMEOUT)
+    try:
+        return json.loads(data[: limit + 1])
+    except ValueError as e:
+        raise ArtifactsError(f"{what}: not JSON ({e})") from None
+
+
+def _manifest(record: object, what: str) -> dict[str, dict]:
+    """The files of a _COMPLETE record, each name a relative path and each entry {size, crc32c}; else refused."""
+    files = record.get("files") if isinstance(record, dict) else None
+    if not isinstance(files, dict) or not files:
+        raise ArtifactsError(f"{what}: not a manifest of this run's files")
+    for name, entry in files.items():
+        try:
+            relative_name(name, f"{what}: object")
+        except UntrustedInput as e:
+            raise ArtifactsError(str(e)) from None
+        size = entry.get("size") if isinstance(entry, dict) else None
+        crc = entry.get("crc32c") if isinstance(entry, dict) else None
+        if type(size) is not int or not 0 <= size <= MAX_OBJECT_BYTES or not isinstance(crc, str):
+            raise ArtifactsError(f"{what}: {name!r} has no valid size (0-{MAX_OBJECT_BYTES:,}) and crc32c")
+        if not _CRC32C.fullmatch(crc):
+            raise ArtifactsError(f"{what}: {name!r} has crc32c {crc!r}, not the base64 of 4 bytes")
+    return files
+
+
+@contextmanager
+def _staging(dest: Path) -> Iterator[Path]:
+    """A temporary folder beside `dest`, removed at the end: files are fetched there, moved into `dest` at once."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-", dir=dest.parent))
+    try:
+        yield stage
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _download_all(names: list[str], dest: Path, fetch: Callable[[str, Path], None], workers: int) -> list[Path]:
+    """Fetch every name to dest/<name>: all checked inside `dest` first, all fetched, then all moved in place.
+
+    A failure leaves `dest` as it was: never a file that looks complete but is not, never one outside it.
+    """
+    try:
+        targets = [inside(dest, name, "file") for name in names]
+    except UntrustedInput as e:
+        raise ArtifactsError(f"{e}: nothing was downloaded") from None
+    with _staging(dest) as stage:
+        _parallel(lambda name: fetch(name, stage / name), names, workers)
+        for name, target in zip(names, targets):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(stage / name, target)
+    return targets
 
 
 def publish_run(
@@ -126,7 +229,7 @@ def publish_run(
     suite: str,
     *,
     client: storage.Client | None = None,
-    retry: Retry = DEFAULT_RETRY,
+    retry: Retry = RETRY,
     workers: int = WORKERS,
 ) -> str:
     """Upload a succeeded local run to gs://BUCKET/PREFIX/<suite>/<run_id>/; returns that URI.
@@ -139,9 +242,11 @@ def publish_run(
     status = read_json(run_json).get("status") if run_json.is_file() else None
     if status != "succeeded" or not (run_dir / REPORT_DIR).is_dir():
         raise PublishError(f"{run_dir}: only a run that succeeded is published (status: {status or 'none'})")
-    for label, name in (("suite", suite), ("run id", run_dir.name)):
-        if not _SAFE_NAME.match(name):
-            raise PublishError(f"{label} {name!r} is not safe in an object name (letters, digits, . _ -)")
+    try:
+        plain_name(suite, "suite")
+        plain_name(run_dir.name, "run id")
+    except UntrustedInput as e:
+        raise PublishError(str(e)) from None
     bucket_name, prefix = split_gs(dest)
     run_prefix = "/".join(p for p in (prefix, suite, run_dir.name) if p)
     uri = f"gs://{bucket_name}/{run_prefix}"
@@ -151,17 +256,18 @@ def publish_run(
     bucket = (client or storage.Client()).bucket(bucket_name)
     marker = bucket.blob(f"{run_prefix}/{MARKER}")
     try:
-        published = _read_json_blob(marker, retry)
-    except Exception as e:
-        raise PublishError(f"cannot read {uri}/{MARKER}: {e}") from e
+        published = _read_json_blob(bucket, marker.name, MAX_MANIFEST_BYTES, retry)
+    except ArtifactsError as e:
+        raise PublishError(f"cannot read what is published there: {e}") from None
     if published is not None:
-        if published["files"] == manifest:
+        if isinstance(published, dict) and published.get("files") == manifest:
             return uri
         raise PublishError(f"{uri} is already published with different files; publish elsewhere")
 
     def upload(name: str) -> None:
         blob = bucket.blob(f"{run_prefix}/{name}")
-        blob.upload_from_filename(str(files[name]), checksum="crc32c", retry=retry)
+        with _remote(f"{uri}/{name}", PublishError):
+            blob.upload_from_filename(str(files[name]), checksum="crc32c", retry=retry, timeout=REQUEST_TIMEOUT)
         if blob.crc32c != manifest[name]["crc32c"]:
             raise PublishError(
                 f"{uri}/{name}: the server stored CRC32C {blob.crc32c}, the file has {manifest[name]['crc32c']}"
@@ -170,18 +276,18 @@ def publish_run(
     record = {"run_id": run_dir.name, "suite": suite, "published_at": datetime.now(UTC).isoformat(), "files": manifest}
     try:
         _parallel(upload, files, workers)
-        marker.upload_from_string(
-            json.dumps(record, indent=1, sort_keys=True),
-            content_type="application/json",
-            checksum="crc32c",
-            retry=retry,
-        )
-    except PublishError:
-        raise
-    except Exception as e:  # whatever the transport raised once retries ran out
+        with _remote(f"{uri}/{MARKER}", PublishError):
+            marker.upload_from_string(
+                json.dumps(record, indent=1, sort_keys=True),
+                content_type="application/json",
+                checksum="crc32c",
+                retry=retry,
+                timeout=REQUEST_TIMEOUT,
+            )
+    except PublishError as e:
         raise PublishError(
             f"publishing {run_dir} to {uri} failed, so it is not marked complete; publish again to finish it: {e}"
-        ) from e
+        ) from None
     return uri
 
 
@@ -195,6 +301,10 @@ class LocalRun:
     def uri(self) -> str:
         return str(self.run_dir)
 
+    @property
+    def run_id(self) -> str:
+        return _run_id(self.run_dir.resolve().name, self.uri)
+
     def files(self) -> dict[str, int]:
         return {name: path.stat().st_size for name, path in run_layout(self.run_dir).items()}
 
@@ -203,12 +313,19 @@ class LocalRun:
 
     def download(self, names: list[str], dest: Path) -> list[Path]:
         layout = run_layout(self.run_dir)
-        out = []
-        for name in names:
-            target = dest / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            out.append(Path(shutil.copyfile(layout[name], target)))
-        return out
+        return _download_all(names, dest, lambda name, to: _copy(layout[name], to), workers=1)
+
+
+def _copy(src: Path, to: Path) -> None:
+    to.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, to)
+
+
+def _run_id(name: str, where: str) -> str:
+    try:
+        return plain_name(name, f"{where}: run id")
+    except UntrustedInput as e:
+        raise ArtifactsError(str(e)) from None
 
 
 @dataclass
@@ -218,24 +335,29 @@ class GcsRun:
     bucket: storage.Bucket
     prefix: str
     manifest: dict[str, dict]
-    retry: Retry = DEFAULT_RETRY
+    retry: Retry = RETRY
     workers: int = WORKERS
 
     @classmethod
-    def open(cls, uri: str, client: storage.Client | None = None, retry: Retry = DEFAULT_RETRY) -> GcsRun:
+    def open(cls, uri: str, client: storage.Client | None = None, retry: Retry = RETRY) -> GcsRun:
         bucket_name, prefix = split_gs(uri)
+        _run_id(prefix.rsplit("/", 1)[-1], uri)
         bucket = (client or storage.Client()).bucket(bucket_name)
-        record = _read_json_blob(bucket.blob(f"{prefix}/{MARKER}"), retry)
+        record = _read_json_blob(bucket, f"{prefix}/{MARKER}", MAX_MANIFEST_BYTES, retry)
         if record is None:
             raise ArtifactsError(
                 f"{uri}: no complete run here (no {MARKER} marker: not published, "
                 "or a publish that failed or is still going)"
             )
-        return cls(bucket, prefix, record["files"], retry)
+        return cls(bucket, prefix, _manifest(record, f"{uri}/{MARKER}"), retry)
 
     @property
     def uri(self) -> str:
         return f"gs://{self.bucket.name}/{self.prefix}"
+
+    @property
+    def run_id(self) -> str:
+        return _run_id(self.prefix.rsplit("/", 1)[-1], self.uri)
 
     def files(self) -> dict[str, int]:
         return {name: entry["size"] for name, entry in self.manifest.items()}
@@ -246,60 +368,75 @@ class GcsRun:
                 f"{self.uri}/{name}: CRC32C {crc32c} differs from the published {self.manifest[name]['crc32c']}"
             )
 
+    def _range(self, size: int) -> dict:
+        """A download's arguments: the first `size` bytes only (its CRC32C is checked by us, on what arrived)."""
+        return {"start": 0, "end": size - 1, "checksum": None, "retry": self.retry, "timeout": REQUEST_TIMEOUT}
+
+    def _fetch(self, name: str, to: Path) -> None:
+        """Object `name` into file `to`, never reading past the size the manifest gives it; then its checksum."""
+        to.parent.mkdir(parents=True, exist_ok=True)
+        size = self.manifest[name]["size"]
+        if size == 0:
+            to.write_bytes(b"")
+        else:
+            with _remote(f"{self.uri}/{name}"):
+                self.bucket.blob(f"{self.prefix}/{name}").download_to_filename(str(to), **self._range(size))
+        self._check(name, crc32c_of(to))
+
     def read_bytes(self, name: str) -> bytes:
+        size = self.manifest[name]["size"]
+        if size > MAX_JSON_BYTES:
+            raise ArtifactsError(f"{self.uri}/{name}: larger than the {MAX_JSON_BYTES:,} bytes read into memory")
         blob = self.bucket.blob(f"{self.prefix}/{name}")
-        data = blob.download_as_bytes(retry=self.retry, checksum="crc32c")
+        with _remote(f"{self.uri}/{name}"):
+            data = blob.download_as_bytes(**self._range(size)) if size else b""
         self._check(name, base64.b64encode(google_crc32c.Checksum(data).digest()).decode("ascii"))
         return data
 
     def download(self, names: list[str], dest: Path) -> list[Path]:
-        def fetch(name: str) -> None:
-            target = dest / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            self.bucket.blob(f"{self.prefix}/{name}").download_to_filename(
-                str(target), checksum="crc32c", retry=self.retry
-            )
-            self._check(name, crc32c_of(target))
-
-        _parallel(fetch, names, self.workers)
-        return [dest / name for name in names]
+        return _download_all(names, dest, self._fetch, self.workers)
 
 
 RunArtifacts = LocalRun | GcsRun
 
 
-def open_run(
-    ref: str, root: str = "runs", client: storage.Client | None = None, retry: Retry = DEFAULT_RETRY
-) -> RunArtifacts:
+def open_run(ref: str, root: str = "runs", client: storage.Client | None = None, retry: Retry = RETRY) -> RunArtifacts:
     """A run by folder, by gs:// URI, or by run id under `root` (a local folder or a gs://BUCKET/PREFIX)."""
     if ref.startswith("gs://"):
         return GcsRun.open(ref, client, retry)
     if Path(ref).is_dir():
         return LocalRun(Path(ref))
-    if not _SAFE_NAME.match(ref):
-        raise ArtifactsError(f"{ref!r} is neither a run folder, a gs:// URI, nor a run id")
+    try:
+        plain_name(ref, "run id")
+    except UntrustedInput as e:
+        raise ArtifactsError(f"{ref!r} is neither a run folder, a gs:// URI, nor a run id ({e})") from None
     if not root.startswith("gs://"):
         if (Path(root) / ref).is_dir():
             return LocalRun(Path(root) / ref)
         raise ArtifactsError(f"no run {ref} in {root}/ (give --root gs://BUCKET/PREFIX for published runs)")
     bucket_name, prefix = split_gs(root)
     client = client or storage.Client()
-    markers = [
-        b.name
-        for b in client.list_blobs(
-            bucket_name, prefix=f"{prefix}/" if prefix else None, match_glob=f"**/{ref}/{MARKER}", retry=retry
-        )
-    ]
+    with _remote(root):
+        markers = [
+            b.name
+            for b in client.list_blobs(
+                bucket_name,
+                prefix=f"{prefix}/" if prefix else None,
+                match_glob=f"**/{ref}/{MARKER}",
+                retry=retry,
+                timeout=REQUEST_TIMEOUT,
+            )
+        ]
     if len(markers) != 1:
         found = "none" if not markers else ", ".join(f"gs://{bucket_name}/{m}" for m in markers)
         raise ArtifactsError(f"expected one complete run {ref} under {root}, found {found}")
     return GcsRun.open(f"gs://{bucket_name}/{markers[0].rsplit('/', 1)[0]}", client, retry)
 
 
-def best_variant(rows: list[dict]) -> tuple[str, float] | None:
+def best_variant(rows: object, what: str = COMPARISON_JSON) -> tuple[str, float] | None:
     """(name, test accuracy) of the row a comparison.json flags as best, or None when it flags none."""
-    best = next((r for r in rows if r.get("best")), None)
-    return (best["optimizer"], float(best["test_accuracy"])) if best else None
+    best = next((r for r in comparison_rows(rows, what) if r.get("best")), None)
+    return (best["optimizer"], best["test_accuracy"]) if best else None
 
 
 def cluster_comparison(
@@ -307,7 +444,7 @@ def cluster_comparison(
     pipeline_name: str,
     run_id: str,
     client: storage.Client | None = None,
-    retry: Retry = DEFAULT_RETRY,
+    retry: Retry = RETRY,
 ) -> list[dict] | None:
     """The comparison.json a cluster run wrote under its pipeline root, or None if there is none (yet).
 
@@ -318,7 +455,13 @@ def cluster_comparison(
     bucket_name, prefix = split_gs(pipeline_root)
     run_prefix = "/".join(p for p in (prefix, pipeline_name, run_id) if p) + "/"
     client = client or storage.Client()
-    blobs = list(client.list_blobs(bucket_name, prefix=run_prefix, match_glob=f"**/{COMPARISON_JSON}", retry=retry))
+    with _remote(f"gs://{bucket_name}/{run_prefix}"):
+        blobs = list(
+            client.list_blobs(
+                bucket_name, prefix=run_prefix, match_glob=f"**/{COMPARISON_JSON}", retry=retry, timeout=REQUEST_TIMEOUT
+            )
+        )
     if not blobs:
         return None
-    return json.loads(blobs[0].download_as_bytes(retry=retry, checksum="crc32c"))
+    rows = _read_json_blob(client.bucket(bucket_name), blobs[0].name, MAX_JSON_BYTES, retry)
+    return comparison_rows(rows, f"gs://{bucket_name}/{blobs[0].name}")

@@ -308,3 +308,141 @@ def test_an_unknown_run_id_is_named(gcs, tmp_path):
     assert result.exit_code != 0 and "expected one complete run 20990101-000000-abcdef" in result.output
     result = CliRunner().invoke(artifacts, ["--root", str(tmp_path), "ls", "nope"])
     assert result.exit_code != 0 and "no run nope" in result.output
+
+
+# --- A shared bucket is untrusted: hostile manifests, objects and servers (docs/threat-model.md) ---
+
+
+def publish_hostile(bucket: storage.Bucket, files: object, objects: dict[str, bytes] | None = None) -> str:
+    """A "published" run whose _COMPLETE someone else wrote: `files` as its manifest, `objects` as its objects."""
+    prefix = f"runs/s/{RUN_ID}"
+    for name, data in (objects or {}).items():
+        bucket.blob(f"{prefix}/{name}").upload_from_string(data)
+    bucket.blob(f"{prefix}/{MARKER}").upload_from_string(json.dumps({"files": files}))
+    return f"gs://{bucket.name}/{prefix}"
+
+
+def entry(data: bytes) -> dict:
+    import base64
+
+    import google_crc32c
+
+    return {"size": len(data), "crc32c": base64.b64encode(google_crc32c.Checksum(data).digest()).decode()}
+
+
+def everything_under(root: Path) -> set[str]:
+    return {p.relative_to(root).as_posix() for p in root.rglob("*")}
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["{abs}/escaped.txt", "../../escaped.txt", "report/../../escaped.txt", "report//x", "report\\..\\x", ".hidden"],
+)
+def test_get_refuses_a_manifest_name_that_leaves_the_destination(gcs, tmp_path, name):
+    _, bucket = gcs
+    name = name.format(abs=tmp_path / "abs")
+    good = b"<html>fine</html>"
+    uri = publish_hostile(
+        bucket, {"report/report.html": entry(good), name: entry(b"evil")}, {"report/report.html": good}
+    )
+    dl = tmp_path / "a" / "b" / "dl"
+    result = CliRunner().invoke(artifacts, ["get", uri, "--to", str(dl)])
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert "is not a relative file name" in result.output and repr(name) in result.output
+    assert everything_under(tmp_path) <= {"a", "a/b"}, "nothing written anywhere, the listed good file neither"
+
+
+def test_get_refuses_a_symbolic_link_out_of_the_destination(gcs, tmp_path):
+    _, bucket = gcs
+    data = b"x"
+    uri = publish_hostile(bucket, {"report/x.txt": entry(data)}, {"report/x.txt": data})
+    (tmp_path / "dl" / RUN_ID).mkdir(parents=True)
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "dl" / RUN_ID / "report").symlink_to(tmp_path / "outside")
+    result = CliRunner().invoke(artifacts, ["get", uri, "--to", str(tmp_path / "dl")])
+    assert result.exit_code == 1 and "leads outside" in result.output, result.output
+    assert list((tmp_path / "outside").iterdir()) == []
+
+
+def test_an_object_the_manifest_names_but_the_bucket_lacks_ends_at_once_and_leaves_nothing(gcs, tmp_path):
+    _, bucket = gcs
+    present = b"<html>fine</html>"
+    uri = publish_hostile(
+        bucket,
+        {"report/report.html": entry(present), "report/gone.png": entry(b"png")},
+        {"report/report.html": present},
+    )
+    result = CliRunner().invoke(artifacts, ["get", uri, "--to", str(tmp_path / "dl")])
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert f"{uri}/report/gone.png: no such object" in result.output
+    assert everything_under(tmp_path / "dl") == set(), "no half download that looks like the run"
+
+
+@pytest.mark.parametrize(
+    "files, error",
+    [
+        ({}, "not a manifest"),
+        (["report/x"], "not a manifest"),
+        ({"report/x": {"size": -1, "crc32c": "AAAAAA=="}}, "no valid size"),
+        ({"report/x": {"size": 1e12, "crc32c": "AAAAAA=="}}, "no valid size"),
+        ({"report/x": {"size": 3, "crc32c": "<script>"}}, "not the base64 of 4 bytes"),
+    ],
+)
+def test_a_malformed_manifest_is_refused_with_its_fault(gcs, files, error):
+    _, bucket = gcs
+    result = CliRunner().invoke(artifacts, ["ls", publish_hostile(bucket, files)])
+    assert result.exit_code == 1 and error in result.output and "Traceback" not in result.output, result.output
+
+
+def test_a_manifest_that_is_not_json_or_too_large_is_refused(gcs, monkeypatch):
+    _, bucket = gcs
+    uri = publish_hostile(bucket, {})
+    bucket.blob(f"runs/s/{RUN_ID}/{MARKER}").upload_from_string(b"{not json")
+    result = CliRunner().invoke(artifacts, ["ls", uri])
+    assert result.exit_code == 1 and f"{uri}/{MARKER}: not JSON" in result.output, result.output
+    monkeypatch.setattr("optbench.storage.MAX_MANIFEST_BYTES", 4)
+    result = CliRunner().invoke(artifacts, ["ls", uri])
+    assert result.exit_code == 1 and "more than the 4 such a file may have" in result.output, result.output
+
+
+def test_an_object_larger_than_its_manifest_says_is_not_read_past_that_size(gcs, proxy, tmp_path):
+    _, bucket = gcs
+    small, big = b"<html>fine</html>", b"<html>" + b"x" * 500_000
+    uri = publish_hostile(bucket, {"report/report.html": entry(small)}, {"report/report.html": big})
+    result = CliRunner().invoke(artifacts, ["get", uri, "--to", str(tmp_path / "dl")])
+    assert result.exit_code == 1 and "differs from the published" in result.output, result.output
+    assert everything_under(tmp_path / "dl") == set()
+
+
+@pytest.mark.parametrize("ref", ["../escape", "a/../../b", "<b>run</b>", "gs://bkt/runs/s/..", "gs://BKT/x"])
+def test_a_run_id_or_uri_that_is_not_plain_is_refused_before_anything_is_read(gcs, tmp_path, ref):
+    result = CliRunner().invoke(artifacts, ["--root", str(tmp_path), "get", ref, "--to", str(tmp_path / "dl")])
+    assert result.exit_code != 0 and "Traceback" not in result.output, result.output
+    assert any(m in result.output for m in ("not a plain name", "not a relative file name", "not a gs://")), result
+    assert not (tmp_path / "dl").exists()
+
+
+def test_a_storage_server_that_never_answers_ends_within_the_stated_budget(monkeypatch):
+    """A server that accepts the connection and says nothing: each request times out, retries stop at the deadline."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{listener.getsockname()[1]}")
+    monkeypatch.setattr("optbench.storage.REQUEST_TIMEOUT", 0.5)
+    try:
+        with pytest.raises(ArtifactsError, match=f"gs://bkt/runs/s/{RUN_ID}/{MARKER}: gave up after retrying"):
+            GcsRun.open(f"gs://bkt/runs/s/{RUN_ID}", retry=FAST_RETRY)
+    finally:
+        listener.close()
+
+
+def test_publish_refuses_a_symbolic_link_in_the_run_folder(gcs, tmp_path):
+    _, bucket = gcs
+    run = fake_run(tmp_path)
+    (tmp_path / "secret").write_text("not the run's")
+    (run / "report" / "notes.txt").symlink_to(tmp_path / "secret")
+    with pytest.raises(ArtifactsError, match="a symbolic link in a run folder"):
+        publish_run(run, f"gs://{bucket.name}", "seed-004")
+    assert list(bucket.list_blobs()) == []

@@ -50,7 +50,7 @@ def artifacts_ls(ctx: click.Context, run: str) -> None:
     found = open_run(run, ctx.obj["root"])
     files = found.files()
     best = best_variant(json.loads(found.read_bytes(REPORT_COMPARISON))) if REPORT_COMPARISON in files else None
-    click.echo(f"run {Path(found.uri).name}  {found.uri}")
+    click.echo(f"run {found.run_id}  {found.uri}")
     click.echo(f"best: {best[0]} (test accuracy {best[1]:.4f})" if best else "best: -")
     for name in sorted(files):
         click.echo(f"{files[name]:>12,}  {name}")
@@ -76,7 +76,7 @@ def artifacts_get(ctx: click.Context, run: str, paths: tuple[str, ...], dest: Pa
 
     found = open_run(run, ctx.obj["root"])
     names = _select(found.files(), paths)
-    target = dest / Path(found.uri).name
+    target = dest / found.run_id
     found.download(names, target)
     click.echo(f"{len(names)} files -> {target}")
 
@@ -93,7 +93,7 @@ def artifacts_open(ctx: click.Context, run: str, no_browser: bool) -> None:
     from optbench.storage import open_run
 
     found = open_run(run, ctx.obj["root"])
-    target = default_cache_dir() / "reports" / Path(found.uri).name
+    target = default_cache_dir() / "reports" / found.run_id
     found.download(_select(found.files(), (REPORT_DIR,)), target)
     html = target / REPORT_PAGE
     click.echo(str(html))

@@ -1,0 +1,71 @@
+"""Checks for what comes from outside the process: names, relative paths and sizes.
+
+Everything read from a file, an archive, a bucket, an API, a YAML file or the
+command line is hostile until one of these checks passed where it entered
+(docs/threat-model.md lists each entry point and the check it gets). They
+raise `UntrustedInput`, a ValueError whose message names the input and what is
+valid, before anything is written.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO
+
+MAX_NAME = 128
+# A plain name: ASCII letters and digits, then also . _ - ; so never "", ".", "..", a path, markup or odd Unicode.
+_PLAIN = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{MAX_NAME - 1}}}")
+# One part of a relative object or file name we publish or download (e.g. variables.data-00000-of-00001).
+_PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._=+@-]{0,254}")
+MAX_DEPTH = 16
+
+
+class UntrustedInput(ValueError):
+    """Input from outside that is refused: the message names it and says what is valid."""
+
+
+def plain_name(value: object, what: str) -> str:
+    """`value` if it is a plain name (a run id, a suite, a trial): usable as one file or object name anywhere."""
+    if not isinstance(value, str) or not _PLAIN.fullmatch(value):
+        raise UntrustedInput(
+            f"{what} {value!r} is not a plain name: 1-{MAX_NAME} ASCII letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return value
+
+
+def relative_name(value: object, what: str) -> PurePosixPath:
+    """`value` as a relative POSIX path whose every part is a plain file name: never absolute, never `..`."""
+    if not isinstance(value, str) or not value:
+        raise UntrustedInput(f"{what} {value!r} is not a relative file name")
+    path = PurePosixPath(value)
+    if (
+        path.is_absolute()
+        or len(path.parts) > MAX_DEPTH
+        or path.as_posix() != value
+        or not all(_PART.fullmatch(part) for part in path.parts)
+    ):
+        raise UntrustedInput(
+            f"{what} {value!r} is not a relative file name (at most {MAX_DEPTH} parts of ASCII letters, digits "
+            "and . _ - = + @, none starting with '.'; no absolute path, no '..', no '//' or backslash)"
+        )
+    return path
+
+
+def inside(base: str | Path, name: str, what: str) -> Path:
+    """The path of relative `name` under `base`, checked not to leave it, through a symlink either."""
+    base = Path(base)
+    target = base.joinpath(*relative_name(name, what).parts)
+    root = base.resolve()
+    if not target.resolve().is_relative_to(root):
+        raise UntrustedInput(f"{what} {name!r} leads outside {base} (through a symbolic link)")
+    return target
+
+
+def read_at_most(stream: BinaryIO, limit: int, what: str) -> bytes:
+    """All of `stream` if it holds at most `limit` bytes; refused after reading limit + 1, never more."""
+    data = stream.read(limit + 1)
+    if len(data) > limit:
+        raise UntrustedInput(f"{what} holds more than {limit:,} bytes: refused without reading the rest")
+    return data
