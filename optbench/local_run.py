@@ -20,6 +20,7 @@ from optbench.components.plan.arguments import pipeline_arguments
 from optbench.components.plan.options import RunConfig
 from optbench.components.shared.files import publish_dir_atomic, read_json, write_json_atomic
 from optbench.components.shared.schema import COMPARISON_JSON
+from optbench.components.shared.untrusted import plain_name
 from optbench.layout import CACHE_DIR, PIPELINE_DIR, PIPELINE_LOG, REPORT_DIR, RUN_JSON
 
 log = logging.getLogger(__name__)
@@ -98,7 +99,7 @@ def run_local(
             task.set_container_image(image)
     else:
         image, label = None, "kfp.local (SubprocessRunner)"
-    run_id = run_id or new_run_id()
+    run_id = plain_name(run_id or new_run_id(), "run id")
     arguments = pipeline_arguments(  # loads and checks the user's own model: before the run's folder exists
         config,
         suite,
@@ -156,15 +157,21 @@ def run_local(
 
 def resume_local(run_id: str, output: str | os.PathLike = "runs", verbose: bool = False) -> RunResult:
     """Finish a run that was interrupted: same settings, same folder, finished tasks from the cache."""
-    run_dir = Path(output).resolve() / run_id
+    run_dir = Path(output).resolve() / plain_name(run_id, "run id")
     record_path = run_dir / RUN_JSON
     if not record_path.exists():
         raise ValueError(f"no run {run_id!r} to resume in {Path(output).resolve()} (no {RUN_JSON})")
     record = read_json(record_path)
-    if record["status"] == "succeeded":
+    if not isinstance(record, dict) or not isinstance(record.get("config"), dict):
+        raise ValueError(f"{record_path}: not a run record (a mapping with status and config)")
+    if record.get("status") == "succeeded":
         raise ValueError(f"run {run_id} already succeeded; its report is {run_dir / REPORT_DIR}")
+    try:
+        config = RunConfig(**record["config"])
+    except TypeError as e:
+        raise ValueError(f"{record_path}: its config is not one this optbench runs ({e})") from None
     return run_local(
-        RunConfig(**record["config"]),
+        config,
         output,
         run_id=run_id,
         verbose=verbose,

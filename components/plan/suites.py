@@ -20,15 +20,18 @@ import yaml
 
 from optbench.components.shared.models import MODELS, looks_like_model
 from optbench.components.shared.optimizers import REGISTRY, get_spec
+from optbench.components.shared.untrusted import UntrustedInput, plain_name, read_small_text
 
 SUITES_PACKAGE = "optbench.components.plan.suites_data"
 DEFAULT_SUITE = "seed-004"
 MAX_SEEDS = 50
 MAX_EPOCHS = 1000
+MAX_TRIALS = 200  # a suite past this stops with its count; its `max_trials` field raises the limit
+TRIALS_CEILING = 100_000  # what `max_trials` may raise it to
 FULL_BATCH = 0  # batch_size 0: every training example in one step
 
 _KEYS = {
-    "name": "the suite's name",
+    "name": "the suite's name: a plain name (letters, digits, . _ -)",
     "description": "one line on what it compares",
     "model": f"one of {', '.join(MODELS)}, or your own: module:function or a .keras file",
     "epochs": f"1-{MAX_EPOCHS}",
@@ -39,6 +42,7 @@ _KEYS = {
     "lr_grid": "a list of learning rates to sweep for every optimizer",
     "baseline": "the variant the others are compared with",
     "thresholds": "{min_accuracy: 0-1, max_drop_vs_baseline: >= 0}",
+    "max_trials": f"the most trials it may expand to (default {MAX_TRIALS}, at most {TRIALS_CEILING:,})",
 }
 _THRESHOLDS = {"min_accuracy": (0.0, 1.0), "max_drop_vs_baseline": (0.0, 1.0)}
 # Ranges for the hyperparameters we can judge; any other constructor argument is passed through.
@@ -80,7 +84,11 @@ def load(name_or_path: str) -> dict:
                 f"unknown suite {name_or_path!r}: not a file, and the shipped suites are {', '.join(suites)}"
             )
     try:
-        raw = yaml.safe_load(path.read_text())
+        text = read_small_text(path, "suite file")
+    except (UntrustedInput, OSError) as e:
+        raise SuiteError(str(e)) from None
+    try:
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise SuiteError(f"{path}: not valid YAML: {e}") from None
     return validate(raw, source=str(path))
@@ -98,7 +106,10 @@ def validate(raw: Any, source: str = "suite") -> dict:
         )
     suite = copy.deepcopy(raw)
     suite.setdefault("name", Path(source).stem)
+    suite["name"] = _plain(source, "name", suite["name"])
     suite.setdefault("description", "")
+    if not isinstance(suite["description"], str):
+        raise SuiteError(f"{source}: description must be text, got {suite['description']!r}")
     suite.setdefault("model", "cnn")
     if not looks_like_model(suite["model"]):
         raise SuiteError(
@@ -118,6 +129,8 @@ def validate(raw: Any, source: str = "suite") -> dict:
             raise SuiteError(f"{source}: lr_grid must be a non-empty list of learning rates")
         suite["lr_grid"] = sorted({_number(source, "lr_grid", v, *_RANGES["learning_rate"]) for v in grid})
     suite["thresholds"] = _thresholds(source, suite.get("thresholds") or {})
+    suite["max_trials"] = _int_in(source, "max_trials", suite.get("max_trials", MAX_TRIALS), 1, TRIALS_CEILING)
+    _check_size(source, suite)
     variants = [t for t in expand(suite, seeds=[0])]
     # Default baseline: plain SGD at its default learning rate (the seeds compare against it), if compared.
     suite.setdefault(
@@ -139,6 +152,31 @@ def validate(raw: Any, source: str = "suite") -> dict:
             f"{', '.join(t['variant'] for t in variants)}"
         )
     return suite
+
+
+def _plain(source: str, field: str, value: Any) -> str:
+    try:
+        return plain_name(value, f"{source}: {field}")
+    except UntrustedInput as e:
+        raise SuiteError(str(e)) from None
+
+
+def _check_size(source: str, suite: dict) -> None:
+    """Stop a suite that would expand past its max_trials, before expanding it: with the count and the way out."""
+    grid = suite.get("lr_grid", [])
+    rates = sum(1 + sum(lr != _default_lr(opt) for lr in grid) for opt in suite["optimizers"])
+    batch_sizes = len(suite.get("batch_sizes") or [suite["batch_size"]])
+    count = rates * batch_sizes * len(suite["seeds"])
+    if count > suite["max_trials"]:
+        raise SuiteError(
+            f"{source}: expands to {count:,} trials ({rates:,} optimizer settings x {batch_sizes:,} batch sizes "
+            f"x {len(suite['seeds']):,} seeds), more than max_trials {suite['max_trials']:,}; if you mean it, "
+            f"add `max_trials: {count}` to the suite (at most {TRIALS_CEILING:,})"
+        )
+
+
+def _default_lr(opt: dict) -> float:
+    return opt["params"].get("learning_rate", get_spec(opt["name"]).learning_rate)
 
 
 def _int_in(source: str, field: str, value: Any, low: int, high: int) -> int:
@@ -185,7 +223,7 @@ def _optimizers(source: str, value: Any) -> list[dict]:
     out = []
     for entry in entries:
         name = entry.pop("name")
-        label = str(entry.pop("label", name))
+        label = _plain(source, f"{name}'s label", entry.pop("label", name))
         params = {k: _param(source, name, k, v) for k, v in entry.items()}
         out.append({"name": name, "label": label, "params": params})
     labels = [o["label"] for o in out]
@@ -230,7 +268,7 @@ def expand(suite: dict, seeds: list[int] | None = None) -> list[dict]:
     batch_sizes = suite.get("batch_sizes") or [suite["batch_size"]]
     for seed in seeds if seeds is not None else suite["seeds"]:
         for opt in suite["optimizers"]:
-            default_lr = opt["params"].get("learning_rate", get_spec(opt["name"]).learning_rate)
+            default_lr = _default_lr(opt)
             rates = [(default_lr, False)] + [(lr, True) for lr in suite.get("lr_grid", []) if lr != default_lr]
             for batch_size in batch_sizes:
                 for lr, sweep in rates:

@@ -19,6 +19,7 @@ _PLAIN = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{MAX_NAME - 1}}}")
 # One part of a relative object or file name we publish or download (e.g. variables.data-00000-of-00001).
 _PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._=+@-]{0,254}")
 MAX_DEPTH = 16
+MAX_TEXT_BYTES = 1 << 20  # a YAML suite or settings file: a few KB in practice
 
 
 class UntrustedInput(ValueError):
@@ -69,3 +70,13 @@ def read_at_most(stream: BinaryIO, limit: int, what: str) -> bytes:
     if len(data) > limit:
         raise UntrustedInput(f"{what} holds more than {limit:,} bytes: refused without reading the rest")
     return data
+
+
+def read_small_text(path: str | Path, what: str, limit: int = MAX_TEXT_BYTES) -> str:
+    """The UTF-8 text of a file a person writes (a suite, a settings file): refused past `limit` bytes."""
+    with open(path, "rb") as f:
+        data = read_at_most(f, limit, f"{what} {path}")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UntrustedInput(f"{what} {path} is not UTF-8 text ({e})") from None

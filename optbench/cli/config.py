@@ -70,9 +70,11 @@ def _load_config(ctx: click.Context, _param: click.Parameter, value: str | None)
     """Eager: turn the YAML file into click's default_map, so each option falls back to its key in the file."""
     if not value:
         return
+    from optbench.components.shared.untrusted import UntrustedInput, read_small_text
+
     try:
-        data = yaml.safe_load(Path(value).read_text()) or {}
-    except (OSError, yaml.YAMLError) as e:
+        data = yaml.safe_load(read_small_text(value, "settings file")) or {}
+    except (OSError, UntrustedInput, yaml.YAMLError) as e:
         raise click.BadParameter(str(e)) from None
     if not isinstance(data, dict):
         raise click.BadParameter(f"{value}: a YAML mapping of option names to values")

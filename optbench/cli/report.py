@@ -11,9 +11,16 @@ from optbench.cli.config import friendly
 
 def resolve_run(run: str, runs_dir: str) -> str:
     """A run folder as given, or a run id under `runs_dir`; the error names both places looked at."""
-    for candidate in (Path(run), Path(runs_dir) / run):
-        if candidate.is_dir():
-            return str(candidate)
+    from optbench.components.shared.untrusted import UntrustedInput, plain_name
+
+    if Path(run).is_dir():
+        return run
+    try:
+        plain_name(run, "run id")
+    except UntrustedInput as e:
+        raise click.BadParameter(f"{run!r} is neither a run folder nor a run id: {e}", param_hint="RUN") from None
+    if (Path(runs_dir) / run).is_dir():
+        return str(Path(runs_dir) / run)
     raise click.BadParameter(f"{run!r} is neither a run folder nor a run id under {runs_dir}/", param_hint="RUN")
 
 

@@ -64,8 +64,10 @@ def run(
     from optbench.components.report.comparison import format_table
     from optbench.components.shared.schema import REPORT_HTML
     from optbench.local_run import resume_local, run_local
-    from optbench.storage import PublishError, publish_run
+    from optbench.storage import PublishError, publish_run, split_gs
 
+    if publish:
+        split_gs(publish)  # a wrong destination is said before the run, not after it
     beam = ([f"--runner={beam_runner}"] if beam_runner else []) + list(beam_args)
     if image and runner != "docker":
         raise click.UsageError("--image names the image of --runner docker; add --runner docker")
