@@ -113,3 +113,48 @@ def test_the_check_catches_a_broken_image(report_html, tmp_path):
     (tmp_path / "broken.html").write_text(broken)
     images = open_in_chromium(tmp_path / "broken.html")["images"]
     assert [i["width"] > 0 and i["decoded"] for i in images] == [False] + [True] * (len(CHARTS) - 1)
+
+
+# Variant names as a shared bucket or a colleague's run folder could carry them: markup that would run.
+HOSTILE = {"adam": "<img src=x onerror=window.__pwned=1>", "rmsprop": "<script>window.__pwned=2</script>"}
+
+
+def rendered_in_chromium(page_path: Path) -> dict:
+    """What a reader of `page_path` gets: whether any injected script ran, the visible text, requests made."""
+    from playwright.sync_api import sync_playwright
+
+    requests = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page()
+            page.on("request", lambda r: requests.append(r.url))
+            page.goto(page_path.resolve().as_uri(), wait_until="load")
+            return {
+                "pwned": page.evaluate("window.__pwned === undefined ? null : window.__pwned"),
+                "text": page.inner_text("body"),
+                "elements": page.evaluate("document.querySelectorAll('script, img:not([src^=\"data:\"])').length"),
+                "outside_requests": [u for u in requests if not u.startswith("data:") and u != page.url],
+            }
+        finally:
+            browser.close()
+
+
+def test_markup_in_variant_names_and_settings_renders_as_text(tmp_path, real_digits):
+    """In the run report and in a trend across runs, names a user chose are shown, never run."""
+    from test_report import VARIANTS
+    from test_trends import make_run
+
+    from optbench.components.report.trends import build_trend_report
+    from optbench.layout import read_run
+
+    variants = {HOSTILE.get(name, name): spec for name, spec in VARIANTS.items()}
+    config = {"suite": "<b>bold</b>", "epochs": 6}
+    first = make_run(tmp_path, "20261101-060000-aaaaaa", real_digits[1], 0.0, 1.0, variants, config)
+    second = make_run(tmp_path, "20261108-060000-bbbbbb", real_digits[1], 0.001, 0.8, variants, config)
+    build_trend_report([read_run(first), read_run(second)], str(tmp_path / "trend"))
+    for page_path in (first / "report" / "report.html", tmp_path / "trend" / "trend.html"):
+        page = rendered_in_chromium(page_path)
+        assert page["pwned"] is None and page["elements"] == 0 and page["outside_requests"] == [], page_path
+        for name in HOSTILE.values():
+            assert name in page["text"], f"{name} is not shown as text in {page_path}"
