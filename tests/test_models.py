@@ -131,3 +131,15 @@ def test_a_model_that_fails_its_checks_stops_the_run_before_anything_is_written(
     assert result.returncode == 1 and "output check failed: (5,), expected (10,)" in result.stderr
     assert "Traceback" not in result.stderr
     assert not output.exists()
+
+
+def test_a_model_config_that_carries_python_code_is_refused():
+    """model_config is a pipeline parameter anyone who may submit a run can set (the KFP UI's form): a Lambda
+    layer's bytecode in it is refused by Keras's safe mode, which optbench never turns off."""
+    import keras
+
+    with_code = keras.Sequential(
+        [keras.Input((28, 28)), keras.layers.Lambda(lambda x: x * 2), keras.layers.Flatten(), keras.layers.Dense(10)]
+    )
+    with pytest.raises(ValueError, match="arbitrary code execution"):
+        models.build("mine", with_code.to_json())
