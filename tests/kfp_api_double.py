@@ -7,6 +7,10 @@ kfp_server_api's models, keeps what it is sent in memory, and records every
 request so tests can assert what the client actually put on the wire.
 Runs do not execute: each GET of a run moves it one step along a script of
 states (default PENDING -> RUNNING -> SUCCEEDED) so a client can follow it.
+
+It can also misbehave, as a broken or hostile server would: `faults` maps an
+API path (e.g. "/runs") to one of FAULTS, answered instead of the real thing,
+or to HANG, which accepts the request and never answers.
 """
 
 from __future__ import annotations
@@ -22,6 +26,18 @@ from urllib.parse import parse_qs, urlsplit
 
 API = "/apis/v2beta1"
 EPOCH = "1970-01-01T00:00:00Z"  # how the API says "not set"
+HANG = "hang"
+# What a broken server, a proxy or a login page in front of it may answer: (status, content type, body).
+FAULTS = {
+    "malformed": (200, "application/json", b'{"runs": [{"run_id": "5f0c'),
+    "wrong_shape": (200, "application/json", b'[{"run_id": "5f0c6c3e"}]'),
+    "html": (
+        200,
+        "text/html",
+        b"<!DOCTYPE html>\n<html><head><title>Sign in - Google Accounts</title></head></html>\n",
+    ),
+    "unavailable": (503, "text/html", b"<html><body>\nupstream connect error or disconnect/reset\n</body></html>"),
+}
 
 
 def _now() -> datetime:
@@ -51,8 +67,10 @@ class KfpApiDouble:
     recurring_runs: dict[str, dict] = field(default_factory=dict)
     run_states: list[str] = field(default_factory=lambda: ["PENDING", "RUNNING", "SUCCEEDED"])
     task_names: tuple[str, ...] = ("ingest (Beam)", "train (Keras)", "report")
+    faults: dict[str, str] = field(default_factory=dict)  # API path -> a FAULTS key or HANG
     _scripts: dict[str, list[str]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _closing: threading.Event = field(default_factory=threading.Event)  # lets HANG's handlers go at exit
 
     def __enter__(self) -> KfpApiDouble:
         double = self
@@ -72,10 +90,19 @@ class KfpApiDouble:
                 )
                 with double._lock:
                     double.requests.append(request)
-                    status, answer = double._route(request)
-                data = json.dumps(answer).encode()
+                    fault = double.faults.get(parts.path.removeprefix(API))
+                    if fault is None:
+                        status, answer = double._route(request)
+                if fault == HANG:
+                    double._closing.wait()
+                elif fault:
+                    self._send(*FAULTS[fault])
+                else:
+                    self._send(status, "application/json", json.dumps(answer).encode())
+
+            def _send(self, status: int, content_type: str, data: bytes) -> None:
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
@@ -91,6 +118,7 @@ class KfpApiDouble:
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        self._closing.set()
         self._server.shutdown()
         self._server.server_close()
 

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from kfp_api_double import KfpApiDouble
 
 OPTBENCH = str(Path(sys.executable).with_name("optbench"))
 
@@ -72,3 +73,19 @@ def test_suites_lists_and_shows_the_shipped_suites():
     assert [line.split()[0] for line in listed.stdout.splitlines()] == ["batch-size", "modern", "seed-000", "seed-004"]
     shown = optbench("suites", "--show", "seed-000")
     assert shown.returncode == 0 and "model: mlp" in shown.stdout
+
+
+def test_a_kfp_api_answering_a_login_page_ends_in_one_line_naming_it(tmp_path):
+    with KfpApiDouble() as api:
+        api.faults["/runs"] = "html"
+        result = subprocess.run(
+            [OPTBENCH, "runs", "--host", api.url],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "HOME": str(tmp_path)},  # kfp reads and writes ~/.config/kfp
+        )
+    assert result.returncode == 1 and result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"Error: the KFP API at {api.url} answered list_runs with an unusable response: ")
+    assert "Content-Type text/html" in line and "<title>Sign in" in line

@@ -2,7 +2,9 @@
 
 The double is a real HTTP server; kfp.Client talks to it as to a cluster, and
 the tests assert what reached the wire: the pipeline spec, its parameters, the
-experiment, the cron and the concurrency policy.
+experiment, the cron and the concurrency policy. Then the double misbehaves -
+hangs, answers garbage, sends hostile ids and names - and the tests assert
+what reaches the user: one line naming the endpoint and the call, escaped names.
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ import kfp
 import pytest
 import yaml
 from click.testing import CliRunner
+from conftest import free_port
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
-from kfp_api_double import API, KfpApiDouble
+from kfp_api_double import API, HANG, KfpApiDouble
 
+from optbench import kfp_api
 from optbench.cli.cluster import compile_command, runs, schedule, schedules, submit
 from optbench.pipelines.pipeline import PIPELINE_NAME
 
@@ -245,3 +249,146 @@ def test_submit_uses_the_same_compile_as_optbench_compile_naming_the_run_in_the_
     assert (settings(sent)["run_id"], settings(compiled)["run_id"]) == ("r1", "")
     assert sent == compiled
     assert json.loads(post.body["runtime_config"]["parameters"]["settings_json"])["runner"] == "Kubeflow Pipelines"
+
+
+# --- the API as hostile input ---
+
+
+def error_line(result) -> str:
+    """What a command that gave up shows: exit status 1 and one line on stderr, never a traceback."""
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    (line,) = result.stderr.splitlines()
+    return line
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    "command, args, method, path, call",
+    [
+        (runs, [], "GET", "/runs", "list_runs"),
+        (runs, [], "GET", "/healthz", "get_kfp_healthz"),
+        (submit, [*IMAGES, *SUITE], "POST", "/runs", "run_pipeline"),
+    ],
+)
+def test_an_api_that_never_answers_is_given_up_on_naming_the_endpoint_and_the_call(
+    api, monkeypatch, command, args, method, path, call
+):
+    monkeypatch.setattr(kfp_api, "TIMEOUT", 1.0)
+    api.faults[path] = HANG
+    line = error_line(invoke(command, "--host", api.url, *args))
+    assert line == f"Error: the KFP API at {api.url} did not answer {call} within 1 s"
+    assert len(api.calls(method, path)) == 1, "a request that was sent is not sent again"
+
+
+def test_an_api_that_cannot_be_reached_is_named_with_the_tries_spent(api):
+    host = f"http://127.0.0.1:{free_port()}"
+    line = error_line(invoke(runs, "--host", host))
+    assert line.startswith(f"Error: the KFP API at {host} could not be reached for get_kfp_healthz (3 tries): ")
+    assert "Connection refused" in line
+
+
+@pytest.mark.parametrize(
+    "fault, problem",
+    [
+        ("malformed", "a body that is not JSON (Unterminated string starting at: line 1 column 22 (char 21); "),
+        ("wrong_shape", """JSON list, not an object: '[{"run_id": "5f0c6c3e"}]'"""),
+        ("html", "a body that is not JSON (Expecting value: line 1 column 1 (char 0); Content-Type text/html): "),
+    ],
+)
+def test_an_answer_that_is_not_a_json_object_is_refused_naming_the_call(api, fault, problem):
+    api.add_run("nightly-1", "SUCCEEDED", minutes=3)
+    api.faults["/runs"] = fault
+    line = error_line(invoke(runs, "--host", api.url))
+    assert line.startswith(f"Error: the KFP API at {api.url} answered list_runs with an unusable response: {problem}")
+
+
+def test_a_login_page_is_quoted_on_one_line(api):
+    api.faults["/runs"] = "html"
+    line = error_line(invoke(runs, "--host", api.url))
+    assert line.endswith("""'<!DOCTYPE html> <html><head><title>Sign in - Google Accounts</title></head></html>'""")
+
+
+def test_a_gateway_error_is_retried_within_the_budget_then_named_with_its_body(api):
+    api.faults["/runs"] = "unavailable"
+    line = error_line(invoke(runs, "--host", api.url))
+    assert line == (
+        f"Error: the KFP API at {api.url} answered list_runs with 503 Service Unavailable: "
+        "<html><body> upstream connect error or disconnect/reset </body></html>"
+    )
+    assert len(api.calls("GET", "/runs")) == 1 + kfp_api.RETRIES
+
+
+def test_a_post_is_never_retried(api):
+    api.faults["/runs"] = "unavailable"
+    line = error_line(invoke(submit, "--host", api.url, *IMAGES, *SUITE))
+    assert line.startswith(f"Error: the KFP API at {api.url} answered run_pipeline with 503 Service Unavailable: ")
+    assert len(api.calls("POST", "/runs")) == 1
+
+
+@pytest.mark.parametrize(
+    "field, value, problem",
+    [
+        ("run_id", "../../etc/passwd", "run id '../../etc/passwd' is not a plain name"),
+        ("run_id", "\x1b[2J", "run id '\\x1b[2J' is not a plain name"),
+        ("run_id", None, "run id None is not a plain name"),
+        ("state", "EXPLODED", "run state 'EXPLODED' is not one of CANCELED, CANCELING, FAILED, PAUSED, PENDING, "),
+        ("state", ["RUNNING"], "run state ['RUNNING'] is not one of"),
+    ],
+)
+def test_an_id_or_state_the_api_sends_is_checked(api, field, value, problem):
+    run = api.runs[api.add_run("nightly-1", "SUCCEEDED", minutes=3)]
+    if value is None:
+        del run[field]
+    else:
+        run[field] = value
+    line = error_line(invoke(runs, "--host", api.url))
+    assert line.startswith(f"Error: the KFP API at {api.url} answered list_runs with an unusable response: {problem}")
+    assert "\x1b" not in line
+
+
+def test_a_value_the_client_cannot_parse_is_named(api):
+    api.runs[api.add_run("nightly-1", "SUCCEEDED", minutes=3)]["created_at"] = "yesterday"
+    line = error_line(invoke(runs, "--host", api.url))
+    assert line == (
+        f"Error: the KFP API at {api.url} could not be used for list_runs: "
+        "Failed to parse `yesterday` as datetime object"
+    )
+
+
+HOSTILE = "\x1b[2J\x1b]0;pwned\x07night\u202ely\n"
+ESCAPED = "\\x1b[2J\\x1b]0;pwned\\x07night\\u202ely\\n"
+
+
+def test_names_from_the_api_are_printed_escaped(api):
+    api.add_run(HOSTILE, "RUNNING", minutes=3)
+    result = invoke(runs, "--host", api.url)
+    assert result.exit_code == 0, result.output
+    (row,) = result.output.splitlines()[1:]
+    assert ESCAPED in row and "\x1b" not in result.output and "\u202e" not in result.output
+
+
+def test_task_names_and_schedule_names_are_printed_escaped(api):
+    api.task_names = (HOSTILE,)
+    result = invoke(submit, "--host", api.url, *IMAGES, *SUITE, "--wait", "--poll-seconds", "0")
+    assert result.exit_code == 0, result.output
+    assert f"  {ESCAPED}: SUCCEEDED" in result.output
+    invoke(schedule, "--host", api.url, *IMAGES, *SUITE, "--cron", "0 0 3 * * *", "--name", HOSTILE)
+    listed = invoke(schedules, "--host", api.url).output
+    assert listed.rstrip("\n").endswith(ESCAPED) and "\x1b" not in listed
+
+
+def test_an_experiment_id_is_checked_and_kfp_does_not_print_it_raw(api):
+    api.experiments["\x1b[2J"] = {"experiment_id": "\x1b[2J", "display_name": "nightly"}
+    result = invoke(submit, "--host", api.url, *IMAGES, *SUITE, "--experiment", "nightly")
+    line = error_line(result)
+    assert "answered create_experiment with an unusable response: experiment id '\\x1b[2J' is not a plain name" in line
+    assert "\x1b" not in result.output and not api.calls("POST", "/runs")
+
+
+@pytest.mark.parametrize("action", ["pause", "resume", "delete"])
+@pytest.mark.parametrize("schedule_id", ["../x", "a/b:disable", "\x1b[2J", ""])
+def test_a_schedule_id_on_the_command_line_is_checked_before_any_request(api, action, schedule_id):
+    result = invoke(schedules, "--host", api.url, action, schedule_id)
+    assert result.exit_code == 2 and "is not a plain name" in result.output and "\x1b" not in result.output
+    assert api.requests == []

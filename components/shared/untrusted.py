@@ -10,6 +10,7 @@ valid, before anything is written.
 from __future__ import annotations
 
 import re
+import unicodedata
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
@@ -19,6 +20,7 @@ _PLAIN = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{MAX_NAME - 1}}}")
 # One part of a relative object or file name we publish or download (e.g. variables.data-00000-of-00001).
 _PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._=+@-]{0,254}")
 MAX_DEPTH = 16
+_UNPRINTABLE = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})  # controls, format (bidi overrides), surrogates, line breaks
 MAX_TEXT_BYTES = 1 << 20  # a YAML suite or settings file: a few KB in practice
 
 
@@ -80,3 +82,14 @@ def read_small_text(path: str | Path, what: str, limit: int = MAX_TEXT_BYTES) ->
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise UntrustedInput(f"{what} {path} is not UTF-8 text ({e})") from None
+
+
+def printable(text: str) -> str:
+    """`text` with control and format characters written as Python escapes, safe to print on a terminal.
+
+    A name from the API holding an escape sequence ("\\x1b[2J"), a bidi override or a line break would
+    otherwise clear the screen, reorder or forge what we show.
+    """
+    return "".join(
+        c.encode("unicode_escape").decode("ascii") if unicodedata.category(c) in _UNPRINTABLE else c for c in text
+    )

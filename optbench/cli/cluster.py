@@ -25,6 +25,7 @@ from optbench.cli.config import (
     friendly,
     run_config,
 )
+from optbench.components.shared.untrusted import plain_name, printable
 from optbench.kfp_api import Connection, Pipelines, RunSummary, check_cron
 
 # optbench.storage (google-cloud-storage) and kfp load only in the commands that use them:
@@ -36,6 +37,14 @@ RUNNER = "Kubeflow Pipelines"
 def _cron(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
     try:
         return check_cron(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+def _plain_id(_ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """An id from the command line goes into a request's URL: it must look like one (KFP's are UUIDs)."""
+    try:
+        return plain_name(value, (param.name or "id").replace("_", " "))
     except ValueError as e:
         raise click.BadParameter(str(e)) from None
 
@@ -87,17 +96,15 @@ def _compile(opts: dict, suite: dict, output: Path, run_id: str = "") -> dict:
 
 
 def _api(opts: dict) -> Pipelines:
-    return Pipelines(
-        Connection(
-            host=opts["host"],
-            token=opts["token"],
-            iap_client_id=opts["iap_client_id"],
-            other_client_id=opts["other_client_id"],
-            other_client_secret=opts["other_client_secret"],
-            namespace=opts["namespace"],
-            ssl_ca_cert=opts["ca_cert"],
-        ).client()
-    )
+    return Connection(
+        host=opts["host"],
+        token=opts["token"],
+        iap_client_id=opts["iap_client_id"],
+        other_client_id=opts["other_client_id"],
+        other_client_secret=opts["other_client_secret"],
+        namespace=opts["namespace"],
+        ssl_ca_cert=opts["ca_cert"],
+    ).pipelines()
 
 
 def _submission(opts: dict, default_name: Callable[[dict], str], send: Callable[[Path, dict, dict, str], None]) -> None:
@@ -119,24 +126,25 @@ def _duration(delta: timedelta | None) -> str:
 def _best(run: RunSummary, default_root: str | None, storage_client: Callable[[], Any]) -> str:
     """The best variant and its test accuracy, read from the report the run wrote under its pipeline root.
 
-    '?' when the bucket cannot be read (no credentials, no such bucket): the listing still shows.
+    '?' when the report cannot be read (no credentials, no such bucket, a root or a report that is not one
+    - both come from outside): the listing still shows.
     """
     from google.api_core.exceptions import GoogleAPIError
     from google.auth.exceptions import GoogleAuthError
 
     from optbench.pipelines.pipeline import PIPELINE_NAME
-    from optbench.storage import best_variant, cluster_comparison
+    from optbench.storage import ArtifactsError, best_variant, cluster_comparison
 
     root = run.pipeline_root or default_root
     if run.state != "SUCCEEDED" or not root:
         return "-"
     try:
         rows = cluster_comparison(root, PIPELINE_NAME, run.run_id, client=storage_client())
-    except (GoogleAPIError, GoogleAuthError) as e:
-        click.echo(f"warning: cannot read run {run.run_id}'s report under {root}: {e}", err=True)
+        best = best_variant(rows) if rows else None
+    except (ArtifactsError, ValueError, GoogleAPIError, GoogleAuthError) as e:
+        click.echo(printable(f"warning: cannot read run {run.run_id}'s report under {root}: {e}"), err=True)
         return "?"
-    best = best_variant(rows) if rows else None
-    return f"{best[0]} {best[1]:.4f}" if best else "-"
+    return printable(f"{best[0]} {best[1]:.4f}") if best and best[1] is not None else "-"
 
 
 def _echo_progress(now: RunSummary, before: RunSummary | None) -> None:
@@ -280,7 +288,7 @@ def list_schedules(ctx: click.Context) -> None:
 
 
 def _schedule_action(name: str, doc: str, method: str, done: str) -> None:
-    @click.argument("schedule_id")
+    @click.argument("schedule_id", callback=_plain_id)
     @click.pass_context
     @friendly
     def action(ctx: click.Context, schedule_id: str) -> None:
