@@ -70,7 +70,7 @@ def test_a_run_id_with_a_path_in_it_is_refused_everywhere(tmp_path, run_id):
     runs = tmp_path / "runs"
     (tmp_path / "escape").mkdir()
     (tmp_path / "escape" / "run.json").write_text(json.dumps({"status": "failed", "config": {}}))
-    for resume in (run_id, "..", str(tmp_path / "escape")):
+    for resume in (run_id, "..", "", str(tmp_path / "escape")):
         refused(optbench("run", "--resume", resume, "--output", str(runs)), "is not a plain name")
     refused(optbench("artifacts", "--root", str(runs), "ls", run_id), "not a plain name")
     refused(optbench("report", "--compare", run_id, "also", "--runs-dir", str(runs)), "not a plain name")
@@ -78,7 +78,7 @@ def test_a_run_id_with_a_path_in_it_is_refused_everywhere(tmp_path, run_id):
 
 
 def test_a_publish_destination_that_is_not_a_bucket_is_refused_before_the_run(tmp_path):
-    for dest in ("gs://bkt/../x", "s3://bkt", "gs://UPPER"):
+    for dest in ("gs://bkt/../x", "s3://bkt", "gs://UPPER", ""):
         refused(optbench("run", "--publish", dest, "--output", str(tmp_path / "runs")), "gs://")
     assert not (tmp_path / "runs").exists()
 

@@ -66,19 +66,19 @@ def run(
     from optbench.local_run import resume_local, run_local
     from optbench.storage import PublishError, publish_run, split_gs
 
-    if publish:
+    if publish is not None:
         split_gs(publish)  # a wrong destination is said before the run, not after it
     beam = ([f"--runner={beam_runner}"] if beam_runner else []) + list(beam_args)
     if image and runner != "docker":
         raise click.UsageError("--image names the image of --runner docker; add --runner docker")
-    if resume_id:
+    if resume_id is not None:  # "" is refused as a run id, never read as "no resume"
         result = resume_local(resume_id, output, verbose=ctx.obj["verbose"])
     else:
         result = run_local(run_config(opts, beam), output, verbose=ctx.obj["verbose"], runner=runner, image=image)
     click.echo(format_table(result.rows))
     click.echo(f"\nrun {result.run_id} finished in {result.seconds:.0f}s")
     click.echo(f"report: {result.report_dir / REPORT_HTML}")
-    if publish:
+    if publish is not None:
         try:
             click.echo(f"published: {publish_run(result.run_dir, publish, suite=result.suite)}")
         except PublishError as e:
