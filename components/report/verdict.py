@@ -11,6 +11,7 @@ significant; otherwise it says which ones show no significant difference.
 
 from __future__ import annotations
 
+from optbench.components.plan.suites import DEFAULT_THRESHOLDS
 from optbench.components.report.comparison import contenders, fmt, fmt_interval, fmt_time
 from optbench.components.report.significance import compare_with_winner
 from optbench.components.shared.predictions import Predictions
@@ -148,13 +149,19 @@ def _convergence_sentence(rows: list[dict]) -> str | None:
 
 
 def _thresholds_words(evaluation: dict, baseline: str | None) -> str:
+    """The blessing rule in words, saying when it is optbench's default rather than the suite's own."""
     t = evaluation.get("thresholds") or {}
     words = []
     if "min_accuracy" in t:
         words.append(f"test accuracy at least {t['min_accuracy']:g}")
     if "max_drop_vs_baseline" in t and baseline:
         words.append(f"at most {t['max_drop_vs_baseline']:g} below {baseline}")
-    return " and ".join(words)
+    rule = " and ".join(words)
+    return (
+        f"{rule}; the default rule: clearly above chance, not far below the baseline"
+        if words and t == DEFAULT_THRESHOLDS
+        else rule
+    )
 
 
 def verdict(rows: list[dict], sig: dict | None, evaluation: dict | None, baseline: str | None) -> str:
