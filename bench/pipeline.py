@@ -30,7 +30,9 @@ def bench_steps(suite: dict, data_source: str, train_limit: int | None, work: Pa
     from optbench.components.plan.arguments import baseline_trial
     from optbench.components.shared.artifacts import saved_models_by_trial
 
-    dataset, initial, evaluation, report = (str(work / d) for d in ("dataset", "initial", "evaluation", "report"))
+    dataset, initial, cost, evaluation, report = (
+        str(work / d) for d in ("dataset", "initial", "step_cost", "evaluation", "report")
+    )
     steps = {
         "ingest": step(
             "optbench.components.ingest.ingest:run_ingest",
@@ -53,6 +55,13 @@ def bench_steps(suite: dict, data_source: str, train_limit: int | None, work: Pa
             trial=trial,
             epochs=suite["epochs"],
         )
+    steps["step_cost"] = step(
+        "optbench.components.step_cost.step_cost:run_step_cost",
+        dataset_dir=dataset,
+        initial_dir=initial,
+        model_dirs=model_dirs,
+        output_dir=cost,
+    )
     steps["evaluate"] = step(
         "optbench.components.evaluate.evaluate:evaluate",
         models=saved_models_by_trial(model_dirs),
@@ -65,6 +74,7 @@ def bench_steps(suite: dict, data_source: str, train_limit: int | None, work: Pa
         dataset_dir=dataset,
         model_dirs=model_dirs,
         evaluation_dir=evaluation,
+        step_cost_dir=cost,
         settings={"run_id": "bench"},
         output_dir=report,
     )

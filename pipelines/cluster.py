@@ -20,6 +20,8 @@ from kfp import compiler, dsl, kubernetes
 from optbench.pipelines.pipeline import build_pipeline
 
 STEPS = ("ingest", "init", "train", "evaluate", "metrics", "report")
+# The step-cost step times training steps, so it runs where the trials train: their image, resources, GPU.
+LIKE_TRAIN = "step_cost"
 GPU_RESOURCE = "nvidia.com/gpu"
 # GKE labels every GPU node with its accelerator type; the selector keeps training on the GPU pool.
 GPU_NODE_LABEL = "cloud.google.com/gke-accelerator"
@@ -103,11 +105,12 @@ class ClusterConfig:
 
     def configure(self, task: dsl.PipelineTask, step: str) -> None:
         """The `configure` hook of build_pipeline: everything Kubernetes needs to know about one task."""
-        if step not in STEPS:
+        if step not in (*STEPS, LIKE_TRAIN):
             raise ValueError(f"the pipeline created a task for unknown step {step!r}; known: {', '.join(STEPS)}")
-        on_gpu = step == "train" and self.gpus > 0
+        hardware = "train" if step == LIKE_TRAIN else step
+        on_gpu = hardware == "train" and self.gpus > 0
         task.set_container_image(self.gpu_image if on_gpu else self.image)
-        r = self.resources[step]
+        r = self.resources[hardware]
         task.set_cpu_request(r.cpu).set_cpu_limit(r.cpu).set_memory_request(r.memory).set_memory_limit(r.memory)
         kubernetes.set_security_context(task, run_as_user=RUN_AS_USER, run_as_group=RUN_AS_USER, run_as_non_root=True)
         # Ingest's output depends only on its parameters; every other step is re-run so timings stay real.

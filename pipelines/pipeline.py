@@ -1,8 +1,8 @@
 """The optimizer comparison as one KFP pipeline:
 
     ingest ─┐
-            ├─> ParallelFor(trials: train) ─> evaluate (fan-in) ─┬─> report
-    init ───┘                                                    └─> ParallelFor(trials: trial_metrics)
+            ├─> ParallelFor(trials: train) ─> step_cost ─> evaluate (fan-in) ─┬─> report
+    init ───┘                                                                 └─> ParallelFor(trials: trial_metrics)
 
 A trial is one training run (an optimizer variant and a seed, docs/artifacts.md);
 the plan (components/plan/) expands a suite into the `trials` parameter. The
@@ -20,6 +20,7 @@ from optbench.components.evaluate.component import evaluate
 from optbench.components.ingest.component import ingest
 from optbench.components.init_model.component import init_model
 from optbench.components.report.component import report
+from optbench.components.step_cost.component import step_cost
 from optbench.components.train.component import train
 from optbench.components.trial_metrics.component import trial_metrics
 
@@ -89,6 +90,18 @@ def build_pipeline(configure: Configure | None = None, parallelism: int = 0):
                 "train (Keras)",
             )
         # One Collected per consumer: KFP 2.17 fails to compile a Collected object shared by two tasks.
+        cost = step(
+            step_cost(
+                dataset=data.output,
+                initial=init.output,
+                models=dsl.Collected(trained.outputs["model"]),
+                threads=train_threads,
+                mixed_precision=mixed_precision,
+                xla=xla,
+            ),
+            "step_cost",
+            "step cost (Keras)",
+        )
         evaluation = step(
             evaluate(
                 dataset=data.output,
@@ -99,7 +112,7 @@ def build_pipeline(configure: Configure | None = None, parallelism: int = 0):
             ),
             "evaluate",
             "evaluate (TFMA)",
-        )
+        ).after(cost)  # the step cost is timed alone: nothing else runs then
         with dsl.ParallelFor(trials) as trial:
             step(trial_metrics(evaluation=evaluation.output, trial_json=trial), "metrics", "metrics (KFP UI)")
         published = step(
@@ -107,6 +120,7 @@ def build_pipeline(configure: Configure | None = None, parallelism: int = 0):
                 dataset=data.output,
                 models=dsl.Collected(trained.outputs["model"]),
                 evaluation=evaluation.output,
+                step_cost=cost.output,
                 settings_json=settings_json,
             ),
             "report",

@@ -39,7 +39,7 @@ def tasks_by_component(spec: dict) -> dict[str, dict]:
 def test_every_step_the_pipeline_creates_is_one_the_cluster_config_knows():
     seen = []
     build_pipeline(lambda task, step: seen.append(step))
-    assert set(seen) == set(cluster.STEPS)
+    assert set(seen) == {*cluster.STEPS, cluster.LIKE_TRAIN}
 
 
 def test_gpu_pipeline_loads_back_with_loop_gpu_request_node_selector_toleration_and_parameters(tmp_path):
@@ -82,20 +82,24 @@ def test_gpu_pipeline_loads_back_with_loop_gpu_request_node_selector_toleration_
         t["componentRef"]["name"] for t in spec["root"]["dag"]["tasks"].values()
     }
 
+    # The step cost is timed where the trials train: the same image, resources and GPU.
     executors = spec["deploymentSpec"]["executors"]
-    train = executors["exec-train"]["container"]
-    assert train["image"] == GPU
-    assert train["resources"]["accelerator"]["resourceType"] == "nvidia.com/gpu"
-    assert train["resources"]["accelerator"]["resourceCount"] == "2"
-    assert k8s["exec-train"]["nodeSelector"]["labels"] == {"cloud.google.com/gke-accelerator": "nvidia-l4"}
-    assert k8s["exec-train"]["tolerations"] == [
-        {"key": "nvidia.com/gpu", "operator": "Equal", "value": "present", "effect": "NoSchedule"}
-    ]
+    for name in ("exec-train", "exec-step-cost"):
+        train = executors[name]["container"]
+        assert train["image"] == GPU
+        assert train["resources"]["accelerator"]["resourceType"] == "nvidia.com/gpu"
+        assert train["resources"]["accelerator"]["resourceCount"] == "2"
+        assert k8s[name]["nodeSelector"]["labels"] == {"cloud.google.com/gke-accelerator": "nvidia-l4"}
+        assert k8s[name]["tolerations"] == [
+            {"key": "nvidia.com/gpu", "operator": "Equal", "value": "present", "effect": "NoSchedule"}
+        ]
+    assert executors["exec-step-cost"]["container"]["resources"] == executors["exec-train"]["container"]["resources"]
     assert tasks["comp-train"]["retryPolicy"]["maxRetryCount"] == 2
+    assert "retryPolicy" not in tasks["comp-step-cost"]
 
     for name, executor in executors.items():
         container = executor["container"]
-        if name != "exec-train":
+        if name not in ("exec-train", "exec-step-cost"):
             assert container["image"] == CPU, f"{name} runs the CPU image"
             assert "accelerator" not in container.get("resources", {})
             assert "nodeSelector" not in k8s[name] and "tolerations" not in k8s[name]

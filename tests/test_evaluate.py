@@ -19,7 +19,14 @@ from optbench.components.evaluate.evaluate import evaluate
 from optbench.components.shared import predictions
 from optbench.components.shared.beam import pipeline_args
 from optbench.components.shared.files import read_json
-from optbench.components.shared.schema import EVAL_SUMMARY_FILE, HISTORY_FILE, NUM_CLASSES, PREDICTIONS_FILE, STATS_FILE
+from optbench.components.shared.schema import (
+    EVAL_SUMMARY_FILE,
+    HISTORY_FILE,
+    NUM_CLASSES,
+    PREDICTIONS_FILE,
+    STATS_FILE,
+    STEP_COST_FILE,
+)
 
 TEST_EXAMPLES = 500  # the tiny_dataset's test split
 
@@ -226,8 +233,15 @@ def test_the_report_reads_this_evaluation(run, tmp_path):
         (model_dirs[-1] / HISTORY_FILE).write_text(json.dumps(history))
     (tmp_path / "dataset").mkdir()
     (tmp_path / "dataset" / STATS_FILE).write_text("{}")
+    (tmp_path / "step_cost").mkdir()
+    (tmp_path / "step_cost" / STEP_COST_FILE).write_text(json.dumps({"variants": {}}))
     rows = build_report_from_artifacts(
-        str(tmp_path / "dataset"), [str(d) for d in model_dirs], str(run["output"]), {}, str(tmp_path / "report")
+        str(tmp_path / "dataset"),
+        [str(d) for d in model_dirs],
+        str(run["output"]),
+        str(tmp_path / "step_cost"),
+        {},
+        str(tmp_path / "report"),
     )
     named = {r["optimizer"]: r for r in rows}
     assert named["diverged"]["status"] == "diverged" and named["diverged"]["test_accuracy"] is None

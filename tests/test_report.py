@@ -25,7 +25,7 @@ import pytest
 from scipy.stats import t as student_t
 
 from optbench.components.report.build import build_report, build_report_from_artifacts, format_table
-from optbench.components.report.comparison import SCALAR_COLUMNS
+from optbench.components.report.comparison import SCALAR_COLUMNS, fmt_time
 from optbench.components.report.kfp_ui import best_confusion_matrix, metric_name, scalar_metrics
 from optbench.components.shared import datasets
 from optbench.components.shared import predictions as preds
@@ -37,6 +37,7 @@ from optbench.components.shared.schema import (
     REPORT_HTML,
     REPORT_MD,
     STATS_FILE,
+    STEP_COST_FILE,
 )
 
 NAN = float("nan")
@@ -48,6 +49,7 @@ LIST_KEYS = (
     "train_loss",
     "epoch_seconds",
     "elapsed_seconds",
+    "elapsed_cost_seconds",
     "val_accuracy_std",
     "val_loss_std",
 )
@@ -105,6 +107,22 @@ VARIANTS = {
     "adadelta": ("adadelta", 1.0, 2.0, [0.9000, 0.0980, 0.0980, 0.0980, 0.0980, 0.0980], 70.0, [None, None, None], 2),
 }
 THRESHOLDS = {"min_accuracy": 0.95, "max_drop_vs_baseline": 0.01}
+# The step-cost step's step_cost.json: seconds per training step, in an order unlike the wall times above.
+STEP_COST = {
+    "method": "median over 15 interleaved rounds",
+    "variants": {
+        name: {"seconds_per_step": seconds, "batch_size": 64}
+        for name, seconds in {
+            "adam": 0.030,
+            "rmsprop": 0.028,
+            "momentum": 0.026,
+            "sgd": 0.024,
+            "adagrad": 0.027,
+            "adadelta": 0.031,
+        }.items()
+    },
+}
+STEPS_PER_EPOCH = 844  # ceil(54,000 / 64): the last, short batch is a step too
 STATS = {
     "source": {"kind": "idx", "uri": "/shared/data/mnist", "description": "MNIST (IDX files from /shared/data/mnist)"},
     "dataset": {"name": "mnist", "title": "MNIST", "class_names": [str(d) for d in range(10)]},
@@ -324,7 +342,9 @@ def inputs(labels):
 def report(tmp_path_factory, inputs) -> tuple[list[dict], Path]:
     histories, summary, stats, predictions = inputs
     out = tmp_path_factory.mktemp("run") / "report"
-    return build_report(histories, summary, stats, SETTINGS, str(out), predictions=predictions), out
+    return build_report(
+        histories, summary, stats, SETTINGS, str(out), predictions=predictions, step_cost=STEP_COST
+    ), out
 
 
 def by_name(rows: list[dict]) -> dict[str, dict]:
@@ -356,6 +376,28 @@ def test_seed_aggregates_mean_sd_and_t_interval(report):
     seconds = [67.0 * 6 * (1 + 0.01 * s) for s in SEEDS]
     assert adam["train_seconds"] == pytest.approx(np.mean(seconds))
     assert adam["train_seconds_std"] == pytest.approx(np.std(seconds, ddof=1))
+
+
+def test_costs_are_steps_times_the_measured_step_and_wall_time_stays_as_wall_time(report):
+    rows, out = report
+    adam, sgd, momentum = (by_name(rows)[k] for k in ("adam", "sgd", "momentum"))
+    assert adam["steps"] == EPOCHS * STEPS_PER_EPOCH and adam["step_seconds"] == 0.030
+    assert adam["cost_seconds"] == pytest.approx(EPOCHS * STEPS_PER_EPOCH * 0.030)
+    assert adam["cost_seconds_std"] == 0.0  # every seed took the same steps: no spread in cost
+    assert [p["cost_seconds"] for p in adam["per_seed"]] == pytest.approx([EPOCHS * STEPS_PER_EPOCH * 0.030] * 3)
+    assert adam["elapsed_cost_seconds"] == pytest.approx([e * STEPS_PER_EPOCH * 0.030 for e in range(1, 7)])
+    # Wall time (67 s vs 62 s an epoch) and cost (0.030 vs 0.024 s a step) are separate figures.
+    assert adam["train_seconds"] > sgd["train_seconds"] and adam["cost_seconds"] > sgd["cost_seconds"]
+    assert momentum["per_seed"][2]["diverged"] and momentum["steps"] == EPOCHS * STEPS_PER_EPOCH  # over seeds 0, 1
+    # adam reached 0.98 at epoch 4 on seed 0 and epoch 3 on seeds 1 and 2.
+    hit = adam["time_to_accuracy"]["0.98"]
+    assert hit["epoch"] == pytest.approx(10 / 3) and hit["steps"] == pytest.approx(10 / 3 * STEPS_PER_EPOCH)
+    assert hit["cost_seconds"] == pytest.approx(10 / 3 * STEPS_PER_EPOCH * 0.030)
+    md = (out / "report.md").read_text()
+    cost = md.split("## Cost: time to accuracy and memory")[1].split("## ")[0]
+    assert "steps times the optimizer's per-step cost (median over 15 interleaved rounds)" in cost
+    assert "| Total cost (m:ss) | Per step (ms) | Wall time, shared machine (m:ss) |" in cost
+    assert f"| {fmt_time(adam['cost_seconds'])} | 30 | {fmt_time(adam['train_seconds'])} |" in cost
 
 
 def test_article_columns_are_seed_means(report):
@@ -415,8 +457,8 @@ def test_verdict_says_no_significant_difference(report):
     )
     # adam: 0.98 at epoch 4 on seed 0 (0.9797), epoch 3 on seeds 1 and 2; rmsprop only at epoch 4.
     assert (
-        "Cheapest to converge: adam reached 0.98 validation accuracy first, after 3:45 on average "
-        "(epoch 3.33)." in verdict
+        "Cheapest to converge: adam reached 0.98 validation accuracy first, after 1:24 of training steps on "
+        "average (epoch 3.33; steps times each optimizer's per-step cost, timed alone)." in verdict
     )
     assert "adadelta diverged at epoch 2 (non-finite loss) and is left out of the comparison." in verdict
     assert "momentum diverged on 1 of 3 seeds (seed 2 at epoch 3); its figures are over the other 2." in verdict
@@ -486,19 +528,25 @@ def test_efficiency_table_time_to_accuracy_and_memory(report):
     md = (out / "report.md").read_text()
     section = md.split("## Cost")[1].split("## ")[0]
     assert (
-        "| Optimizer | Time to 0.95 | Time to 0.97 | Time to 0.98 | Time to 0.99 | Total time (m:ss) | "
-        "Optimizer state (MiB) | State / parameters |"
+        "| Optimizer | Cost to 0.95 | Cost to 0.97 | Cost to 0.98 | Cost to 0.99 | Total cost (m:ss) | Per step (ms) | "
+        "Wall time, shared machine (m:ss) | Optimizer state (MiB) | State / parameters |"
     ) in section
-    # adam reaches 0.98 at epoch 4 on seed 0 and epoch 3 on the others: the mean epoch is 3.33.
-    assert "| adam | 1:08 (ep 1) | 2:15 (ep 2) | 3:45 (ep 3.33) | not reached | 6:46 | 10.59 | 2x |" in section
-    # sgd's seed 0 ends at 0.9696: 0.97 is reached by 2 of 3 seeds, the time is their mean.
-    assert "| sgd | 3:08 (ep 3) | 6:18 (ep 6), 2/3 seeds | not reached | not reached | 6:16 | 0.00 | 0x |" in section
-    assert "| adadelta (diverged) | n/a | n/a | n/a | n/a | n/a | 10.59 | 2x |" in section
+    # adam: 844 steps of 30 ms an epoch; 0.98 at epoch 4 on seed 0 and epoch 3 on the others (mean 3.33).
+    assert (
+        "| adam | 0:25 (ep 1) | 0:51 (ep 2) | 1:24 (ep 3.33) | not reached | 2:32 | 30 | 6:46 | 10.59 | 2x |" in section
+    )
+    # sgd's seed 0 ends at 0.9696: 0.97 is reached by 2 of 3 seeds, the cost is their mean.
+    assert (
+        "| sgd | 1:01 (ep 3) | 2:02 (ep 6), 2/3 seeds | not reached | not reached | 2:02 | 24 | 6:16 | 0.00 | 0x |"
+        in section
+    )
+    assert "| adadelta (diverged) | n/a | n/a | n/a | n/a | n/a | n/a | n/a | 10.59 | 2x |" in section
 
 
 def test_short_run_without_evaluation(tmp_path):
     short = history("sgd", 0, "sgd", 0.01, 0.0, [0.90, 0.93, 0.95], 100 / 3)
-    (row,) = build_report([short], {}, STATS, {}, str(tmp_path))
+    cost = {"variants": {"sgd": {"seconds_per_step": 100 / (3 * STEPS_PER_EPOCH)}}}
+    (row,) = build_report([short], {}, STATS, {}, str(tmp_path), step_cost=cost)
     assert row["epochs"] == 3 and row["test_accuracy"] is None and row["blessed"] is None
     assert row["val_accuracy_epoch_5"] is None and row["val_loss_epoch_5"] is None
     assert (row["val_accuracy_last"], row["val_loss_last"]) == (0.95, 0.19)
@@ -578,9 +626,9 @@ def test_markdown_tables_settings_and_figures(report):
     md = (out / "report.md").read_text()
     assert md.startswith("# Optimizer comparison: cnn (1,387,594 parameters) on MNIST (suite seed-004)")
     assert "| Optimizer | Val acc ep1 | Val loss ep1 | Val acc ep5 | Val loss ep5 | Val acc ep6 | Val loss ep6 |" in md
-    assert "| adam | 0.9612 | 0.1532 | 0.9871 | 0.0703 | 0.9890 | 0.0642 | 6:46 |" in md
+    assert "| adam | 0.9612 | 0.1532 | 0.9871 | 0.0703 | 0.9890 | 0.0642 | 2:32 |" in md
     # momentum's means are over seeds 0 and 1 (offsets -4e-4 and 0), its seed 2 having diverged.
-    assert "| momentum (diverged 1/3) | 0.9398 | 0.2222 | 0.9739 | 0.1130 | 0.9758 | 0.1070 | 6:38 |" in md
+    assert "| momentum (diverged 1/3) | 0.9398 | 0.2222 | 0.9739 | 0.1130 | 0.9758 | 0.1070 | 2:12 |" in md
     assert "| adadelta (diverged) | n/a | n/a | n/a | n/a | n/a | n/a | n/a |" in md
     assert (
         "| Optimizer | Seeds | Test accuracy | 95% CI | Test loss | 95% CI | Top-3 accuracy | Calibration error | "
@@ -614,10 +662,12 @@ def test_format_table_lists_every_variant_with_its_interval(report):
 
 
 def write_artifacts(tmp_path: Path, histories: list[dict], summary: dict, stats: dict, predictions) -> tuple:
-    """The report step's inputs as the earlier steps leave them: (dataset dir, model dirs, evaluation dir)."""
-    dataset, evaluation = tmp_path / "dataset", tmp_path / "evaluation"
-    dataset.mkdir()
-    evaluation.mkdir()
+    """The report step's inputs as the earlier steps leave them: (dataset dir, model dirs, evaluation dir, step-cost
+    dir)."""
+    dataset, evaluation, cost = tmp_path / "dataset", tmp_path / "evaluation", tmp_path / "step_cost"
+    for folder in (dataset, evaluation, cost):
+        folder.mkdir()
+    (cost / STEP_COST_FILE).write_text(json.dumps(STEP_COST))
     (dataset / STATS_FILE).write_text(json.dumps(stats))
     (evaluation / EVAL_SUMMARY_FILE).write_text(json.dumps({**summary, "predictions": PREDICTIONS_FILE}))
     preds.save(evaluation / PREDICTIONS_FILE, predictions)
@@ -626,18 +676,21 @@ def write_artifacts(tmp_path: Path, histories: list[dict], summary: dict, stats:
         model_dirs.append(tmp_path / "models" / history["trial"])
         model_dirs[-1].mkdir(parents=True)
         (model_dirs[-1] / HISTORY_FILE).write_text(json.dumps(history))
-    return str(dataset), [str(d) for d in model_dirs], str(evaluation)
+    return str(dataset), [str(d) for d in model_dirs], str(evaluation), str(cost)
 
 
 def test_the_report_step_reads_its_artifacts_nan_tokens_included(tmp_path, inputs):
     histories, summary, stats, predictions = inputs
     broken = json.loads(json.dumps(histories[0]))
     broken["epochs"][2]["val_loss"] = NAN  # Python's json writes NaN as a bare token: it must still count
-    dataset, model_dirs, evaluation = write_artifacts(tmp_path, [broken, histories[3]], summary, stats, predictions)
+    dataset, model_dirs, evaluation, cost = write_artifacts(
+        tmp_path, [broken, histories[3]], summary, stats, predictions
+    )
     rows = build_report_from_artifacts(
         dataset,
         model_dirs,
         evaluation,
+        cost,
         {},
         str(tmp_path / "report"),
         markdown=str(tmp_path / "md"),
@@ -646,15 +699,16 @@ def test_the_report_step_reads_its_artifacts_nan_tokens_included(tmp_path, input
     strict_json((tmp_path / "report" / COMPARISON_JSON).read_text())
     assert by_name(rows)["adam"]["status"] == "diverged"  # the NaN loss counts as divergence
     assert by_name(rows)["rmsprop"]["status"] == "ok"
+    assert by_name(rows)["rmsprop"]["step_seconds"] == STEP_COST["variants"]["rmsprop"]["seconds_per_step"]
     assert (tmp_path / "md").read_text() == (tmp_path / "report" / REPORT_MD).read_text()
     assert (tmp_path / "html").read_text() == (tmp_path / "report" / REPORT_HTML).read_text()
 
 
 def test_predictions_named_but_missing_is_an_error(inputs, tmp_path):
-    dataset, model_dirs, evaluation = write_artifacts(tmp_path, *inputs)
+    dataset, model_dirs, evaluation, cost = write_artifacts(tmp_path, *inputs)
     (Path(evaluation) / PREDICTIONS_FILE).unlink()
     with pytest.raises(FileNotFoundError, match=PREDICTIONS_FILE):
-        build_report_from_artifacts(dataset, model_dirs, evaluation, {}, str(tmp_path / "report"))
+        build_report_from_artifacts(dataset, model_dirs, evaluation, cost, {}, str(tmp_path / "report"))
     assert not (tmp_path / "report").exists(), "nothing is written for a report that cannot be built"
 
 
@@ -702,6 +756,8 @@ def test_kfp_ui_metrics_and_confusion_matrix(report):
     assert metrics["adam_test_accuracy"] == adam["test_accuracy"]
     assert metrics["adam_test_accuracy_ci_low"] == adam["test_accuracy_ci_low"]
     assert metrics["sgd_train_seconds"] == by_name(rows)["sgd"]["train_seconds"]
+    assert metrics["sgd_cost_seconds"] == by_name(rows)["sgd"]["cost_seconds"]
+    assert metrics["sgd_step_seconds"] == 0.024
     assert not any(k.startswith("adadelta") for k in metrics)  # diverged: no numbers
     assert all(isinstance(v, float) and math.isfinite(v) for v in metrics.values())
     assert metric_name("sgd bs=1024", "test_loss") == "sgdbs1024_test_loss"

@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from test_report import CHARTS, SETTINGS, realistic_run
+from test_report import CHARTS, SETTINGS, STEP_COST, realistic_run
 
 from optbench.components.report.build import build_report
 
@@ -82,7 +82,7 @@ def open_in_chromium(page_path: Path, screenshot: Path | None = None) -> dict:
 def report_html(tmp_path_factory, real_digits) -> Path:
     out = tmp_path_factory.mktemp("browser") / "report"
     histories, summary, stats, predictions = realistic_run(real_digits[1])
-    build_report(histories, summary, stats, SETTINGS, str(out), predictions=predictions)
+    build_report(histories, summary, stats, SETTINGS, str(out), predictions=predictions, step_cost=STEP_COST)
     return out / "report.html"
 
 
@@ -95,8 +95,8 @@ def test_report_loads_without_errors_and_every_image_renders(report_html, tmp_pa
     assert {i["alt"] for i in page["images"]} >= {
         "Validation accuracy",
         "Validation loss",
-        "Validation accuracy against training time",
-        "Training time and optimizer memory",
+        "Validation accuracy against training cost",
+        "Training cost and optimizer memory",
         "Confusion matrices of the best and the worst optimizer",
         "Test accuracy per class",
     }

@@ -36,6 +36,7 @@ from optbench.components.shared.schema import (
     REPORT_HTML,
     REPORT_MD,
     SIGNIFICANCE_JSON,
+    STEP_COST_FILE,
 )
 
 __all__ = ["build_report", "build_report_from_artifacts", "format_table"]
@@ -45,13 +46,14 @@ def build_report_from_artifacts(
     dataset_dir: str,
     model_dirs: list[str],
     evaluation_dir: str,
+    step_cost_dir: str,
     settings: dict,
     output_dir: str,
     markdown: str | None = None,
     html: str | None = None,
 ) -> list[dict]:
-    """The report step: read the dataset's stats, every trial's history, the evaluation summary and the
-    predictions it names, then `build_report`; copy report.md and report.html to `markdown` and `html`
+    """The report step: read the dataset's stats, every trial's history, the step costs, the evaluation summary
+    and the predictions it names, then `build_report`; copy report.md and report.html to `markdown` and `html`
     (the KFP UI's Markdown and HTML artifacts) when given. Returns the ranked comparison rows."""
     summary = read_json(summary_path(evaluation_dir))
     rows = build_report(
@@ -61,6 +63,7 @@ def build_report_from_artifacts(
         settings,
         output_dir,
         predictions=preds.load(Path(evaluation_dir) / summary["predictions"]),
+        step_cost=read_json(Path(step_cost_dir) / STEP_COST_FILE),
     )
     for copy, name in ((markdown, REPORT_MD), (html, REPORT_HTML)):
         if copy:
@@ -75,14 +78,16 @@ def build_report(
     settings: dict,
     output_dir: str,
     predictions: preds.Predictions | None = None,
+    step_cost: dict | None = None,
 ) -> list[dict]:
     """Write the report folder (see docs/artifacts.md) and return the ranked comparison rows, one per variant.
 
     `predictions` (the evaluation's predictions file) enable the significance tests; without them the
-    verdict names no winner.
+    verdict names no winner. `step_cost` (the step-cost step's step_cost.json) gives the costs; without it
+    they are n/a.
     """
     evaluation = evaluation or {}
-    rows = comparison_rows(histories, evaluation)
+    rows = comparison_rows(histories, evaluation, step_cost)
     sig = significance(rows, predictions)
     trial_variant = {s["trial"]: r["optimizer"] for r in rows for s in r["per_seed"]}
     baseline = trial_variant.get(evaluation.get("baseline"), evaluation.get("baseline"))
@@ -116,6 +121,7 @@ def build_report(
             {h.get("device_name") or h.get("device") for h in histories if h.get("device_name") or h.get("device")}
         ),
         "settings": settings_table(settings),
+        "cost_method": (step_cost or {}).get("method"),
     }
     markdown = render("report.md.j2", context, figures, inline=False)
     html = render("report.html.j2", context, figures, inline=True)
@@ -161,16 +167,18 @@ def _figures(rows: list[dict], class_names: list[str]) -> dict[str, list[dict]]:
         ),
         figure(
             "accuracy_time.png",
-            "Validation accuracy against training time",
-            "Validation accuracy against cumulative training time: the further left, the cheaper.",
+            "Validation accuracy against training cost",
+            "Validation accuracy against cumulative training cost (steps x per-step cost): the further left, "
+            "the cheaper.",
             charts.time_chart(plotted, colour_of),
         ),
     ]
     cost = [
         figure(
             "cost.png",
-            "Training time and optimizer memory",
-            "Mean training time (error bars: standard deviation across seeds) and the memory of the "
+            "Training cost and optimizer memory",
+            "Mean training cost, steps x per-step cost (error bars: standard deviation across seeds), and the "
+            "memory of the "
             "optimizer's per-parameter state (slots such as momenta).",
             charts.cost_chart(plotted, colour_of),
         )

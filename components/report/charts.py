@@ -91,16 +91,17 @@ def _time_axis(axis) -> None:
 
 
 def time_chart(rows: list[dict], colour_of: dict[str, str]) -> bytes:
-    """Validation accuracy against cumulative training time (mean over seeds): who gets there first."""
+    """Validation accuracy against cumulative training cost (steps x per-step cost, mean over seeds): who gets
+    there first."""
     fig = _figure()
     ax = fig.add_subplot()
     for row in rows:
-        xs, ys = _points(row["elapsed_seconds"], row["val_accuracy"])
+        xs, ys = _points(row["elapsed_cost_seconds"], row["val_accuracy"])
         ax.plot(
             xs, ys, marker="o", markersize=3, linewidth=1.6, color=colour_of[row["optimizer"]], label=display_name(row)
         )
     ax.set(
-        title="Validation accuracy against training time", xlabel="Training time (m:ss)", ylabel="Validation accuracy"
+        title="Validation accuracy against training cost", xlabel="Training cost (m:ss)", ylabel="Validation accuracy"
     )
     _time_axis(ax.xaxis)
     ax.grid(True, alpha=0.3)
@@ -109,7 +110,7 @@ def time_chart(rows: list[dict], colour_of: dict[str, str]) -> bytes:
 
 
 def cost_chart(rows: list[dict], colour_of: dict[str, str]) -> bytes:
-    """Two bar charts side by side: mean training time (error bar: sd over seeds) and optimizer state memory."""
+    """Two bar charts side by side: mean training cost (error bar: sd over seeds) and optimizer state memory."""
     fig = _figure((WIDE[0], max(3.0, 1.2 + 0.35 * len(rows))))
     names = [display_name(r) for r in rows]
     y = np.arange(len(rows))
@@ -117,12 +118,12 @@ def cost_chart(rows: list[dict], colour_of: dict[str, str]) -> bytes:
     time_ax, memory_ax = fig.subplots(1, 2, sharey=True)
     time_ax.barh(
         y,
-        [r["train_seconds"] or 0.0 for r in rows],
+        [r["cost_seconds"] or 0.0 for r in rows],
         color=colours_,
-        xerr=[r["train_seconds_std"] or 0.0 for r in rows],
+        xerr=[r["cost_seconds_std"] or 0.0 for r in rows],
         capsize=3,
     )
-    time_ax.set(title="Training time", xlabel="m:ss", yticks=y, yticklabels=names)
+    time_ax.set(title="Training cost", xlabel="m:ss", yticks=y, yticklabels=names)
     _time_axis(time_ax.xaxis)
     time_ax.invert_yaxis()  # the ranking order, best at the top
     memory_ax.barh(y, [(r["optimizer_state_bytes"] or 0.0) / MIB for r in rows], color=colours_)

@@ -11,6 +11,12 @@ non-finite outputs. Its test metrics are never used: TFMA scores a NaN model
 as predicting class 0 everywhere, an accuracy that means nothing. A variant's
 figures are over its non-diverged trials only; its status says how many
 diverged ("partial" when some did, "diverged" when all did).
+
+Costs: a trial's `cost_seconds` is the steps it took times its variant's
+per-step cost, measured alone by the step-cost step (components/step_cost/),
+so no neighbour moves it; time to accuracy is counted the same way. Its
+`train_seconds` is the wall time it took, which on a shared machine says as
+much about the trials that ran beside it as about the optimizer.
 """
 
 from __future__ import annotations
@@ -47,6 +53,10 @@ SCALAR_COLUMNS = (
     "lr_sweep",
     "tuned",
     "epochs",
+    "steps",
+    "step_seconds",
+    "cost_seconds",
+    "cost_seconds_std",
     "train_seconds",
     "train_seconds_std",
     *ARTICLE_KEYS,
@@ -134,8 +144,11 @@ def family_of(history: dict) -> str:
     return variant.rsplit(" lr=", 1)[0] if history.get("lr_sweep") else variant
 
 
-def comparison_rows(histories: list[dict], evaluation: dict | None) -> list[dict]:
-    """One row per variant, best mean test accuracy first; variants without test metrics last."""
+def comparison_rows(histories: list[dict], evaluation: dict | None, step_cost: dict | None = None) -> list[dict]:
+    """One row per variant, best mean test accuracy first; variants without test metrics last.
+
+    `step_cost` is the step-cost step's step_cost.json; without it (or for a variant it lacks) costs are None.
+    """
     if not histories:
         raise ValueError("no training histories given: the report compares at least one optimizer")
     if not all(isinstance(h.get(key), str) and h[key] for h in histories for key in ("variant", "trial")):
@@ -148,7 +161,11 @@ def comparison_rows(histories: list[dict], evaluation: dict | None) -> list[dict
     groups: dict[str, list[dict]] = {}
     for h in histories:
         groups.setdefault(variant_of(h), []).append(h)
-    rows = [_row(sorted(hs, key=lambda h: h.get("seed") or 0), models) for hs in groups.values()]
+    per_step = {name: v.get("seconds_per_step") for name, v in ((step_cost or {}).get("variants") or {}).items()}
+    rows = [
+        _row(sorted(hs, key=lambda h: h.get("seed") or 0), models, finite(per_step.get(variant)))
+        for variant, hs in groups.items()
+    ]
     _mark_tuned(rows)
     # Ties and untested runs fall back to final validation accuracy, then name, so the order is stable.
     return sorted(
@@ -163,7 +180,13 @@ def comparison_rows(histories: list[dict], evaluation: dict | None) -> list[dict
     )
 
 
-def _trial(history: dict, metrics: dict | None) -> dict:
+def steps_per_epoch(history: dict) -> int | None:
+    """The training steps of one epoch: the last batch of an epoch may be short, and is still a step."""
+    examples, batch = history.get("train_examples"), history.get("batch_size")
+    return math.ceil(examples / batch) if isinstance(examples, int) and isinstance(batch, int) and batch > 0 else None
+
+
+def _trial(history: dict, metrics: dict | None, step_seconds: float | None) -> dict:
     """One seed's numbers, with the divergence verdict applied."""
     epochs = sorted(history.get("epochs") or [], key=lambda e: e["epoch"])
     series = {key: [finite(e.get(field)) for e in epochs] for key, field in SERIES.items()}
@@ -176,13 +199,25 @@ def _trial(history: dict, metrics: dict | None) -> dict:
     for s in series["epoch_seconds"]:
         total = total + s if s is not None and total is not None else None
         elapsed.append(total)
+    per_epoch = steps_per_epoch(history)
+    epoch_cost = per_epoch * step_seconds if per_epoch and step_seconds is not None else None
+
+    def cost(epoch: float | None) -> float | None:
+        return None if epoch_cost is None or epoch is None else epoch * epoch_cost
+
+    reached = {
+        target: hit and {**hit, "steps": per_epoch and hit["epoch"] * per_epoch, "cost_seconds": cost(hit["epoch"])}
+        for target, hit in (history.get("time_to_accuracy") or {}).items()
+    }
     return {
         "seed": history.get("seed"),
         "trial": trial_of(history),
         "diverged": diverged,
         "diverged_at_epoch": (history.get("diverged_at_epoch") or next(iter(bad), None)) if diverged else None,
-        "series": {**series, "elapsed_seconds": elapsed},
+        "series": {**series, "elapsed_seconds": elapsed, "elapsed_cost_seconds": [cost(e["epoch"]) for e in epochs]},
         "train_seconds": finite(history.get("train_seconds")),
+        "steps": per_epoch and per_epoch * len(epochs),
+        "cost_seconds": cost(len(epochs)),
         "test_accuracy": finite(m.get("accuracy")) if tested else None,
         "test_loss": finite(m.get("loss")) if tested else None,
         "test_top3_accuracy": finite(m.get("top3_accuracy")) if tested else None,
@@ -194,13 +229,13 @@ def _trial(history: dict, metrics: dict | None) -> dict:
         "per_label_accuracy": m.get("per_label_accuracy") if tested else None,
         "confusion_matrix": m.get("confusion_matrix") if tested else None,
         "calibration": m.get("calibration") if tested else None,
-        "time_to_accuracy": history.get("time_to_accuracy") or {},
+        "time_to_accuracy": reached,
     }
 
 
-def _row(histories: list[dict], models: dict) -> dict:
+def _row(histories: list[dict], models: dict, step_seconds: float | None) -> dict:
     first = histories[0]
-    trials = [_trial(h, models.get(trial_of(h))) for h in histories]
+    trials = [_trial(h, models.get(trial_of(h)), step_seconds) for h in histories]
     ok = [t for t in trials if not t["diverged"]]
     diverged = [t for t in trials if t["diverged"]]
     n = max((len(t["series"]["val_accuracy"]) for t in ok), default=0)
@@ -208,7 +243,7 @@ def _row(histories: list[dict], models: dict) -> dict:
     def per_epoch(key: str) -> list[float | None]:
         return [mean_or_none([t["series"][key][i] for t in ok if i < len(t["series"][key])]) for i in range(n)]
 
-    series = {key: per_epoch(key) for key in [*SERIES, "elapsed_seconds"]}
+    series = {key: per_epoch(key) for key in [*SERIES, "elapsed_seconds", "elapsed_cost_seconds"]}
     for key in BANDED:
         series[f"{key}_std"] = [
             std_or_none([t["series"][key][i] for t in ok if i < len(t["series"][key])]) for i in range(n)
@@ -217,7 +252,9 @@ def _row(histories: list[dict], models: dict) -> dict:
     def at(key: str, epoch: int) -> float | None:
         return series[key][epoch - 1] if 1 <= epoch <= n else None
 
-    stats = {key: spread([t[key] for t in ok]) for key in ("test_accuracy", "test_loss", "train_seconds")}
+    stats = {
+        key: spread([t[key] for t in ok]) for key in ("test_accuracy", "test_loss", "train_seconds", "cost_seconds")
+    }
     evaluated = [t for t in trials if t["blessed"] is not None]
     return {
         "optimizer": variant_of(first),
@@ -234,6 +271,10 @@ def _row(histories: list[dict], models: dict) -> dict:
         "lr_sweep": bool(first.get("lr_sweep")),
         "tuned": False,
         "epochs": n,
+        "steps": mean_or_none([t["steps"] for t in ok]),
+        "step_seconds": step_seconds if ok else None,  # a diverged variant has no figures
+        "cost_seconds": stats["cost_seconds"]["mean"],
+        "cost_seconds_std": stats["cost_seconds"]["std"],
         "train_seconds": stats["train_seconds"]["mean"],
         "train_seconds_std": stats["train_seconds"]["std"],
         "val_accuracy_epoch_1": at("val_accuracy", 1),
@@ -268,6 +309,8 @@ def _row(histories: list[dict], models: dict) -> dict:
                     "trial",
                     "diverged",
                     "diverged_at_epoch",
+                    "steps",
+                    "cost_seconds",
                     "train_seconds",
                     "test_accuracy",
                     "test_loss",
@@ -286,13 +329,16 @@ def _row(histories: list[dict], models: dict) -> dict:
 
 
 def _time_to_accuracy(ok: list[dict]) -> dict:
-    """Per validation-accuracy target: mean seconds and epoch over the seeds that reached it, and how many did."""
+    """Per validation-accuracy target: mean cost, wall seconds, steps and epoch over the seeds that reached it, and
+    how many did."""
     targets = sorted({k for t in ok for k in t["time_to_accuracy"]}, key=float)
     out = {}
     for target in targets:
         hits = [t["time_to_accuracy"].get(target) for t in ok]
         hits = [h for h in hits if h]
         out[target] = {
+            "cost_seconds": mean_or_none([h.get("cost_seconds") for h in hits]),
+            "steps": mean_or_none([h.get("steps") for h in hits]),
             "seconds": mean_or_none([h.get("seconds") for h in hits]),
             "epoch": mean_or_none([h.get("epoch") for h in hits]),
             "reached": len(hits),
@@ -382,12 +428,12 @@ def article_header(rows: list[dict]) -> list[str]:
         "Val loss ep5",
         f"Val acc {last}",
         f"Val loss {last}",
-        "Time (m:ss)",
+        "Cost (m:ss)",
     ]
 
 
 def article_cells(row: dict) -> list[str]:
-    return [display_name(row), *(fmt(row[k]) for k in ARTICLE_KEYS), fmt_time(row["train_seconds"])]
+    return [display_name(row), *(fmt(row[k]) for k in ARTICLE_KEYS), fmt_time(row["cost_seconds"])]
 
 
 def format_table(rows: list[dict]) -> str:

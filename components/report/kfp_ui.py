@@ -12,7 +12,15 @@ import re
 from optbench.components.report.comparison import contenders
 from optbench.components.report.verdict import candidate
 
-UI_KEYS = ("test_accuracy", "test_accuracy_ci_low", "test_accuracy_ci_high", "test_loss", "train_seconds")
+UI_KEYS = (
+    "test_accuracy",
+    "test_accuracy_ci_low",
+    "test_accuracy_ci_high",
+    "test_loss",
+    "cost_seconds",
+    "step_seconds",
+    "train_seconds",
+)
 
 
 def metric_name(variant: str, key: str) -> str:
@@ -21,8 +29,8 @@ def metric_name(variant: str, key: str) -> str:
 
 
 def scalar_metrics(rows: list[dict]) -> dict[str, float]:
-    """Per compared variant the test accuracy (with its CI over seeds), test loss and training time; the
-    numbers that exist only (a diverged variant has none)."""
+    """Per compared variant the test accuracy (with its CI over seeds), test loss, training cost, per-step cost
+    and wall time; the numbers that exist only (a diverged variant has none)."""
     return {metric_name(r["optimizer"], key): r[key] for r in contenders(rows) for key in UI_KEYS if r[key] is not None}
 
 

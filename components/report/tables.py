@@ -78,7 +78,8 @@ def _p(p: float | None) -> str:
 
 
 def efficiency_table(rows: list[dict]) -> Table:
-    """What a variant costs: time to reach each validation accuracy target, total time, optimizer memory."""
+    """What a variant costs: cost to reach each validation accuracy target, total cost, per-step cost, wall time
+    on this (shared) machine, optimizer memory."""
     targets = sorted({t for r in rows for t in r["time_to_accuracy"]}, key=float)
 
     def reach(row: dict, target: str) -> str:
@@ -87,7 +88,7 @@ def efficiency_table(rows: list[dict]) -> Table:
             return NA
         if not hit or not hit["reached"]:
             return "not reached"
-        cell = f"{fmt_time(hit['seconds'])} (ep {hit['epoch']:.3g})"
+        cell = f"{fmt_time(hit.get('cost_seconds'))} (ep {hit['epoch']:.3g})"
         return cell if hit["reached"] == hit["of"] else f"{cell}, {hit['reached']}/{hit['of']} seeds"
 
     def state(row: dict) -> str:
@@ -100,13 +101,23 @@ def efficiency_table(rows: list[dict]) -> Table:
     return {
         "header": [
             "Optimizer",
-            *(f"Time to {t}" for t in targets),
-            "Total time (m:ss)",
+            *(f"Cost to {t}" for t in targets),
+            "Total cost (m:ss)",
+            "Per step (ms)",
+            "Wall time, shared machine (m:ss)",
             "Optimizer state (MiB)",
             "State / parameters",
         ],
         "rows": [
-            [display_name(r), *(reach(r, t) for t in targets), fmt_time(r["train_seconds"]), state(r), ratio(r)]
+            [
+                display_name(r),
+                *(reach(r, t) for t in targets),
+                fmt_time(r["cost_seconds"]),
+                NA if r["step_seconds"] is None else f"{1e3 * r['step_seconds']:.3g}",
+                fmt_time(r["train_seconds"]),
+                state(r),
+                ratio(r),
+            ]
             for r in rows
         ],
         "numeric": True,

@@ -127,23 +127,26 @@ def _winner_sentence(rows: list[dict], sig: dict | None) -> str:
 
 
 def _convergence_sentence(rows: list[dict]) -> str | None:
-    """The cheapest to converge: first to the highest validation-accuracy target that some variant reached on
-    every seed."""
+    """The cheapest to converge: first, in cost (steps x per-step cost, not wall time), to the highest
+    validation-accuracy target that some variant reached on every seed."""
     ok = [r for r in contenders(rows) if r["status"] == "ok"]
     targets = sorted({t for r in ok for t in r["time_to_accuracy"]}, key=float, reverse=True)
     for target in targets:
         reached = [
             r
             for r in ok
-            if (hit := r["time_to_accuracy"].get(target)) and hit["reached"] == hit["of"] and hit["seconds"] is not None
+            if (hit := r["time_to_accuracy"].get(target))
+            and hit["reached"] == hit["of"]
+            and hit.get("cost_seconds") is not None
         ]
         if reached:
-            fastest = min(reached, key=lambda r: r["time_to_accuracy"][target]["seconds"])
+            fastest = min(reached, key=lambda r: r["time_to_accuracy"][target]["cost_seconds"])
             hit = fastest["time_to_accuracy"][target]
             average = " on average" if hit["reached"] > 1 else ""
             return (
                 f"Cheapest to converge: {fastest['optimizer']} reached {target} validation accuracy first, "
-                f"after {fmt_time(hit['seconds'])}{average} (epoch {hit['epoch']:.3g})."
+                f"after {fmt_time(hit['cost_seconds'])} of training steps{average} (epoch {hit['epoch']:.3g}; "
+                "steps times each optimizer's per-step cost, timed alone)."
             )
     return None
 

@@ -23,6 +23,8 @@ INITIAL_ARCHITECTURE_FILE = "architecture.json"  # the Keras config every seed's
 # train -> model/
 HISTORY_FILE = "history.json"
 SAVED_MODEL_DIR = "saved_model"
+# step_cost -> step_cost/
+STEP_COST_FILE = "step_cost.json"
 # evaluate -> evaluation/
 EVAL_SUMMARY_FILE = "summary.json"
 PREDICTIONS_FILE = "predictions.npz"

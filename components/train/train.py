@@ -173,6 +173,7 @@ def run_train(
         "variant": trial["variant"],
         "lr_sweep": bool(trial.get("lr_sweep")),
         "optimizer": trial["optimizer"],
+        "params": params,  # the suite's overrides: what the step-cost step rebuilds the optimizer from
         "optimizer_config": {"class_name": spec.class_name, **spec.params, **params},
         "learning_rate": float(opt.learning_rate),
         "model": info["model"],
