@@ -470,3 +470,33 @@ def test_your_own_model_runs_end_to_end_and_travels_in_the_compiled_pipeline(tmp
     parameters = next(yaml.safe_load_all(package.read_text()))["root"]["inputDefinitions"]["parameters"]
     travelled = models.build(parameters["model_name"]["defaultValue"], parameters["model_config"]["defaultValue"])
     assert travelled.count_params() == 7850, "the cluster's init task rebuilds the network from the IR alone"
+
+
+def test_early_stopping_stops_trials_below_the_median_and_reports_them_as_stopped(tmp_path, idx_source):
+    """Five trials, two at a time: adam and rmsprop start together with no one to compare with; adadelta, last,
+    has at least two finished trials to be judged against at epoch 2 and is far below them."""
+    suite = tmp_path / "es.yaml"
+    suite.write_text(
+        "optimizers: [adam, rmsprop, momentum, sgd, adadelta]\nmodel: mlp\nepochs: 3\n"
+        "early_stopping: {grace_epochs: 1, min_trials: 2}\n"
+    )
+    result = subprocess.run(
+        [*run_args(suite, idx_source, tmp_path / "runs"), "--test-limit", "300"],
+        capture_output=True,
+        text=True,
+        env=env(),
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    rows = {r["optimizer"]: r for r in json.loads((run_dir / "report" / "comparison.json").read_text())}
+    assert rows["adadelta"]["status"] == "stopped" and rows["adadelta"]["stopped_at_epoch"] == 2
+    assert rows["adadelta"]["epochs"] == 2 and rows["adadelta"]["test_accuracy"] is None
+    for name in ("adam", "rmsprop"):
+        assert rows[name]["status"] == "ok" and rows[name]["epochs"] == 3 and rows[name]["test_accuracy"] > 0
+    stopped = [name for name, r in rows.items() if r["status"] == "stopped"]
+    assert "adadelta (stopped at ep 2)" in result.stdout
+    md = (run_dir / "report" / "report.md").read_text()
+    assert "Stopped early by the median stopping rule" in md and all(f"{n} at epoch" in md for n in stopped)
+    sig = json.loads((run_dir / "report" / "significance.json").read_text())
+    assert not {c["other"] for c in sig["comparisons"]} & set(stopped)

@@ -773,3 +773,24 @@ def test_imports_neither_tensorflow_nor_kfp():
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parent.parent)
+
+
+def test_a_stopped_trial_is_shown_as_stopped_and_never_scored(labels, tmp_path):
+    histories, summary, stats, predictions = realistic_run(labels)
+    for h in histories:
+        if h["variant"] == "adagrad":  # the median stopping rule stopped it after epoch 3 on every seed
+            h.update(status="stopped", stopped_at_epoch=3, stopped_below_median=0.97, epochs=h["epochs"][:3])
+    rows = build_report(histories, summary, stats, {}, str(tmp_path), predictions=predictions, step_cost=STEP_COST)
+    adagrad = by_name(rows)["adagrad"]
+    assert (adagrad["status"], adagrad["stopped_at_epoch"], adagrad["stopped_seeds"]) == ("stopped", 3, [0, 1, 2])
+    assert adagrad["epochs"] == 3 and adagrad["steps"] == 3 * STEPS_PER_EPOCH  # what it did cost
+    assert adagrad["test_accuracy"] is None and adagrad["blessed"] is None and adagrad["p_vs_winner"] is None
+    sig = json.loads((tmp_path / "significance.json").read_text())
+    assert {c["other"] for c in sig["comparisons"]} == {"rmsprop", "momentum", "sgd"}  # never a loser it did not finish
+    md = (tmp_path / "report.md").read_text()
+    assert (
+        "Stopped early by the median stopping rule (validation accuracy below the median of the other trials at "
+        "the same epoch): adagrad at epoch 3 (3 of 3 seeds); a stopped trial is not scored" in md
+    )
+    assert "| adagrad (stopped at ep 3) |" in md
+    assert "No test metrics for" not in md

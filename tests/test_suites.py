@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import yaml
 
@@ -134,3 +136,21 @@ def test_blessing_excludes_chance_and_far_below_the_baseline_unless_a_suite_says
     assert _thresholds_words({"thresholds": own}, "sgd") == "test accuracy at least 0.9 and at most 0.1 below sgd"
     lifted = {"min_accuracy": 0, "max_drop_vs_baseline": 1}
     assert suites.validate({"optimizers": ["sgd"], "thresholds": lifted})["thresholds"] == lifted
+
+
+def test_early_stopping_is_off_unless_asked_and_checked_when_it_is():
+    assert suites.validate({"optimizers": ["sgd"]})["early_stopping"] is None
+    on = suites.validate({"optimizers": ["sgd"], "epochs": 5, "early_stopping": {"grace_epochs": 2}})
+    assert on["early_stopping"] == {"grace_epochs": 2, "min_trials": suites.MIN_TRIALS}
+    cli = suites.with_overrides(suites.load("seed-004"), early_stopping=3)
+    assert cli["early_stopping"] == {"grace_epochs": 3, "min_trials": 3}
+    for value, message in (
+        ({"grace_epochs": 10}, "early_stopping.grace_epochs must be an integer in 1-9"),
+        ({"grace": 1}, "early_stopping takes grace_epochs (required) and min_trials"),
+        ({"grace_epochs": 1, "min_trials": 0}, "early_stopping.min_trials must be an integer in 1-10000"),
+        ("median", "early_stopping takes grace_epochs"),
+    ):
+        with pytest.raises(SuiteError, match=re.escape(message)):
+            suites.validate({"optimizers": ["sgd"], "early_stopping": value})
+    with pytest.raises(SuiteError, match="needs at least 2 epochs"):
+        suites.validate({"optimizers": ["sgd"], "epochs": 1, "early_stopping": {"grace_epochs": 1}})

@@ -99,6 +99,13 @@ class RunConfig:
         None, "--lr-grid", "Also sweep these learning rates for every optimizer, e.g. 1e-4,1e-3,1e-2.", float_list
     )
     baseline: str | None = option(None, "--baseline", "The variant the others are compared with (default: sgd).")
+    early_stopping: int | None = option(
+        None,
+        "--early-stopping",
+        "Median stopping rule after GRACE epochs: stop a trial whose validation accuracy is below the median of "
+        "the others at the same epoch (at least 3 of them). Off by default.",
+        int,
+    )
     train_limit: int = option(
         0,
         "--train-limit",
@@ -160,4 +167,5 @@ class RunConfig:
             first_seed=self.seed,
             lr_grid=self.lr_grid,
             baseline=self.baseline,
+            early_stopping=self.early_stopping,
         )

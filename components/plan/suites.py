@@ -42,6 +42,7 @@ _KEYS = {
     "lr_grid": "a list of learning rates to sweep for every optimizer",
     "baseline": "the variant the others are compared with",
     "thresholds": "{min_accuracy: 0-1, max_drop_vs_baseline: 0-1}: what blessing asks (defaults 0.2 and 0.1)",
+    "early_stopping": "opt-in median stopping rule: {grace_epochs: >= 1, min_trials: >= 1 (default 3)}",
     "max_trials": f"the most trials it may expand to (default {MAX_TRIALS}, at most {TRIALS_CEILING:,})",
 }
 _THRESHOLDS = {"min_accuracy": (0.0, 1.0), "max_drop_vs_baseline": (0.0, 1.0)}
@@ -49,6 +50,7 @@ _THRESHOLDS = {"min_accuracy": (0.0, 1.0), "max_drop_vs_baseline": (0.0, 1.0)}
 # classes) and not far below the baseline. A blessing that Adadelta's 0.39 passes next to SGD's 0.92
 # tells nobody anything. A suite lifts a bound with `min_accuracy: 0` or `max_drop_vs_baseline: 1`.
 DEFAULT_THRESHOLDS = {"min_accuracy": 0.2, "max_drop_vs_baseline": 0.1}
+MIN_TRIALS = 3  # early stopping compares with the median of at least this many other trials (Katib's default)
 # Ranges for the hyperparameters we can judge; any other constructor argument is passed through.
 _RANGES = {
     "learning_rate": (0.0, 1e4, False),
@@ -133,6 +135,7 @@ def validate(raw: Any, source: str = "suite") -> dict:
             raise SuiteError(f"{source}: lr_grid must be a non-empty list of learning rates")
         suite["lr_grid"] = sorted({_number(source, "lr_grid", v, *_RANGES["learning_rate"]) for v in grid})
     suite["thresholds"] = _thresholds(source, suite.get("thresholds") or {})
+    suite["early_stopping"] = _early_stopping(source, suite.get("early_stopping"), suite["epochs"])
     suite["max_trials"] = _int_in(source, "max_trials", suite.get("max_trials", MAX_TRIALS), 1, TRIALS_CEILING)
     _check_size(source, suite)
     variants = [t for t in expand(suite, seeds=[0])]
@@ -262,6 +265,21 @@ def _thresholds(source: str, value: Any) -> dict:
     }
 
 
+def _early_stopping(source: str, value: Any, epochs: int) -> dict | None:
+    """None (off) or {grace_epochs, min_trials}: Katib's median stopping rule, checked after every epoch past
+    the grace period (components/train/early_stopping.py)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or "grace_epochs" not in value or set(value) - {"grace_epochs", "min_trials"}:
+        raise SuiteError(f"{source}: early_stopping takes grace_epochs (required) and min_trials; got {value!r}")
+    if epochs < 2:
+        raise SuiteError(f"{source}: early_stopping needs at least 2 epochs, the suite has {epochs}")
+    return {
+        "grace_epochs": _int_in(source, "early_stopping.grace_epochs", value["grace_epochs"], 1, epochs - 1),
+        "min_trials": _int_in(source, "early_stopping.min_trials", value.get("min_trials", MIN_TRIALS), 1, 10_000),
+    }
+
+
 def _trial_id(variant: str, seed: int) -> str:
     return f"{variant.replace(' ', '').replace('=', '')}.s{seed}"
 
@@ -308,8 +326,9 @@ def with_overrides(
     first_seed: int = 0,
     lr_grid: list[float] | None = None,
     baseline: str | None = None,
+    early_stopping: int | None = None,
 ) -> dict:
-    """The suite with the CLI's options applied on top, validated again."""
+    """The suite with the CLI's options applied on top, validated again (`early_stopping`: the grace epochs)."""
     raw = {k: v for k, v in suite.items()}
     as_written = lambda b: "full" if b == FULL_BATCH else b  # noqa: E731 - back to the YAML's spelling
     raw["batch_size"] = as_written(suite["batch_size"])
@@ -327,6 +346,8 @@ def with_overrides(
         raw.pop("batch_sizes", None)
     count = _int_in(suite["name"], "seeds", seeds, 1, MAX_SEEDS) if seeds is not None else len(suite["seeds"])
     raw["seeds"] = [first_seed + i for i in range(count)] if (seeds is not None or first_seed) else suite["seeds"]
+    if early_stopping is not None:
+        raw["early_stopping"] = {"grace_epochs": early_stopping}
     raw.pop("baseline", None)
     if baseline is not None:
         raw["baseline"] = baseline

@@ -12,6 +12,11 @@ as predicting class 0 everywhere, an accuracy that means nothing. A variant's
 figures are over its non-diverged trials only; its status says how many
 diverged ("partial" when some did, "diverged" when all did).
 
+A trial the median stopping rule stopped (opt-in) keeps its curves up to the
+epoch it stopped at, but has no test metrics and no blessing: it never
+finished, so it is never scored, nor counted as a loser of a significance
+test. A variant whose every trial was stopped has the status "stopped".
+
 Costs: a trial's `cost_seconds` is the steps it took times its variant's
 per-step cost, measured alone by the step-cost step (components/step_cost/),
 so no neighbour moves it; time to accuracy is counted the same way. Its
@@ -47,6 +52,7 @@ SCALAR_COLUMNS = (
     "seeds_ok",
     "seeds_total",
     "diverged_at_epoch",
+    "stopped_at_epoch",
     "base_optimizer",
     "learning_rate",
     "batch_size",
@@ -194,7 +200,8 @@ def _trial(history: dict, metrics: dict | None, step_seconds: float | None) -> d
     bad = [e["epoch"] for e in epochs if any(k in e and finite(e[k]) is None for k in ("loss", "val_loss"))]
     m = metrics or {}
     diverged = history.get("status") == "diverged" or bool(bad) or m.get("finite_predictions") is False
-    tested = bool(m) and not diverged
+    stopped = not diverged and history.get("status") == "stopped"
+    tested = bool(m) and not diverged and not stopped
     elapsed, total = [], 0.0
     for s in series["epoch_seconds"]:
         total = total + s if s is not None and total is not None else None
@@ -214,6 +221,8 @@ def _trial(history: dict, metrics: dict | None, step_seconds: float | None) -> d
         "trial": trial_of(history),
         "diverged": diverged,
         "diverged_at_epoch": (history.get("diverged_at_epoch") or next(iter(bad), None)) if diverged else None,
+        "stopped": stopped,
+        "stopped_at_epoch": history.get("stopped_at_epoch") if stopped else None,
         "series": {**series, "elapsed_seconds": elapsed, "elapsed_cost_seconds": [cost(e["epoch"]) for e in epochs]},
         "train_seconds": finite(history.get("train_seconds")),
         "steps": per_epoch and per_epoch * len(epochs),
@@ -224,7 +233,7 @@ def _trial(history: dict, metrics: dict | None, step_seconds: float | None) -> d
         "test_macro_auc": finite(m.get("macro_auc")) if tested else None,
         "test_ece": finite((m.get("calibration") or {}).get("ece")) if tested else None,
         "test_accuracy_diff_vs_baseline": finite(m.get("accuracy_diff_vs_baseline")) if tested else None,
-        "blessed": None if not m or m.get("blessed") is None else bool(m["blessed"]) and not diverged,
+        "blessed": None if stopped or not m or m.get("blessed") is None else bool(m["blessed"]) and not diverged,
         "failed_thresholds": list(m.get("failed_thresholds") or []),
         "per_label_accuracy": m.get("per_label_accuracy") if tested else None,
         "confusion_matrix": m.get("confusion_matrix") if tested else None,
@@ -260,12 +269,20 @@ def _row(histories: list[dict], models: dict, step_seconds: float | None) -> dic
         "optimizer": variant_of(first),
         "base_optimizer": first.get("optimizer"),
         "family": family_of(first),
-        "status": "diverged" if not ok else "partial" if diverged else "ok",
+        "status": "diverged"
+        if not ok
+        else "stopped"
+        if all(t["stopped"] for t in ok)
+        else "partial"
+        if diverged
+        else "ok",
         "seeds": [t["seed"] for t in trials],
         "seeds_ok": len(ok),
         "seeds_total": len(trials),
         "diverged_seeds": [t["seed"] for t in diverged],
         "diverged_at_epoch": min((t["diverged_at_epoch"] for t in diverged if t["diverged_at_epoch"]), default=None),
+        "stopped_seeds": [t["seed"] for t in ok if t["stopped"]],
+        "stopped_at_epoch": min((t["stopped_at_epoch"] for t in ok if t["stopped"]), default=None),
         "learning_rate": finite(first.get("learning_rate")),
         "batch_size": first.get("batch_size"),
         "lr_sweep": bool(first.get("lr_sweep")),
@@ -309,6 +326,8 @@ def _row(histories: list[dict], models: dict, step_seconds: float | None) -> dic
                     "trial",
                     "diverged",
                     "diverged_at_epoch",
+                    "stopped",
+                    "stopped_at_epoch",
                     "steps",
                     "cost_seconds",
                     "train_seconds",
@@ -409,6 +428,10 @@ def display_name(row: dict) -> str:
         return f"{row['optimizer']} (diverged)"
     if row["status"] == "partial":
         return f"{row['optimizer']} (diverged {len(row['diverged_seeds'])}/{row['seeds_total']})"
+    if row["status"] == "stopped":
+        return f"{row['optimizer']} (stopped at ep {row['stopped_at_epoch']})"
+    if row["stopped_seeds"]:
+        return f"{row['optimizer']} (stopped {len(row['stopped_seeds'])}/{row['seeds_total']})"
     return row["optimizer"]
 
 

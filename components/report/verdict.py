@@ -24,7 +24,10 @@ def _correct(row: dict, predictions: Predictions) -> dict:
     return {
         s["seed"]: predictions.correct(s["trial"])
         for s in row["per_seed"]
-        if not s["diverged"] and s["trial"] in predictions.predicted and predictions.finite(s["trial"])
+        if not s["diverged"]
+        and not s["stopped"]  # a trial stopped early never finished: it is never scored
+        and s["trial"] in predictions.predicted
+        and predictions.finite(s["trial"])
     }
 
 
@@ -186,7 +189,21 @@ def verdict(rows: list[dict], sig: dict | None, evaluation: dict | None, baselin
                 f"(seed {_names([str(s) for s in r['diverged_seeds']])}{at}); its figures are over the "
                 f"other {r['seeds_ok']}."
             )
-    missing = [r["optimizer"] for r in shown if r["test_accuracy"] is None and r["status"] != "diverged"]
+    stopped = [
+        f"{r['optimizer']} at epoch {r['stopped_at_epoch']}"
+        + ("" if r["seeds_total"] == 1 else f" ({len(r['stopped_seeds'])} of {r['seeds_total']} seeds)")
+        for r in shown
+        if r["stopped_seeds"]
+    ]
+    if stopped:
+        parts.append(
+            f"Stopped early by the median stopping rule (validation accuracy below the median of the other "
+            f"trials at the same epoch): {_names(stopped)}; a stopped trial is not scored and takes no part in "
+            "the significance tests."
+        )
+    missing = [
+        r["optimizer"] for r in shown if r["test_accuracy"] is None and r["status"] not in ("diverged", "stopped")
+    ]
     if missing:
         parts.append(f"No test metrics for {_names(missing)} (evaluation missing).")
     thresholds = _thresholds_words(evaluation, baseline)

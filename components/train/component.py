@@ -11,6 +11,7 @@ def train(
     initial: Input[Model],
     trial_json: str,
     epochs: int,
+    early_stopping_json: str,
     threads: int,
     mixed_precision: bool,
     xla: bool,
@@ -21,6 +22,7 @@ def train(
     import json
 
     from optbench.components.shared.artifacts import persist_metadata
+    from optbench.components.train.early_stopping import board_of
     from optbench.components.train.train import kfp_metrics, run_train
 
     history = run_train(
@@ -29,6 +31,8 @@ def train(
         model.path,
         json.loads(trial_json),
         epochs=epochs,
+        early_stopping=json.loads(early_stopping_json) or None,
+        board=board_of(initial.uri),
         threads=threads or None,
         mixed_precision=mixed_precision,
         xla=xla,

@@ -39,11 +39,22 @@ def configure_threads(threads: int | None) -> None:
         tf.config.threading.set_inter_op_parallelism_threads(max(1, threads))
 
 
-def _progress_callback(name: str, epochs: int, train_examples: int, record: list[dict], state: dict):
+def _progress_callback(
+    name: str,
+    epochs: int,
+    train_examples: int,
+    record: list[dict],
+    state: dict,
+    early_stopping: dict | None = None,
+    board: str | None = None,
+):
     import keras
 
+    from optbench.components.train import early_stopping as median_rule
+
     class Progress(keras.callbacks.Callback):
-        """Per-epoch wall time (training part alone for throughput) and divergence (stops training)."""
+        """Per-epoch wall time (training part alone for throughput), divergence and the median stopping rule
+        (either stops training)."""
 
         def on_epoch_begin(self, epoch, logs=None):
             self._start = time.perf_counter()
@@ -67,6 +78,16 @@ def _progress_callback(name: str, epochs: int, train_examples: int, record: list
             if not (math.isfinite(row["loss"]) and row["loss"] < EXPLODED_LOSS):
                 state.update(diverged=True, epoch=epoch + 1)
                 self.model.stop_training = True
+            elif early_stopping and board:
+                accuracies = [_finite(r["val_accuracy"]) for r in record]
+                median_rule.post(board, name, accuracies)
+                median = median_rule.should_stop(accuracies, median_rule.read_others(board, name), early_stopping)
+                if median is not None:
+                    state.update(stopped=True, stopped_at=epoch + 1, median=median)
+                    self.model.stop_training = True
+                    log.info(
+                        "train[%s] stopped at epoch %d: val_acc below the others' median %.4f", name, epoch + 1, median
+                    )
             log.info(
                 "train[%s] epoch %d/%d  loss %.4f  acc %.4f  val_loss %.4f  val_acc %.4f  %.1fs",
                 name,
@@ -126,8 +147,14 @@ def run_train(
     threads: int | None = None,
     mixed_precision: bool = False,
     xla: bool = False,
+    early_stopping: dict | None = None,
+    board: str | None = None,
 ) -> dict:
-    """Train one trial (docs/artifacts.md), export the SavedModel and write history.json; return the history."""
+    """Train one trial (docs/artifacts.md), export the SavedModel and write history.json; return the history.
+
+    `early_stopping` ({grace_epochs, min_trials}) turns on the median stopping rule against the other trials'
+    posts on `board` (components/train/early_stopping.py).
+    """
     spec = optimizers.get_spec(trial["optimizer"])
     seed, batch_size = int(trial["seed"]), int(trial["batch_size"])
     if epochs < 1 or batch_size < 0:
@@ -158,7 +185,7 @@ def run_train(
         epochs=epochs,
         verbose=0,
         shuffle=False,  # the dataset is already shuffled, by seed
-        callbacks=[_progress_callback(trial["trial"], epochs, train_examples, record, state)],
+        callbacks=[_progress_callback(trial["trial"], epochs, train_examples, record, state, early_stopping, board)],
     )
     train_seconds = time.perf_counter() - started
 
@@ -182,8 +209,10 @@ def run_train(
         **describe_device(),
         "mixed_precision": mixed_precision,
         "xla": xla,
-        "status": "diverged" if state.get("diverged") else "ok",
+        "status": "diverged" if state.get("diverged") else "stopped" if state.get("stopped") else "ok",
         "diverged_at_epoch": state.get("epoch"),
+        "stopped_at_epoch": state.get("stopped_at"),
+        "stopped_below_median": state.get("median"),
         "epochs": epochs_record,
         "train_seconds": train_seconds,
         "time_to_accuracy": time_to_accuracy(epochs_record),
@@ -207,6 +236,7 @@ def kfp_metrics(history: dict) -> dict[str, float]:
         "train_seconds": history["train_seconds"],
         "optimizer_state_ratio": history["optimizer_state_ratio"],
         "diverged": float(history["status"] == "diverged"),
+        "stopped": float(history["status"] == "stopped"),
     }
     return {k: float(v) for k, v in scalars.items() if v is not None}
 
