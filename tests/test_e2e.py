@@ -56,6 +56,14 @@ def run_args(suite: Path, source: Path, output: Path) -> list[str]:
     ]
 
 
+def finished_run(args: list[str], output: Path) -> tuple[subprocess.CompletedProcess, Path]:
+    """`optbench run ARGS`, which must succeed, and the one run folder it wrote under `output`."""
+    result = subprocess.run(args, capture_output=True, text=True, env=env(), timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    (run_dir,) = output.iterdir()
+    return result, run_dir
+
+
 @pytest.fixture(scope="module")
 def suite_file(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("suite") / "e2e.yaml"
@@ -66,12 +74,7 @@ def suite_file(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory, suite_file, idx_source):
     output = tmp_path_factory.mktemp("reference")
-    result = subprocess.run(
-        run_args(suite_file, idx_source, output), capture_output=True, text=True, env=env(), timeout=900
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    (run_dir,) = output.iterdir()
-    return result, run_dir
+    return finished_run(run_args(suite_file, idx_source, output), output)
 
 
 def _without_timing(value):
@@ -443,15 +446,7 @@ def test_your_own_model_runs_end_to_end_and_travels_in_the_compiled_pipeline(tmp
         images, labels = real_digits
         np.savez(source, x_train=images[:1200], y_train=labels[:1200], x_test=images, y_test=labels)
     common = ["--model", spec, "--optimizers", "adam,sgd", "--epochs", "1", "--test-limit", "200"]
-    result = subprocess.run(
-        [*run_args(Path("seed-004"), source, tmp_path / "runs"), *common],
-        capture_output=True,
-        text=True,
-        env=env(),
-        timeout=900,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    (run_dir,) = (tmp_path / "runs").iterdir()
+    _, run_dir = finished_run([*run_args(Path("seed-004"), source, tmp_path / "runs"), *common], tmp_path / "runs")
     html = (run_dir / "report" / "report.html").read_text()
     assert "small_net (7,850 parameters)" in html, "the network and its size are in the report"
     if form == ".keras file":
@@ -480,15 +475,9 @@ def test_early_stopping_stops_trials_below_the_median_and_reports_them_as_stoppe
         "optimizers: [adam, rmsprop, momentum, sgd, adadelta]\nmodel: mlp\nepochs: 3\n"
         "early_stopping: {grace_epochs: 1, min_trials: 2}\n"
     )
-    result = subprocess.run(
-        [*run_args(suite, idx_source, tmp_path / "runs"), "--test-limit", "300"],
-        capture_output=True,
-        text=True,
-        env=env(),
-        timeout=900,
+    result, run_dir = finished_run(
+        [*run_args(suite, idx_source, tmp_path / "runs"), "--test-limit", "300"], tmp_path / "runs"
     )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    (run_dir,) = (tmp_path / "runs").iterdir()
     rows = {r["optimizer"]: r for r in json.loads((run_dir / "report" / "comparison.json").read_text())}
     assert rows["adadelta"]["status"] == "stopped" and rows["adadelta"]["stopped_at_epoch"] == 2
     assert rows["adadelta"]["epochs"] == 2 and rows["adadelta"]["test_accuracy"] is None

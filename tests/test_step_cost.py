@@ -53,11 +53,11 @@ def test_interleaved_rounds_give_each_function_its_own_median():
     def sleeper(seconds):
         return lambda: time.sleep(seconds)
 
-    timed = measure({"short": sleeper(0.002), "long": sleeper(0.006)}, rounds=MIN_ROUNDS)
+    timed = measure({"short": sleeper(0.002), "long": sleeper(0.010)}, rounds=MIN_ROUNDS)
     assert {t["rounds"] for t in timed.values()} == {MIN_ROUNDS}
     assert timed["short"]["q1"] <= timed["short"]["seconds_per_step"] <= timed["short"]["q3"]
     assert 0.002 <= timed["short"]["seconds_per_step"] < timed["long"]["seconds_per_step"]
-    assert 2 < timed["long"]["seconds_per_step"] / timed["short"]["seconds_per_step"] < 4
+    assert 2 < timed["long"]["seconds_per_step"] / timed["short"]["seconds_per_step"] < 6  # 5, give or take jitter
     assert timed["short"]["steps_per_block"] > timed["long"]["steps_per_block"] >= 1
 
 
