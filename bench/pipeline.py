@@ -56,7 +56,7 @@ def bench_steps(suite: dict, data_source: str, train_limit: int | None, work: Pa
             epochs=suite["epochs"],
         )
     steps["step_cost"] = step(
-        "optbench.components.step_cost.step_cost:run_step_cost",
+        "optbench.components.train.step_cost:run_step_cost",
         dataset_dir=dataset,
         initial_dir=initial,
         model_dirs=model_dirs,

@@ -76,7 +76,7 @@ def run_local(
     from kfp import local
 
     from optbench.components.ingest.ingest import validate_source
-    from optbench.pipelines.pipeline import build_pipeline
+    from optbench.pipelines.pipeline import pipeline_for
     from optbench.progress import log_tail, progress_to_terminal
 
     if runner not in RUNNERS:
@@ -137,7 +137,7 @@ def run_local(
     log_path = run_dir / PIPELINE_LOG
     try:
         with progress_to_terminal(log_path, verbose):
-            task = build_pipeline(configure, parallelism=parallelism)(**arguments)
+            task = pipeline_for(arguments, configure, parallelism=parallelism)(**arguments)
     except Exception as e:
         _record(run_dir, run_id=run_id, status="failed", error=str(e), **how)
         raise RunFailed(f"run {run_id} failed: {e}\n--- end of {log_path} ---\n{log_tail(log_path)}") from e

@@ -17,9 +17,9 @@ from pathlib import Path
 
 from kfp import compiler, dsl, kubernetes
 
-from optbench.pipelines.pipeline import build_pipeline
+from optbench.pipelines.pipeline import pipeline_for
 
-STEPS = ("ingest", "init", "train", "evaluate", "metrics", "report")
+STEPS = ("ingest", "init", "train", "tune", "evaluate", "metrics", "report")
 # The step-cost step times training steps, so it runs where the trials train: their image, resources, GPU.
 LIKE_TRAIN = "step_cost"
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -49,6 +49,7 @@ DEFAULT_RESOURCES: Mapping[str, Resources] = {
     "ingest": Resources("2", "8Gi"),
     "init": Resources("1", "4Gi"),
     "train": Resources("4", "16Gi"),
+    "tune": Resources("500m", "1Gi"),
     "evaluate": Resources("4", "16Gi"),
     "metrics": Resources("500m", "1Gi"),
     "report": Resources("1", "4Gi"),
@@ -162,5 +163,5 @@ class Dataflow:
 def compile_pipeline(config: ClusterConfig, arguments: dict, output: Path) -> Path:
     """Write the KFP IR YAML (what the KFP UI uploads) with `arguments` as the parameters' defaults."""
     output.parent.mkdir(parents=True, exist_ok=True)
-    compiler.Compiler().compile(build_pipeline(config.configure), str(output), pipeline_parameters=arguments)
+    compiler.Compiler().compile(pipeline_for(arguments, config.configure), str(output), pipeline_parameters=arguments)
     return output

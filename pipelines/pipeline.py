@@ -4,8 +4,14 @@
             ├─> ParallelFor(trials: train) ─> step_cost ─> evaluate (fan-in) ─┬─> report
     init ───┘                                                                 └─> ParallelFor(trials: trial_metrics)
 
+    tune-confirm: ParallelFor(trials: train) ─> tune ─> ParallelFor(confirm_pool: train_confirmed) ─> step_cost ...
+
 A trial is one training run (an optimizer variant and a seed, docs/artifacts.md);
-the plan (components/plan/) expands a suite into the `trials` parameter. The
+the plan (components/plan/) expands a suite into the `trials` parameter. With
+the tune-confirm protocol, `trials` is the learning-rate grid on one seed; a
+tune step picks each optimizer's learning rate and a second ParallelFor over
+`confirm_pool` trains the confirming trials (the rest skip at once,
+components/tune/tune.py), which everything after it uses. The
 same definition runs locally (`kfp.local`, `optbench run`) and compiles to the
 IR YAML a Kubeflow cluster runs; `build_pipeline(configure)` lets the compiler
 attach cluster settings (images, GPUs, resources) to each step without
@@ -20,18 +26,24 @@ from optbench.components.evaluate.component import evaluate
 from optbench.components.ingest.component import ingest
 from optbench.components.init_model.component import init_model
 from optbench.components.report.component import report
-from optbench.components.step_cost.component import step_cost
-from optbench.components.train.component import train
+from optbench.components.train.component import step_cost, train, train_confirmed
 from optbench.components.trial_metrics.component import trial_metrics
+from optbench.components.tune.component import select_learning_rates
 
 PIPELINE_NAME = "optbench-compare"
 Configure = Callable[[dsl.PipelineTask, str], None]
 
 
-def build_pipeline(configure: Configure | None = None, parallelism: int = 0):
+def pipeline_for(arguments: dict, configure: Configure | None = None, parallelism: int = 0):
+    """The pipeline that runs `arguments` (components/plan/arguments.py): its shape follows the protocol."""
+    return build_pipeline(configure, parallelism, tune=bool(arguments["confirm_pool"]))
+
+
+def build_pipeline(configure: Configure | None = None, parallelism: int = 0, tune: bool = False):
     """The pipeline function; `configure(task, step)` is called on every task it creates.
 
-    `parallelism` caps how many trials train at once (0: no cap beyond the runner's own).
+    `parallelism` caps how many trials train at once (0: no cap beyond the runner's own); `tune` builds the
+    tune-confirm shape.
     """
 
     def step(task: dsl.PipelineTask, name: str, display: str) -> dsl.PipelineTask:
@@ -43,6 +55,7 @@ def build_pipeline(configure: Configure | None = None, parallelism: int = 0):
     @dsl.pipeline(name=PIPELINE_NAME, description="Which optimizer should I train this network with?")
     def compare_optimizers(
         trials: List[str],
+        confirm_pool: List[str] = [],
         seeds: List[int] = [0],
         model_name: str = "cnn",
         model_config: str = "",
@@ -76,21 +89,30 @@ def build_pipeline(configure: Configure | None = None, parallelism: int = 0):
         init = step(
             init_model(model_name=model_name, model_config=model_config, seeds=seeds), "init", "initial weights"
         )
-        with dsl.ParallelFor(trials, parallelism=parallelism) as trial:
-            trained = step(
-                train(
-                    dataset=data.output,
-                    initial=init.output,
-                    trial_json=trial,
-                    epochs=epochs,
-                    early_stopping_json=early_stopping_json,
-                    threads=train_threads,
-                    mixed_precision=mixed_precision,
-                    xla=xla,
-                ),
-                "train",
-                "train (Keras)",
+
+        def train_each(items, tuned: dsl.PipelineTask | None = None) -> dsl.PipelineTask:
+            settings = dict(
+                dataset=data.output,
+                initial=init.output,
+                epochs=epochs,
+                early_stopping_json=early_stopping_json,
+                threads=train_threads,
+                mixed_precision=mixed_precision,
+                xla=xla,
             )
+            with dsl.ParallelFor(items, parallelism=parallelism) as trial:
+                if tuned is None:
+                    return step(train(trial_json=trial, **settings), "train", "train (Keras)")
+                task = train_confirmed(trial_json=trial, tuning=tuned.outputs["tuning"], **settings)
+                return step(task, "train", "train (Keras), confirming")
+
+        trained, tuning_json = train_each(trials), ""
+        if tune:
+            tuned = step(
+                select_learning_rates(models=dsl.Collected(trained.outputs["model"])), "tune", "choose learning rates"
+            )
+            trials, tuning_json = confirm_pool, tuned.outputs["Output"]
+            trained = train_each(trials, tuned)
         # One Collected per consumer: KFP 2.17 fails to compile a Collected object shared by two tasks.
         cost = step(
             step_cost(
@@ -123,6 +145,7 @@ def build_pipeline(configure: Configure | None = None, parallelism: int = 0):
                 models=dsl.Collected(trained.outputs["model"]),
                 evaluation=evaluation.output,
                 step_cost=cost.output,
+                tuning_json=tuning_json,
                 settings_json=settings_json,
             ),
             "report",

@@ -38,8 +38,38 @@ def tasks_by_component(spec: dict) -> dict[str, dict]:
 
 def test_every_step_the_pipeline_creates_is_one_the_cluster_config_knows():
     seen = []
-    build_pipeline(lambda task, step: seen.append(step))
+    for tune in (False, True):
+        build_pipeline(lambda task, step: seen.append(step), tune=tune)
     assert set(seen) == {*cluster.STEPS, cluster.LIKE_TRAIN}
+
+
+def test_tune_confirm_compiles_to_a_grid_a_choice_and_a_loop_over_the_choice(tmp_path):
+    spec, _, _ = compile_yaml(
+        tmp_path,
+        "--image",
+        CPU,
+        "--gpus",
+        "0",
+        "--optimizers",
+        "adam,sgd",
+        "--lr-grid",
+        "0.1",
+        "--seeds",
+        "3",
+        "--protocol",
+        "tune-confirm",
+    )
+    params = spec["root"]["inputDefinitions"]["parameters"]
+    grid = [json.loads(t) for t in params["trials"]["defaultValue"]]
+    pool = [json.loads(t) for t in params["confirm_pool"]["defaultValue"]]
+    assert {t["seed"] for t in grid} == {0} and len(grid) == 4  # adam and sgd at their default and at 0.1
+    assert {t["seed"] for t in pool} == {0, 1, 2} and len(pool) == 12
+    loops = [t for t in spec["root"]["dag"]["tasks"].values() if "parameterIterator" in t]
+    items = {t["parameterIterator"]["items"].get("inputParameter", "") for t in loops}
+    assert {i.rsplit("-", 1)[-1] for i in items} >= {"trials", "confirm_pool"}, items
+    tasks = spec["root"]["dag"]["tasks"]
+    report = tasks["report"]["inputs"]["parameters"]["tuning_json"]
+    assert report["taskOutputParameter"] == {"outputParameterKey": "Output", "producerTask": "select-learning-rates"}
 
 
 def test_gpu_pipeline_loads_back_with_loop_gpu_request_node_selector_toleration_and_parameters(tmp_path):

@@ -489,3 +489,22 @@ def test_early_stopping_stops_trials_below_the_median_and_reports_them_as_stoppe
     assert "Stopped early by the median stopping rule" in md and all(f"{n} at epoch" in md for n in stopped)
     sig = json.loads((run_dir / "report" / "significance.json").read_text())
     assert not {c["other"] for c in sig["comparisons"]} & set(stopped)
+
+
+def test_tune_confirm_reports_both_protocols_and_the_sensitivity_of_each_optimizer(tmp_path, idx_source):
+    """The grid on seed 0, each optimizer's choice on validation, then default and choice on both seeds."""
+    args = [*run_args(Path("seed-004"), idx_source, tmp_path / "runs"), "--optimizers", "adam,sgd", "--model", "mlp"]
+    args += ["--lr-grid", "0.1", "--seeds", "2", "--epochs", "2", "--protocol", "tune-confirm", "--test-limit", "300"]
+    _, run_dir = finished_run(args, tmp_path / "runs")
+    report = run_dir / "report"
+    rows = {r["optimizer"]: r for r in json.loads((report / "comparison.json").read_text())}
+    tuned = {r["family"]: name for name, r in rows.items() if r["tuned"]}
+    assert set(tuned) == {"adam", "sgd"} and {"adam", "sgd"} <= set(rows)
+    assert set(rows) == {"adam", "sgd"} | set(tuned.values()), "only defaults and choices are confirmed"
+    assert all(r["seeds_total"] == 2 and r["test_accuracy"] is not None for r in rows.values())
+    md = (report / "report.md").read_text()
+    assert "## Tuned, then confirmed" in md and (report / "sensitivity.png").exists()
+    assert "Protocol: tune, then confirm: each optimizer's learning rate was chosen on validation accuracy" in md
+    grid = [p for p in (run_dir / "pipeline").rglob("tuning.json")]
+    (choice,) = [json.loads(p.read_text()) for p in grid]
+    assert choice["chosen"] == tuned and {len(points) for points in choice["grid"].values()} == {2}

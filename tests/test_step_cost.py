@@ -16,7 +16,7 @@ from optbench.components.init_model.init_model import run_init
 from optbench.components.report.comparison import comparison_rows
 from optbench.components.shared.files import read_json
 from optbench.components.shared.schema import HISTORY_FILE, STEP_COST_FILE
-from optbench.components.step_cost.step_cost import MIN_ROUNDS, measure, run_step_cost
+from optbench.components.train.step_cost import MIN_ROUNDS, measure, run_step_cost
 from optbench.components.train.train import time_to_accuracy
 
 TARGET = 0.5  # a validation accuracy the MLP reaches on 1,000 digits within two epochs
@@ -42,7 +42,7 @@ for p in spinners:
 # The step-cost step in its own process, with the trials' one thread (TensorFlow fixes its threads once).
 STEP_COST = """
 import json, sys
-from optbench.components.step_cost.step_cost import run_step_cost
+from optbench.components.train.step_cost import run_step_cost
 
 dataset, initial, dirs, out = sys.argv[1:]
 run_step_cost(dataset, initial, json.loads(dirs), out, threads=1)

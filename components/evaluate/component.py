@@ -20,10 +20,10 @@ def evaluate(
     import json
 
     from optbench.components.evaluate.evaluate import evaluate as run_evaluate
-    from optbench.components.shared.artifacts import saved_models_by_trial
+    from optbench.components.shared.artifacts import saved_models_by_trial, trained
 
     run_evaluate(
-        saved_models_by_trial([m.path for m in models]),
+        saved_models_by_trial(trained([m.path for m in models])),
         dataset.path,
         evaluation.path,
         baseline=baseline_trial or None,

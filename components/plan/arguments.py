@@ -47,6 +47,7 @@ def pipeline_arguments(
         "baseline": suite.get("baseline"),
         "thresholds": suite["thresholds"],
         "early_stopping": suite["early_stopping"],
+        "protocol": suite["protocol"],
         "data_source": config.data_source,
         "dataset": config.dataset,
         "train_limit": config.train_limit,
@@ -56,8 +57,11 @@ def pipeline_arguments(
         "runner": runner,
         "versions": {p: version(p) for p in VERSIONED},
     }
+    tune = suite["protocol"] == suites.TUNE_CONFIRM
     return {
-        "trials": [json.dumps(t) for t in trials],
+        # tune-confirm: the grid on the first seed, and the pool the tune step picks the confirming trials from
+        "trials": [json.dumps(t) for t in (suites.expand(suite, seeds=suite["seeds"][:1]) if tune else trials)],
+        "confirm_pool": [json.dumps(t) for t in trials] if tune else [],
         "seeds": suite["seeds"],
         "model_name": model_name,
         "model_config": model_config,

@@ -99,6 +99,12 @@ class RunConfig:
         None, "--lr-grid", "Also sweep these learning rates for every optimizer, e.g. 1e-4,1e-3,1e-2.", float_list
     )
     baseline: str | None = option(None, "--baseline", "The variant the others are compared with (default: sgd).")
+    protocol: str | None = option(
+        None,
+        "--protocol",
+        "default (every trial on every seed) or tune-confirm: the --lr-grid on the first seed, then each "
+        "optimizer's default and best learning rate (on validation) on every seed. Default: the suite's.",
+    )
     early_stopping: int | None = option(
         None,
         "--early-stopping",
@@ -168,4 +174,5 @@ class RunConfig:
             lr_grid=self.lr_grid,
             baseline=self.baseline,
             early_stopping=self.early_stopping,
+            protocol=self.protocol,
         )

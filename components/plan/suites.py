@@ -20,6 +20,7 @@ import yaml
 
 from optbench.components.shared.models import MODELS, looks_like_model
 from optbench.components.shared.optimizers import REGISTRY, get_spec
+from optbench.components.shared.schema import DEFAULT_THRESHOLDS
 from optbench.components.shared.untrusted import UntrustedInput, plain_name, read_small_text
 
 SUITES_PACKAGE = "optbench.components.plan.suites_data"
@@ -42,14 +43,14 @@ _KEYS = {
     "lr_grid": "a list of learning rates to sweep for every optimizer",
     "baseline": "the variant the others are compared with",
     "thresholds": "{min_accuracy: 0-1, max_drop_vs_baseline: 0-1}: what blessing asks (defaults 0.2 and 0.1)",
+    "protocol": "default (every trial on every seed) or tune-confirm (lr_grid on the first seed, then each "
+    "optimizer's default and best learning rate on every seed)",
     "early_stopping": "opt-in median stopping rule: {grace_epochs: >= 1, min_trials: >= 1 (default 3)}",
     "max_trials": f"the most trials it may expand to (default {MAX_TRIALS}, at most {TRIALS_CEILING:,})",
 }
 _THRESHOLDS = {"min_accuracy": (0.0, 1.0), "max_drop_vs_baseline": (0.0, 1.0)}
-# What a blessing means unless a suite says otherwise: clearly better than chance (twice the 0.1 of ten
-# classes) and not far below the baseline. A blessing that Adadelta's 0.39 passes next to SGD's 0.92
-# tells nobody anything. A suite lifts a bound with `min_accuracy: 0` or `max_drop_vs_baseline: 1`.
-DEFAULT_THRESHOLDS = {"min_accuracy": 0.2, "max_drop_vs_baseline": 0.1}
+DEFAULT_PROTOCOL, TUNE_CONFIRM = "default", "tune-confirm"
+PROTOCOLS = (DEFAULT_PROTOCOL, TUNE_CONFIRM)
 MIN_TRIALS = 3  # early stopping compares with the median of at least this many other trials (Katib's default)
 # Ranges for the hyperparameters we can judge; any other constructor argument is passed through.
 _RANGES = {
@@ -136,6 +137,11 @@ def validate(raw: Any, source: str = "suite") -> dict:
         suite["lr_grid"] = sorted({_number(source, "lr_grid", v, *_RANGES["learning_rate"]) for v in grid})
     suite["thresholds"] = _thresholds(source, suite.get("thresholds") or {})
     suite["early_stopping"] = _early_stopping(source, suite.get("early_stopping"), suite["epochs"])
+    suite["protocol"] = suite.get("protocol", DEFAULT_PROTOCOL)
+    if suite["protocol"] not in PROTOCOLS:
+        raise SuiteError(f"{source}: protocol must be one of {', '.join(PROTOCOLS)}, got {suite['protocol']!r}")
+    if suite["protocol"] == TUNE_CONFIRM and not suite.get("lr_grid"):
+        raise SuiteError(f"{source}: protocol tune-confirm tunes over lr_grid: give one, e.g. [1e-4, 1e-3, 1e-2]")
     suite["max_trials"] = _int_in(source, "max_trials", suite.get("max_trials", MAX_TRIALS), 1, TRIALS_CEILING)
     _check_size(source, suite)
     variants = [t for t in expand(suite, seeds=[0])]
@@ -327,6 +333,7 @@ def with_overrides(
     lr_grid: list[float] | None = None,
     baseline: str | None = None,
     early_stopping: int | None = None,
+    protocol: str | None = None,
 ) -> dict:
     """The suite with the CLI's options applied on top, validated again (`early_stopping`: the grace epochs)."""
     raw = {k: v for k, v in suite.items()}
@@ -348,6 +355,8 @@ def with_overrides(
     raw["seeds"] = [first_seed + i for i in range(count)] if (seeds is not None or first_seed) else suite["seeds"]
     if early_stopping is not None:
         raw["early_stopping"] = {"grace_epochs": early_stopping}
+    if protocol is not None:
+        raw["protocol"] = protocol
     raw.pop("baseline", None)
     if baseline is not None:
         raw["baseline"] = baseline

@@ -20,6 +20,7 @@ from optbench.components.report.tables import (
     dataset_table,
     efficiency_table,
     metrics_table,
+    protocol_table,
     settings_table,
     significance_table,
     sweep_table,
@@ -51,6 +52,7 @@ def build_report_from_artifacts(
     output_dir: str,
     markdown: str | None = None,
     html: str | None = None,
+    tuning: dict | None = None,
 ) -> list[dict]:
     """The report step: read the dataset's stats, every trial's history, the step costs, the evaluation summary
     and the predictions it names, then `build_report`; copy report.md and report.html to `markdown` and `html`
@@ -64,6 +66,7 @@ def build_report_from_artifacts(
         output_dir,
         predictions=preds.load(Path(evaluation_dir) / summary["predictions"]),
         step_cost=read_json(Path(step_cost_dir) / STEP_COST_FILE),
+        tuning=tuning,
     )
     for copy, name in ((markdown, REPORT_MD), (html, REPORT_HTML)):
         if copy:
@@ -79,21 +82,22 @@ def build_report(
     output_dir: str,
     predictions: preds.Predictions | None = None,
     step_cost: dict | None = None,
+    tuning: dict | None = None,
 ) -> list[dict]:
     """Write the report folder (see docs/artifacts.md) and return the ranked comparison rows, one per variant.
 
     `predictions` (the evaluation's predictions file) enable the significance tests; without them the
     verdict names no winner. `step_cost` (the step-cost step's step_cost.json) gives the costs; without it
-    they are n/a.
+    they are n/a. `tuning` (the tune step's result) makes it a tune-confirm report.
     """
     evaluation = evaluation or {}
-    rows = comparison_rows(histories, evaluation, step_cost)
+    rows = comparison_rows(histories, evaluation, step_cost, tuned=tuning["chosen"] if tuning else None)
     sig = significance(rows, predictions)
     trial_variant = {s["trial"]: r["optimizer"] for r in rows for s in r["per_seed"]}
     baseline = trial_variant.get(evaluation.get("baseline"), evaluation.get("baseline"))
     names = class_names(stats) if stats else [str(c) for c in range(NUM_CLASSES)]
     data = stats["dataset"]["title"] if stats else "MNIST"
-    figures = _figures(rows, names)
+    figures = _figures(rows, names, tuning)
     models = {h["model"]: h.get("parameters") for h in histories if h.get("model")}
     named = ", ".join(f"{m} ({n:,} parameters)" if n else m for m, n in sorted(models.items()))
     suite = (settings or {}).get("suite")
@@ -101,12 +105,13 @@ def build_report(
     shown = contenders(rows)
     context = {
         "title": title + (f" (suite {suite})" if isinstance(suite, str) else ""),
-        "verdict": f"On {data}: " + verdict(rows, sig, evaluation, baseline),
+        "verdict": f"On {data}: " + verdict(rows, sig, evaluation, baseline, tuning),
         "seeds": max(r["seeds_total"] for r in rows),
         "article": article_table(shown),
         "metrics": metrics_table(shown, baseline),
         "efficiency": efficiency_table(shown),
-        "sweep": sweep_table(rows) if any(r["lr_sweep"] for r in rows) else None,
+        "sweep": sweep_table(rows) if any(r["lr_sweep"] for r in rows) and not tuning else None,
+        "protocol": protocol_table(rows) if tuning else None,
         "significance": significance_table(sig) if sig else None,
         "replicates": sig["replicates"] if sig else None,
         "evaluation": {
@@ -140,13 +145,26 @@ def build_report(
     return rows
 
 
-def _figures(rows: list[dict], class_names: list[str]) -> dict[str, list[dict]]:
+def _figures(rows: list[dict], class_names: list[str], tuning: dict | None = None) -> dict[str, list[dict]]:
     """The charts per report section; a diverged variant is never drawn, and a chart with nothing to show is left
     out."""
     plotted = [r for r in contenders(rows) if r["status"] != "diverged"]
     if not plotted:
-        return {"training": [], "cost": [], "errors": []}
+        return {"training": [], "cost": [], "errors": [], "tuning": []}
     colour_of = charts.colours([r["optimizer"] for r in rows])
+    sensitivity = []
+    if tuning:
+        family_colour = {r["family"]: colour_of[r["optimizer"]] for r in rows if not r["lr_sweep"]}
+        sensitivity.append(
+            figure(
+                "sensitivity.png",
+                "Learning-rate sensitivity",
+                f"Final validation accuracy against learning rate on the tuning seed "
+                f"({', '.join(map(str, tuning['tuning_seeds']))}); the ring marks the rate chosen, the square the "
+                "default. A flat line is an optimizer that forgives its learning rate.",
+                charts.sensitivity_chart(tuning["grid"], family_colour),
+            )
+        )
     band = "; shaded: +/- one standard deviation across seeds" if any(r["seeds_ok"] > 1 for r in plotted) else ""
     training = [
         figure(
@@ -220,7 +238,7 @@ def _figures(rows: list[dict], class_names: list[str]) -> dict[str, list[dict]]:
                 charts.calibration_chart(calibrated, colour_of),
             )
         )
-    return {"training": training, "cost": cost, "errors": errors}
+    return {"training": training, "cost": cost, "errors": errors, "tuning": sensitivity}
 
 
 def _csv(rows: list[dict]) -> str:

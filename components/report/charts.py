@@ -133,6 +133,32 @@ def cost_chart(rows: list[dict], colour_of: dict[str, str]) -> bytes:
     return _png(fig)
 
 
+def sensitivity_chart(grid: dict[str, list[dict]], colour_of: dict[str, str]) -> bytes:
+    """Tune-confirm: final validation accuracy against learning rate (log scale), one line per optimizer."""
+    fig = _figure()
+    ax = fig.add_subplot()
+    for family, points in grid.items():
+        colour = colour_of.get(family, "black")
+        xs, ys = _points([p["learning_rate"] for p in points], [p["val_accuracy"] for p in points])
+        ax.plot(xs, ys, marker="o", markersize=3, linewidth=1.6, color=colour, label=family)
+        for p in points:
+            if p["val_accuracy"] is None:
+                continue
+            if p["chosen"]:
+                ax.plot(p["learning_rate"], p["val_accuracy"], "o", markersize=10, fillstyle="none", color=colour)
+            if p["default"]:
+                ax.plot(p["learning_rate"], p["val_accuracy"], "s", markersize=6, color=colour)
+    ax.set(
+        title="Learning-rate sensitivity",
+        xlabel="Learning rate (log scale)",
+        ylabel="Validation accuracy",
+        xscale="log",
+    )
+    ax.grid(True, alpha=0.3)
+    _legend(ax, len(grid))
+    return _png(fig)
+
+
 def confusion_chart(panels: list[tuple[str, list[list[int]]]], class_names: list[str]) -> bytes:
     """One heatmap per (title, matrix[true][predicted]): colour is the share of the true class, text the count.
 

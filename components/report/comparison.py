@@ -18,7 +18,7 @@ finished, so it is never scored, nor counted as a loser of a significance
 test. A variant whose every trial was stopped has the status "stopped".
 
 Costs: a trial's `cost_seconds` is the steps it took times its variant's
-per-step cost, measured alone by the step-cost step (components/step_cost/),
+per-step cost, measured alone by the step-cost step (components/train/step_cost.py),
 so no neighbour moves it; time to accuracy is counted the same way. Its
 `train_seconds` is the wall time it took, which on a shared machine says as
 much about the trials that ran beside it as about the optimizer.
@@ -31,6 +31,8 @@ from statistics import mean, stdev
 from typing import Any
 
 from scipy.special import stdtrit  # the Student t quantile; scipy.stats would take 3x longer to import
+
+from optbench.components.shared.tuning import family_of
 
 NA = "n/a"
 CONFIDENCE = 0.95
@@ -144,16 +146,14 @@ def trial_of(history: dict) -> str:
     return history.get("trial")
 
 
-def family_of(history: dict) -> str:
-    """The variant without its swept learning rate: what the lr sweep groups by ("adam lr=0.003" -> "adam")."""
-    variant = variant_of(history)
-    return variant.rsplit(" lr=", 1)[0] if history.get("lr_sweep") else variant
-
-
-def comparison_rows(histories: list[dict], evaluation: dict | None, step_cost: dict | None = None) -> list[dict]:
+def comparison_rows(
+    histories: list[dict], evaluation: dict | None, step_cost: dict | None = None, tuned: dict | None = None
+) -> list[dict]:
     """One row per variant, best mean test accuracy first; variants without test metrics last.
 
     `step_cost` is the step-cost step's step_cost.json; without it (or for a variant it lacks) costs are None.
+    `tuned` (optimizer -> variant) is the tune step's choice under tune-confirm; without it a learning-rate
+    sweep's tuned variant is chosen here, on the same validation accuracy.
     """
     if not histories:
         raise ValueError("no training histories given: the report compares at least one optimizer")
@@ -172,7 +172,10 @@ def comparison_rows(histories: list[dict], evaluation: dict | None, step_cost: d
         _row(sorted(hs, key=lambda h: h.get("seed") or 0), models, finite(per_step.get(variant)))
         for variant, hs in groups.items()
     ]
-    _mark_tuned(rows)
+    if tuned is None:
+        _mark_tuned(rows)
+    for r in rows:
+        r["tuned"] = r["tuned"] or (tuned or {}).get(r["family"]) == r["optimizer"]
     # Ties and untested runs fall back to final validation accuracy, then name, so the order is stable.
     return sorted(
         rows,

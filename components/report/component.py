@@ -13,6 +13,7 @@ def report(
     models: Input[List[Model]],
     evaluation: Input[Artifact],
     step_cost: Input[Artifact],
+    tuning_json: str,
     settings_json: str,
     report_dir: Output[Artifact],
     markdown: Output[Markdown],
@@ -25,19 +26,20 @@ def report(
 
     from optbench.components.report.build import build_report_from_artifacts
     from optbench.components.report.kfp_ui import best_confusion_matrix, scalar_metrics
-    from optbench.components.shared.artifacts import persist_metadata, stats_path
+    from optbench.components.shared.artifacts import persist_metadata, stats_path, trained
     from optbench.components.shared.datasets import class_names
     from optbench.components.shared.files import read_json
 
     rows = build_report_from_artifacts(
         dataset.path,
-        [m.path for m in models],
+        trained([m.path for m in models]),
         evaluation.path,
         step_cost.path,
         json.loads(settings_json),
         report_dir.path,
         markdown=markdown.path,
         html=html.path,
+        tuning=json.loads(tuning_json) if tuning_json else None,
     )
     for key, value in scalar_metrics(rows).items():
         comparison.log_metric(key, value)

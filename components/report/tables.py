@@ -149,6 +149,25 @@ def sweep_table(rows: list[dict]) -> Table:
     }
 
 
+def protocol_table(rows: list[dict]) -> Table:
+    """Tune-confirm: per optimizer, its default and its tuned learning rate, each with test accuracy over seeds."""
+
+    def cells(row: dict | None) -> list[str]:
+        if row is None:
+            return [NA, NA, NA]
+        lr = f"{row['learning_rate']:g}" if row["learning_rate"] is not None else NA
+        return [lr, fmt(row["test_accuracy"]), fmt_interval(row["test_accuracy_ci_low"], row["test_accuracy_ci_high"])]
+
+    families = sorted({r["family"] for r in rows})
+    default = {r["family"]: r for r in rows if not r["lr_sweep"]}
+    tuned = {r["family"]: r for r in rows if r["tuned"]}
+    return {
+        "header": ["Optimizer", "Default lr", "Test acc", "95% CI", "Tuned lr", "Test acc", "95% CI"],
+        "rows": [[f, *cells(default.get(f)), *cells(tuned.get(f))] for f in families],
+        "numeric": True,
+    }
+
+
 def significance_table(significance: dict) -> Table:
     """The winner against each other variant: paired difference, its interval, raw and Holm-adjusted p."""
     test_names = {"mcnemar-exact": "McNemar (exact)", "paired-bootstrap": "paired bootstrap"}

@@ -11,10 +11,10 @@ significant; otherwise it says which ones show no significant difference.
 
 from __future__ import annotations
 
-from optbench.components.plan.suites import DEFAULT_THRESHOLDS
 from optbench.components.report.comparison import contenders, fmt, fmt_interval, fmt_time
 from optbench.components.report.significance import compare_with_winner
 from optbench.components.shared.predictions import Predictions
+from optbench.components.shared.schema import DEFAULT_THRESHOLDS
 
 TEST_WORDS = {"mcnemar-exact": "exact McNemar test", "paired-bootstrap": "paired bootstrap over seeds and examples"}
 
@@ -170,9 +170,30 @@ def _thresholds_words(evaluation: dict, baseline: str | None) -> str:
     )
 
 
-def verdict(rows: list[dict], sig: dict | None, evaluation: dict | None, baseline: str | None) -> str:
-    """One paragraph that answers the question from the numbers: winner and margin, significance, the
-    cheapest to converge, and every variant that diverged or failed the thresholds."""
+def _protocol_sentence(rows: list[dict], tuning: dict | None) -> str:
+    """Which question the verdict answers: rankings follow the tuning protocol."""
+    if not tuning:
+        swept = (
+            " (with the learning-rate sweep's tuned variants beside them)" if any(r["lr_sweep"] for r in rows) else ""
+        )
+        return (
+            f"This answers the question at each optimizer's default learning rate{swept}; "
+            "--protocol tune-confirm answers it with each optimizer tuned."
+        )
+    seeds = max(r["seeds_total"] for r in rows)
+    return (
+        "Protocol: tune, then confirm: each optimizer's learning rate was chosen on validation accuracy on seed "
+        f"{', '.join(map(str, tuning['tuning_seeds']))}, then its default and its tuned learning rate were run on "
+        f"{seeds} seed{'s' if seeds > 1 else ''}; this answers the question with each optimizer tuned, and at its "
+        "defaults."
+    )
+
+
+def verdict(
+    rows: list[dict], sig: dict | None, evaluation: dict | None, baseline: str | None, tuning: dict | None = None
+) -> str:
+    """One paragraph that answers the question from the numbers: the protocol it answers, winner and margin,
+    significance, the cheapest to converge, and every variant that diverged, stopped or failed the thresholds."""
     evaluation = evaluation or {}
     parts = [_winner_sentence(rows, sig)]
     convergence = _convergence_sentence(rows)
@@ -215,4 +236,5 @@ def verdict(rows: list[dict], sig: dict | None, evaluation: dict | None, baselin
             if failed
             else f"Every optimizer is blessed ({thresholds})."
         )
+    parts.append(_protocol_sentence(rows, tuning))
     return " ".join(parts)

@@ -27,6 +27,24 @@ def split_files(dataset_dir: str, split: str) -> list[str]:
     return files
 
 
+SKIPPED = "skipped"  # a confirming trial the tune step did not choose: a history, no model
+
+
+def write_skipped(model_dir: str, trial: dict) -> dict:
+    """The history of a trial that was skipped, not trained; returns it."""
+    from optbench.components.shared.files import write_json_atomic
+
+    history = {k: trial[k] for k in ("trial", "variant", "optimizer", "seed")} | {"status": SKIPPED}
+    Path(model_dir).mkdir(parents=True, exist_ok=True)
+    write_json_atomic(Path(model_dir) / HISTORY_FILE, history)
+    return history
+
+
+def trained(model_dirs: list[str]) -> list[str]:
+    """The model folders of the trials that trained: the steps after training never see a skipped one."""
+    return [d for d in model_dirs if read_json(Path(d) / HISTORY_FILE).get("status") != SKIPPED]
+
+
 def saved_models_by_trial(model_dirs: list[str]) -> dict[str, str]:
     """trial id -> SavedModel path, for the models of one comparison."""
     return {read_json(Path(d) / HISTORY_FILE)["trial"]: str(Path(d) / SAVED_MODEL_DIR) for d in model_dirs}

@@ -1,6 +1,15 @@
-"""The train step as a KFP component: a thin wrapper around components/train/train.py."""
+"""The train step as KFP components: thin wrappers around components/train/train.py.
 
-from kfp.dsl import Dataset, Input, Metrics, Model, Output
+`train` trains one trial. `train_confirmed` is the confirming phase of the
+tune-confirm protocol: the same step, told by the tune step's choice (an
+artifact: kfp.local mixes up a task's output parameter with the loop's item
+inside a ParallelFor) whether its trial is one to train or to skip.
+`step_cost` times every variant's training step, alone, after training.
+"""
+
+from typing import List
+
+from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
 
 from optbench.components.image import component
 
@@ -21,23 +30,72 @@ def train(
     """Keras: train one trial (optimizer variant x seed) from its seed's initial weights."""
     import json
 
-    from optbench.components.shared.artifacts import persist_metadata
-    from optbench.components.train.early_stopping import board_of
-    from optbench.components.train.train import kfp_metrics, run_train
+    from optbench.components.train.train import run_train_task
 
-    history = run_train(
+    run_train_task(
+        dataset,
+        initial,
+        json.loads(trial_json),
+        model,
+        metrics,
+        epochs,
+        early_stopping_json,
+        threads,
+        mixed_precision,
+        xla,
+    )
+
+
+@component
+def train_confirmed(
+    dataset: Input[Dataset],
+    initial: Input[Model],
+    tuning: Input[Artifact],
+    trial_json: str,
+    epochs: int,
+    early_stopping_json: str,
+    threads: int,
+    mixed_precision: bool,
+    xla: bool,
+    model: Output[Model],
+    metrics: Output[Metrics],
+):
+    """Keras: train one trial of the confirming phase, or skip it when the tune step did not choose it."""
+    import json
+
+    from optbench.components.shared.artifacts import persist_metadata, write_skipped
+    from optbench.components.shared.tuning import confirmed, read_tuning
+    from optbench.components.train.train import run_train_task
+
+    trial = json.loads(trial_json)
+    if not confirmed(trial, read_tuning(tuning.path)):
+        model.metadata.update(write_skipped(model.path, trial))
+        persist_metadata(metrics)
+        return
+    run_train_task(dataset, initial, trial, model, metrics, epochs, early_stopping_json, threads, mixed_precision, xla)
+
+
+@component
+def step_cost(
+    dataset: Input[Dataset],
+    initial: Input[Model],
+    models: Input[List[Model]],
+    threads: int,
+    mixed_precision: bool,
+    xla: bool,
+    cost: Output[Artifact],
+):
+    """Keras: time one training step of every optimizer variant, interleaved, alone: a cost no neighbour moves."""
+    from optbench.components.shared.artifacts import trained
+    from optbench.components.train.step_cost import run_step_cost
+
+    result = run_step_cost(
         dataset.path,
         initial.path,
-        model.path,
-        json.loads(trial_json),
-        epochs=epochs,
-        early_stopping=json.loads(early_stopping_json) or None,
-        board=board_of(initial.uri),
+        trained([m.path for m in models]),
+        cost.path,
         threads=threads or None,
         mixed_precision=mixed_precision,
         xla=xla,
     )
-    model.metadata.update({k: history[k] for k in ("trial", "variant", "optimizer", "seed", "status")})
-    for key, value in kfp_metrics(history).items():
-        metrics.log_metric(key, value)
-    persist_metadata(metrics)
+    cost.metadata.update({name: v["seconds_per_step"] for name, v in result["variants"].items()})

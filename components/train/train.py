@@ -227,6 +227,33 @@ def run_train(
     return history
 
 
+def run_train_task(
+    dataset, initial, trial: dict, model, metrics, epochs: int, early_stopping_json: str, threads: int, mixed, xla
+) -> None:
+    """The body of the train components (components/train/component.py): train, then fill their KFP artifacts."""
+    import json
+
+    from optbench.components.shared.artifacts import persist_metadata
+    from optbench.components.train.early_stopping import board_of
+
+    history = run_train(
+        dataset.path,
+        initial.path,
+        model.path,
+        trial,
+        epochs=epochs,
+        early_stopping=json.loads(early_stopping_json) or None,
+        board=board_of(initial.uri),
+        threads=threads or None,
+        mixed_precision=mixed,
+        xla=xla,
+    )
+    model.metadata.update({k: history[k] for k in ("trial", "variant", "optimizer", "seed", "status")})
+    for key, value in kfp_metrics(history).items():
+        metrics.log_metric(key, value)
+    persist_metadata(metrics)
+
+
 def kfp_metrics(history: dict) -> dict[str, float]:
     """Scalars for the KFP UI's run comparison: same names in every run."""
     last = history["epochs"][-1] if history["epochs"] else {}

@@ -18,7 +18,12 @@ def trial_metrics(
     from optbench.components.shared.artifacts import persist_metadata
     from optbench.components.trial_metrics.trial_metrics import test_metrics_of
 
-    scalars, categories, matrix = test_metrics_of(evaluation.path, json.loads(trial_json)["trial"])
+    found = test_metrics_of(evaluation.path, json.loads(trial_json)["trial"])
+    if found is None:  # a confirming trial the tune step skipped: nothing was evaluated
+        persist_metadata(metrics)
+        persist_metadata(confusion)
+        return
+    scalars, categories, matrix = found
     for key, value in scalars.items():
         metrics.log_metric(key, value)
     confusion.log_confusion_matrix(categories, matrix)

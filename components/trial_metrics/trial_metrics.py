@@ -10,9 +10,12 @@ from optbench.components.shared.artifacts import summary_path
 from optbench.components.shared.files import read_json
 
 
-def test_metrics_of(evaluation_dir: str, trial: str) -> tuple[dict[str, float], list[str], list[list[int]]]:
-    """(scalar test metrics, class names, confusion matrix) of one trial, from the evaluation summary."""
+def test_metrics_of(evaluation_dir: str, trial: str) -> tuple[dict[str, float], list[str], list[list[int]]] | None:
+    """(scalar test metrics, class names, confusion matrix) of one trial, from the evaluation summary; None for a
+    trial it does not hold (one the tune-confirm protocol skipped)."""
     summary = read_json(summary_path(evaluation_dir))
-    model = summary["models"][trial]
+    model = summary["models"].get(trial)
+    if model is None:
+        return None
     scalars = {f"test_{k}": model[k] for k in ("accuracy", "loss", "top3_accuracy") if model.get(k) is not None}
     return scalars, summary["class_names"], model["confusion_matrix"]

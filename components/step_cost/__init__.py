@@ -1,1 +1,0 @@
-"""Step cost: what one training step of each optimizer costs, timed alone and interleaved."""
