@@ -174,8 +174,9 @@ def comparison_rows(
     ]
     if tuned is None:
         _mark_tuned(rows)
-    for r in rows:
-        r["tuned"] = r["tuned"] or (tuned or {}).get(r["family"]) == r["optimizer"]
+    else:
+        for r in rows:
+            r["tuned"] = tuned.get(r["family"]) == r["optimizer"]
     # Ties and untested runs fall back to final validation accuracy, then name, so the order is stable.
     return sorted(
         rows,
