@@ -1,10 +1,9 @@
-"""What TFMA costs: one TFMA evaluation against the plain Keras-style evaluation of the same models and data.
+"""What the evaluate step costs: its work (inference, then TFMA) against the plain Keras-style evaluation.
 
 Both sides load the same SavedModels, read the same test TFRecords and
 produce the same numbers: overall accuracy, loss and top-3 accuracy,
-accuracy per true label, and the confusion matrix. The TFMA side is the
-evaluate step's own configuration (`eval_config`, without a baseline, so no
-diff metrics); the plain side calls each model's serving signature over
+accuracy per true label, and the confusion matrix. Ours is the evaluate
+step's own function (without a baseline, so no diff metrics); the plain side calls each model's serving signature over
 batches of serialized examples and does the arithmetic in numpy, which is
 what `model.evaluate` does for these metrics. The results are returned
 beside the timings, with their largest disagreement, so a benchmark that
@@ -14,14 +13,12 @@ compared different work would show it.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 
-from optbench.components.evaluate.evaluate import check_inputs, eval_config, run_tfma, summarize
+from optbench.components.evaluate.evaluate import check_inputs, evaluate
 from optbench.components.evaluate.predict import example_batches, probabilities
-from optbench.components.shared.artifacts import split_files
-from optbench.components.shared.schema import NUM_CLASSES, TEST_SPLIT, TFMA_DIR
+from optbench.components.shared.schema import NUM_CLASSES
 
 EPSILON = 1e-7  # Keras clips probabilities to [eps, 1 - eps] in its cross-entropy
 
@@ -44,21 +41,22 @@ def keras_metrics(probs: np.ndarray, labels: np.ndarray) -> dict:
 def bench_evaluation(
     models: dict[str, str], dataset_dir: str, work_dir: str, beam_args: list[str] | None = None
 ) -> dict:
-    """Time TFMA and the plain evaluation of `models` (name -> SavedModel) on the test split of `dataset_dir`.
+    """Time the evaluate step's work and the plain evaluation of `models` (name -> SavedModel) on the test split.
 
-    Returns {"models", "examples", "tfma_seconds", "keras_seconds", "ratio" (TFMA / plain),
-    "max_accuracy_difference", "max_loss_difference"}. TFMA's output goes to `work_dir/tfma/`.
+    Returns {"models", "examples", "evaluate_seconds" (the step: inference, scored examples, TFMA, digest),
+    "tfma_seconds" (TFMA's share), "keras_seconds", "ratio" (evaluate / plain), "max_accuracy_difference",
+    "max_loss_difference"}. The step's output goes to `work_dir`.
     """
-    data_location = check_inputs(models, dataset_dir)
-    tfma_dir = str(Path(work_dir) / TFMA_DIR)
-    tfma_seconds = run_tfma(models, eval_config(list(models), None), data_location, tfma_dir, beam_args)
+    started = time.perf_counter()
+    summary = evaluate(models, dataset_dir, work_dir, beam_args=beam_args)
+    evaluate_seconds = time.perf_counter() - started
 
     started = time.perf_counter()
-    batches, labels = example_batches(split_files(dataset_dir, TEST_SPLIT))
+    batches, labels = example_batches(check_inputs(models, dataset_dir))
     plain = {name: keras_metrics(probabilities(path, batches), labels) for name, path in models.items()}
     keras_seconds = time.perf_counter() - started
 
-    tfma = summarize(tfma_dir, list(models), None)["models"]
+    tfma = summary["models"]
 
     def largest_difference(key: str) -> float | None:  # None for a diverged model's NaN
         gaps = [
@@ -69,9 +67,10 @@ def bench_evaluation(
     return {
         "models": len(models),
         "examples": int(len(labels)),
-        "tfma_seconds": tfma_seconds,
+        "evaluate_seconds": evaluate_seconds,
+        "tfma_seconds": summary["tfma_seconds"],
         "keras_seconds": keras_seconds,
-        "ratio": tfma_seconds / keras_seconds,
+        "ratio": evaluate_seconds / keras_seconds,
         "max_accuracy_difference": largest_difference("accuracy"),
         "max_loss_difference": largest_difference("loss"),
     }

@@ -20,3 +20,13 @@ def single_trial(optimizer: str, seed: int = 0, batch_size: int = 64, **params: 
     )
     (trial,) = suites.expand(suite)
     return trial
+
+
+# Beam's multi-process in-process runner: workers are separate processes that share no memory with the driver,
+# as a distributed runner's (Dataflow's) do.
+MULTI_PROCESS_BEAM_ARGS = ["--runner=DirectRunner", "--direct_running_mode=multi_processing", "--direct_num_workers=2"]
+
+
+def bucket_files(bucket, prefix: str) -> dict[str, bytes]:
+    """name under `prefix` -> content, of every object there."""
+    return {b.name[len(prefix) :]: b.download_as_bytes() for b in bucket.list_blobs(prefix=prefix)}

@@ -222,6 +222,11 @@ def test_dataflow_options_reach_the_beam_pipeline_options(tmp_path):
     workers = options.view_as(WorkerOptions)
     assert workers.machine_type == "n2-standard-4" and workers.max_num_workers == 3
     assert workers.sdk_container_image == DATAFLOW, "Dataflow workers run optbench's own image, with Beam's boot"
+    # Dataflow's workers reach the Beam steps' outputs only at their gs:// URIs, not at the pod's /gcs/ mount.
+    executors = spec["deploymentSpec"]["executors"]
+    for step, uris in (("ingest", ("dataset.uri",)), ("evaluate", ("dataset.uri", "evaluation.uri"))):
+        source = " ".join(executors[f"exec-{step}"]["container"]["command"])
+        assert all(uri in source for uri in uris) and ".path," not in source.split(f"def {step}(")[1], step
 
 
 def test_every_command_group_reaches_the_cli_with_the_names_users_type():

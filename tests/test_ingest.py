@@ -19,10 +19,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import SHARED_MNIST, make_idx_source
+from helpers import MULTI_PROCESS_BEAM_ARGS, bucket_files
 
 from optbench.components.ingest import idx, sources
 from optbench.components.ingest.ingest import assign_train, describe, run_ingest, validate_source
 from optbench.components.shared import datasets
+from optbench.components.shared.schema import SPLITS
 
 
 def test_genuine_test_split_passes_checksums_and_counts(real_digits):
@@ -397,6 +399,25 @@ def test_beam_ingest_writes_splits_stats_and_is_reproducible(tmp_path, idx_sourc
     np.testing.assert_array_equal(labels.numpy(), expected_labels)
     per_class = stats["splits"]["test"]["per_class"]
     assert [per_class[str(c)] for c in range(10)] == np.bincount(expected_labels, minlength=10).tolist()
+
+
+def test_ingest_to_gs_with_workers_that_share_no_memory_writes_the_same_bytes(tmp_path, idx_source, gcs):
+    """The artifact's gs:// URI as the output (storage emulator), Beam's multi-process runner: the workers read the
+    source staged beside the output and write the shards through Beam's GCS client; nothing is left but the dataset."""
+    _, bucket = gcs
+    stats = run_ingest(
+        str(idx_source), f"gs://{bucket.name}/run/dataset", validation_fraction=0.25, beam_args=MULTI_PROCESS_BEAM_ARGS
+    )
+    local = tmp_path / "local"
+    assert run_ingest(str(idx_source), str(local), validation_fraction=0.25) == stats
+    remote = bucket_files(bucket, "run/dataset/")
+    on_disk = {str(p.relative_to(local)): p.read_bytes() for p in local.rglob("*") if p.is_file()}
+    assert (
+        sorted(remote)
+        == sorted(on_disk)
+        == sorted(["stats.json", *(f"{s}/part-00000-of-00001.tfrecord" for s in SPLITS)])
+    )
+    assert remote == on_disk
 
 
 def test_train_limit_caps_train_and_validation(tmp_path, idx_source):

@@ -22,10 +22,10 @@ def evaluate(
     from optbench.components.evaluate.evaluate import evaluate as run_evaluate
     from optbench.components.shared.artifacts import saved_models_by_trial, trained
 
-    run_evaluate(
+    run_evaluate(  # the URIs for the Beam work: a distributed runner's workers reach them (gs:// on a cluster)
         saved_models_by_trial(trained([m.path for m in models])),
-        dataset.path,
-        evaluation.path,
+        dataset.uri,
+        evaluation.uri,
         baseline=baseline_trial or None,
         thresholds=json.loads(thresholds_json),
         beam_args=beam_args,

@@ -1,13 +1,17 @@
 """Evaluate every trained model on the test split with TensorFlow Model Analysis.
 
-All models go through ONE TFMA run rather than one run each: they share a
-single Beam pass over the test records (read, parsed and sliced once), and
-TFMA, told which model is the baseline, computes every candidate's metric
+Each model runs over the test examples once, here (predict.py); its
+probabilities are stored beside the labels in `scored.tfrecord`, and all
+models go through ONE TFMA run over that file: a single Beam pass (read,
+parsed and sliced once) that loads no model, so a distributed runner needs
+no model files, only the file's URI. TFMA, told which model is the baseline, computes every candidate's metric
 differences against it on every slice and checks the thresholds in the same
 pass. TFMA's raw output stays under `tfma/` for TFMA's own tools; the small
 `summary.json` digest (docs/artifacts.md) is what the report step reads, and
 `predictions.npz` (components/shared/predictions.py) holds each model's
-predicted class per test example for the paired significance tests.
+predicted class per test example for the paired significance tests. Every
+output goes to `output_dir`, a path or the artifact's gs:// URI
+(components/shared/uris.py).
 
 Blessing: a model is blessed when TFMA's validation passes for it: overall
 accuracy at least `min_accuracy` (a value threshold) and at most
@@ -29,23 +33,28 @@ import json
 import logging
 import math
 import os
-import shutil
+import tempfile
 import time
-from pathlib import Path
 
-from optbench.components.evaluate.predict import example_batches, predicted_classes, probabilities
-from optbench.components.shared.artifacts import split_files, stats_path
+from optbench.components.evaluate.predict import (
+    example_batches,
+    predicted_classes,
+    probabilities,
+    probabilities_feature,
+    write_scored,
+)
+from optbench.components.shared import uris
 from optbench.components.shared.beam import pipeline_options
 from optbench.components.shared.datasets import class_names
-from optbench.components.shared.files import read_json, write_json_atomic
-from optbench.components.shared.predictions import Predictions, save
+from optbench.components.shared.predictions import Predictions
+from optbench.components.shared.predictions import to_bytes as predictions_bytes
 from optbench.components.shared.schema import (
     EVAL_SUMMARY_FILE,
     LABEL_KEY,
     NUM_CLASSES,
     PREDICTIONS_FILE,
-    SERVING_OUTPUT,
-    SERVING_SIGNATURE,
+    SCORED_FILE,
+    STATS_FILE,
     TEST_SPLIT,
     TFMA_DIR,
     split_pattern,
@@ -53,6 +62,7 @@ from optbench.components.shared.schema import (
 
 log = logging.getLogger(__name__)
 
+MATERIALIZED_PREDICTION = "materialized_prediction"  # TFMA's model type for predictions stored in the data
 THRESHOLD_KEYS = ("min_accuracy", "max_drop_vs_baseline")
 
 # summary.json key -> (TFMA metric class, its config); the key is also the metric's name in TFMA's output.
@@ -93,7 +103,7 @@ def evaluate(
     or the test TFRecords are missing, before any TFMA work starts.
     """
     thresholds = _check_thresholds(thresholds)
-    data_location = check_inputs(models, dataset_dir)
+    test_files = check_inputs(models, dataset_dir)
     if baseline is not None and baseline not in models:
         log.warning(
             "evaluate: baseline %r is not among the models (%s); comparing without a baseline",
@@ -104,53 +114,72 @@ def evaluate(
     # TFMA refuses a run whose only model is the baseline; alone, it has nothing to be compared with.
     baseline = baseline if len(models) > 1 else None
 
-    config = eval_config(list(models), baseline, thresholds, calibration=calibration, auc=auc)
-    tfma_dir = os.path.join(output_dir, TFMA_DIR)
-    tfma_seconds = run_tfma(models, config, data_location, tfma_dir, beam_args)
-
-    batches, labels = example_batches(split_files(dataset_dir, TEST_SPLIT))
-    predicted = Predictions(
-        labels, {name: predicted_classes(probabilities(path, batches)) for name, path in models.items()}
-    )
-    save(Path(output_dir) / PREDICTIONS_FILE, predicted)
-
-    summary = summarize(
-        tfma_dir, list(models), baseline, thresholds, finite={name: predicted.finite(name) for name in models}
-    )
+    with tempfile.TemporaryDirectory() as work:
+        # One inference pass: TFMA evaluates the stored probabilities, and the predictions file is their argmax.
+        batches, labels = example_batches([uris.fetch(f, work) for f in test_files])  # TF reads local copies
+        probs = {name: probabilities(path, batches) for name, path in models.items()}
+        scored = uris.put(write_scored(labels, probs, f"{work}/scored"), uris.join(output_dir, SCORED_FILE))
+        config = eval_config(list(models), baseline, thresholds, calibration=calibration, auc=auc)
+        tfma_dir = uris.join(output_dir, TFMA_DIR)
+        tfma_seconds = run_tfma(list(models), config, scored, tfma_dir, beam_args)
+        predicted = Predictions(labels, {name: predicted_classes(p) for name, p in probs.items()})
+        summary = summarize(
+            uris.fetch_tree(tfma_dir, f"{work}/{TFMA_DIR}"),
+            list(models),
+            baseline,
+            thresholds,
+            finite={name: predicted.finite(name) for name in models},
+        )
+    uris.write_bytes(uris.join(output_dir, PREDICTIONS_FILE), predictions_bytes(predicted))
     summary.update(
         {
             "tfma_seconds": round(tfma_seconds, 3),
             "calibration": calibration,
             "auc": auc,
             "predictions": PREDICTIONS_FILE,
-            "class_names": class_names(read_json(stats_path(dataset_dir))),
+            "class_names": class_names(uris.read_json(uris.join(dataset_dir, STATS_FILE))),
         }
     )
-    write_json_atomic(Path(output_dir) / EVAL_SUMMARY_FILE, summary)
+    uris.write_json(uris.join(output_dir, EVAL_SUMMARY_FILE), summary)
     return summary
 
 
-def run_tfma(
-    models: dict[str, str], config, data_location: str, tfma_dir: str, beam_args: list[str] | None = None
-) -> float:
-    """One TFMA analysis of every model into `tfma_dir` (emptied first); returns its wall-clock seconds."""
+def run_tfma(model_names: list[str], config, data_location: str, tfma_dir: str, beam_args: list[str] | None = None):
+    """One TFMA analysis of every model's stored probabilities into `tfma_dir` (emptied first); its seconds.
+
+    TFMA reads the predictions from the scored examples (model type "materialized_prediction"): it loads
+    no model, so a distributed runner's workers need only the scored examples' URI. The pipeline is
+    tfma.run_model_analysis's own, read, extract, evaluate, write, minus its driver-side TensorFlow file calls
+    (the output folder's check, reading the result back), so every byte goes through Beam's file systems.
+    """
+    import apache_beam as beam
     import tensorflow_model_analysis as tfma
+    from tfx_bsl.public.tfxio import TFExampleRecord
 
     shared = [
-        tfma.default_eval_shared_model(eval_saved_model_path=path, model_name=name, eval_config=config)
-        for name, path in models.items()
+        tfma.default_eval_shared_model(eval_saved_model_path="", model_name=name, eval_config=config)
+        for name in model_names
     ]
-    shutil.rmtree(tfma_dir, ignore_errors=True)  # no stale shards from an earlier run
-    started = time.perf_counter()
-    tfma.run_model_analysis(
-        eval_shared_model=shared,
-        eval_config=config,
-        data_location=data_location,
-        output_path=tfma_dir,
-        pipeline_options=pipeline_options(beam_args),
+    scored = TFExampleRecord(
+        file_pattern=data_location, raw_record_column_name=tfma.ARROW_INPUT_COLUMN, telemetry_descriptors=["optbench"]
     )
+    uris.remove_tree(tfma_dir)  # no stale shards from an earlier attempt
+    started = time.perf_counter()
+    with beam.Pipeline(options=pipeline_options(beam_args)) as p:
+        _ = (
+            p
+            | "ReadScoredExamples" >> scored.BeamSource()
+            | "ExtractEvaluateAndWriteResults"
+            >> tfma.ExtractEvaluateAndWriteResults(
+                eval_config=config,
+                eval_shared_model=shared,
+                output_path=tfma_dir,
+                display_only_data_location=data_location,
+                display_only_file_format="tfrecords",
+            )
+        )
     seconds = time.perf_counter() - started
-    log.info("evaluate: TFMA over %d models took %.1fs", len(models), seconds)
+    log.info("evaluate: TFMA over %d models took %.1fs", len(model_names), seconds)
     return seconds
 
 
@@ -202,9 +231,9 @@ def eval_config(
         model_specs=[
             c.ModelSpec(
                 name=name,
-                signature_name=SERVING_SIGNATURE,
+                model_type=MATERIALIZED_PREDICTION,
                 label_key=LABEL_KEY,
-                prediction_key=SERVING_OUTPUT,
+                prediction_key=probabilities_feature(name),
                 is_baseline=name == baseline,
             )
             for name in model_names
@@ -301,17 +330,18 @@ def _check_thresholds(thresholds: dict | None) -> dict:
     return {k: float(v) for k, v in thresholds.items()}
 
 
-def check_inputs(models: dict[str, str], dataset_dir: str) -> str:
-    """Fail early, naming the path: TFMA's own errors come late and deep inside Beam."""
-    import tensorflow as tf
-
+def check_inputs(models: dict[str, str], dataset_dir: str) -> list[str]:
+    """The test split's shards; fails early, naming the path: TFMA's own errors come late and deep inside Beam."""
     if not models:
         raise ValueError(f"no models to evaluate on {dataset_dir}")
     for name, path in models.items():
-        if not tf.io.gfile.exists(os.path.join(path, "saved_model.pb")):
+        if not os.path.exists(os.path.join(path, "saved_model.pb")):
             raise FileNotFoundError(f"model {name!r}: no SavedModel at {path}")
-    split_files(dataset_dir, TEST_SPLIT)  # raises, naming the pattern, when there are none
-    return split_pattern(dataset_dir, TEST_SPLIT)
+    pattern = split_pattern(dataset_dir, TEST_SPLIT)
+    test_files = uris.match(pattern)
+    if not test_files:
+        raise FileNotFoundError(f"no TFRecords for split {TEST_SPLIT!r}: nothing matches {pattern}")
+    return test_files
 
 
 def _slice_label(slice_key) -> str | None:

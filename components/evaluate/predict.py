@@ -1,8 +1,10 @@
-"""Run every trained model over the test examples, as TFMA does, for the predictions file.
+"""Run every trained model over the test examples once: TFMA's input and the predictions file both come from it.
 
-Each SavedModel's `serving_default` sees the same serialized test examples TFMA
-reads, in the same file order; the argmax class of each output is what
-components/shared/predictions.py records.
+Each SavedModel's `serving_default` sees the serialized test examples in file
+order. Its probabilities go into the scored examples TFMA evaluates (as
+precomputed predictions, so TFMA never loads a model: on Dataflow its workers
+need no model files) and its argmax class into the predictions file
+(components/shared/predictions.py).
 """
 
 from __future__ import annotations
@@ -33,6 +35,24 @@ def probabilities(saved_model_path: str, batches: list) -> np.ndarray:
 
     serve = tf.saved_model.load(saved_model_path).signatures[SERVING_SIGNATURE]
     return np.concatenate([serve(**{SERVING_INPUT: b})[SERVING_OUTPUT].numpy() for b in batches])
+
+
+def probabilities_feature(trial: str) -> str:
+    """The feature of the scored examples that holds `trial`'s probabilities (TFMA's prediction_key)."""
+    return f"{SERVING_OUTPUT}.{trial}"
+
+
+def write_scored(labels: np.ndarray, probs: dict[str, np.ndarray], path: str) -> str:
+    """Write the scored test examples to TFRecord file `path`: each example's label and every model's probabilities."""
+    import tensorflow as tf
+
+    with tf.io.TFRecordWriter(path) as w:
+        for i, label in enumerate(labels):
+            feature = {LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[int(label)]))}
+            for trial, p in probs.items():
+                feature[probabilities_feature(trial)] = tf.train.Feature(float_list=tf.train.FloatList(value=p[i]))
+            w.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString(deterministic=True))
+    return path
 
 
 def predicted_classes(probs: np.ndarray) -> np.ndarray:

@@ -20,9 +20,9 @@ def ingest(
     """Apache Beam: resolve and validate the data, name its dataset, write sharded TFRecords and stats."""
     from optbench.components.ingest.ingest import run_ingest
 
-    stats = run_ingest(
+    stats = run_ingest(  # the URI: where a distributed runner's workers can write (gs:// on a cluster)
         data_source,
-        dataset.path,
+        dataset.uri,
         validation_fraction=validation_fraction,
         train_limit=train_limit or None,
         test_limit=test_limit or None,

@@ -20,4 +20,4 @@ def to_example_bytes(image: np.ndarray, label: int) -> bytes:
                 LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[int(label)])),
             }
         )
-    ).SerializeToString()
+    ).SerializeToString(deterministic=True)  # map keys sorted: the same bytes in every process

@@ -4,6 +4,10 @@ The driver resolves and validates the source first (so bad data stops the run
 before Beam or any training starts), then a Beam pipeline reads the IDX files
 in chunks, encodes tf.Examples, assigns splits and writes the shards.
 
+The output is a path or the artifact's gs:// URI (components/shared/uris.py):
+with a remote output the validated source is staged beside it first, so a
+distributed runner's workers (Dataflow) read nothing from this machine.
+
 Shards are written by our own DoFn after a GroupByKey on (split, shard) with
 records sorted by their source index: Beam's file sinks place records in
 shards in no fixed order, and a reproducible comparison needs the same bytes
@@ -17,6 +21,7 @@ import json
 import logging
 import math
 import os
+import tempfile
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
@@ -24,9 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from optbench.components.ingest import idx, sources
-from optbench.components.shared import datasets
+from optbench.components.shared import datasets, uris
 from optbench.components.shared.beam import pipeline_options
-from optbench.components.shared.files import write_json_atomic
 from optbench.components.shared.schema import NUM_CLASSES, SPLITS, STATS_FILE, shard_path
 
 log = logging.getLogger(__name__)
@@ -36,6 +40,7 @@ CHUNK = 2000  # source records per Beam element
 # schedule, sees the same training, validation and test examples.
 SPLIT_SEED = 0
 RECORDS_PER_SHARD = 16384
+STAGED_SOURCE_DIR = ".source"  # a remote output's copy of the validated source, which the workers read
 
 # Split codes in the assignment arrays.
 _DROP, _TRAIN, _VALIDATION, _TEST = 0, 1, 2, 3
@@ -73,14 +78,35 @@ def shard_count(n: int) -> int:
 
 
 def _arrays(folder: str, source_split: str) -> tuple[np.ndarray, np.ndarray]:
-    """The split's decoded arrays, read once per process for as long as its files are unchanged."""
+    """The split's decoded arrays, read once per process for as long as its files are unchanged.
+
+    A remote `folder` (the source staged beside the output, for a distributed runner's workers) is
+    copied to local disk once per process.
+    """
+    if uris.is_remote(folder):
+        return _read_split(folder, source_split, ())
     files = [Path(folder, name) for name in idx.SPLIT_FILES[source_split]]
     return _read_split(folder, source_split, tuple((f.stat().st_mtime_ns, f.stat().st_size) for f in files))
 
 
 @functools.lru_cache(maxsize=4)
 def _read_split(folder: str, source_split: str, _signature: tuple) -> tuple[np.ndarray, np.ndarray]:
-    return idx.read_split(folder, source_split)
+    if not uris.is_remote(folder):
+        return idx.read_split(folder, source_split)
+    with tempfile.TemporaryDirectory() as local:
+        for name in idx.SPLIT_FILES[source_split]:
+            uris.fetch(uris.join(folder, name), local)
+        return idx.read_split(local, source_split)
+
+
+def _stage_source(folder: str, out: str) -> str:
+    """Where the workers read the source: `folder` itself for a local output, else a copy beside the output."""
+    if not uris.is_remote(out):
+        return folder
+    staged = uris.join(out, STAGED_SOURCE_DIR)
+    for name in (n for names in idx.SPLIT_FILES.values() for n in names):
+        uris.write_bytes(uris.join(staged, name), Path(folder, name).read_bytes())
+    return staged
 
 
 def _read_chunk(element: tuple, codes: dict[str, np.ndarray], shards: dict[str, int]):
@@ -104,13 +130,13 @@ def _write_shard(keyed: tuple, output_dir: str, shards: dict[str, int]) -> dict:
 
     (split, shard), records = keyed
     records = sorted(records, key=lambda r: r[0])
-    path = shard_path(output_dir, split, shard, shards[split])
-    tmp = f"{output_dir}/{split}/.tmp-part-{shard:05d}.tfrecord"
-    tf.io.gfile.makedirs(f"{output_dir}/{split}")
-    with tf.io.TFRecordWriter(tmp) as w:
+    local = None if uris.is_remote(output_dir) else f"{output_dir}/{split}"  # beside the shard: an atomic rename
+    fd, tmp = tempfile.mkstemp(prefix=f".part-{shard:05d}.", suffix=".tfrecord", dir=local)
+    os.close(fd)
+    with tf.io.TFRecordWriter(tmp) as w:  # TensorFlow writes a local file; uris moves it (components/shared/uris.py)
         for _, _, example in records:
             w.write(example)
-    tf.io.gfile.rename(tmp, path, overwrite=True)
+    uris.put(tmp, shard_path(output_dir, split, shard, shards[split]))
     return {"split": split, "per_class": dict(Counter(label for _, label, _ in records))}
 
 
@@ -187,16 +213,17 @@ def run_ingest(
     }
     expected = {s: int(sum((c == code).sum() for c in codes.values())) for code, s in _SPLIT_OF_CODE.items()}
     shards = {s: shard_count(count) for s, count in expected.items()}
+    out = output_dir if uris.is_remote(output_dir) else os.path.abspath(output_dir)
+    if not uris.is_remote(out):
+        for split in SPLITS:
+            Path(out, split).mkdir(parents=True, exist_ok=True)
+    source = _stage_source(resolved.folder, out)
     chunks = [
-        (split, resolved.folder, start, min(start + CHUNK, n[split]))
+        (split, source, start, min(start + CHUNK, n[split]))
         for split in ("train", "test")
         for start in range(0, n[split], CHUNK)
     ]
-
-    out = os.path.abspath(output_dir)
-    for split in SPLITS:
-        Path(out, split).mkdir(parents=True, exist_ok=True)
-    counts_prefix = f"{out}/.shard-counts"
+    counts_path = uris.join(out, ".shard-counts")
     with beam.Pipeline(options=pipeline_options(beam_args)) as p:
         _ = (
             p
@@ -205,15 +232,14 @@ def run_ingest(
             | "GroupByShard" >> beam.GroupByKey()
             | "WriteShard" >> beam.Map(_write_shard, output_dir=out, shards=shards)
             | "ToJson" >> beam.Map(json.dumps)
-            | "WriteCounts" >> beam.io.WriteToText(counts_prefix, num_shards=1, shard_name_template="")
+            | "WriteCounts" >> beam.io.WriteToText(counts_path, num_shards=1, shard_name_template="")
         )
 
     per_class = {s: Counter() for s in SPLITS}
-    with open(counts_prefix) as f:
-        for line in f:
-            shard = json.loads(line)
-            per_class[shard["split"]].update({int(k): v for k, v in shard["per_class"].items()})
-    os.remove(counts_prefix)
+    for line in uris.read_bytes(counts_path).decode().splitlines():
+        shard = json.loads(line)
+        per_class[shard["split"]].update({int(k): v for k, v in shard["per_class"].items()})
+    uris.remove([counts_path, *uris.match(uris.join(out, STAGED_SOURCE_DIR, "*"))])
     stats_splits = {}
     for split in SPLITS:
         count = sum(per_class[split].values())
@@ -238,6 +264,6 @@ def run_ingest(
         "train_limit": train_limit,
         "test_limit": test_limit,
     }
-    write_json_atomic(f"{out}/{STATS_FILE}", stats)
+    uris.write_json(uris.join(out, STATS_FILE), stats)
     log.info("ingest: wrote %s", ", ".join(f"{s} {v['count']}" for s, v in stats_splits.items()))
     return stats

@@ -13,6 +13,7 @@ Reading and writing it needs only numpy.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,26 +38,24 @@ class Predictions:
         return bool(np.all(self.predicted[trial] != NOT_FINITE))
 
 
-def save(path: str | Path, predictions: Predictions) -> Path:
-    """Write predictions.npz (via a temporary name, so a reader never sees half a file)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.npz")
+def to_bytes(predictions: Predictions) -> bytes:
+    """The content of predictions.npz."""
     trials = list(predictions.predicted)
     n = len(predictions.labels)
+    buffer = io.BytesIO()
     np.savez_compressed(
-        tmp,
+        buffer,
         labels=predictions.labels.astype(np.int64),
         trials=np.array(trials, dtype=str),
         predicted=np.stack([predictions.predicted[t] for t in trials]).astype(np.int16)
         if trials
         else np.zeros((0, n), np.int16),
     )
-    tmp.replace(path)
-    return path
+    return buffer.getvalue()
 
 
 def load(path: str | Path) -> Predictions:
-    """Read a predictions.npz written by `save`."""
+    """Read a predictions.npz (the content `to_bytes` gives)."""
     with np.load(path, allow_pickle=False) as data:
         trials = [str(t) for t in data["trials"]]
         return Predictions(labels=data["labels"], predicted=dict(zip(trials, data["predicted"])))

@@ -29,6 +29,7 @@ STEP_COST_FILE = "step_cost.json"
 EVAL_SUMMARY_FILE = "summary.json"
 PREDICTIONS_FILE = "predictions.npz"
 TFMA_DIR = "tfma"
+SCORED_FILE = "scored.tfrecord"  # every test example's label and each model's probabilities: TFMA's input
 # report -> report/
 REPORT_HTML = "report.html"
 REPORT_MD = "report.md"
