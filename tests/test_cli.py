@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -89,3 +90,54 @@ def test_a_kfp_api_answering_a_login_page_ends_in_one_line_naming_it(tmp_path):
     (line,) = result.stderr.splitlines()
     assert line.startswith(f"Error: the KFP API at {api.url} answered list_runs with an unusable response: ")
     assert "Content-Type text/html" in line and "<title>Sign in" in line
+
+
+def _plan_lines(result: subprocess.CompletedProcess) -> dict[str, list[str]]:
+    assert result.returncode == 0, result.stderr
+    return {line.split()[0]: line.split() for line in result.stdout.splitlines() if line.strip()}
+
+
+def test_plan_prices_a_suite_from_a_runs_per_step_costs(tmp_path, idx_source):
+    """1,200 training examples, 10% held out: 1,080 train; batch 64 -> 17 steps an epoch, 3 epochs, 5 seeds."""
+    costs = tmp_path / "step_cost.json"
+    costs.write_text(
+        json.dumps(
+            {
+                "device": "GPU",
+                "device_name": "H100",
+                "variants": {"adam": {"seconds_per_step": 0.002}, "sgd": {"seconds_per_step": 0.001}},
+            }
+        )
+    )
+    args = ["plan", "--optimizers", "adam,sgd", "--seeds", "5", "--epochs", "3", "--data-source", str(idx_source)]
+    result = optbench(*args, "--costs-from", str(costs), "--parallel", "2", "--gpus", "1")
+    lines = _plan_lines(result)
+    assert "10 trials" in result.stdout and "1,080 training examples" in result.stdout and "H100" in result.stdout
+    assert lines["adam"][1:4] == ["5", "51", "2.00"] and lines["sgd"][1:4] == ["5", "51", "1.00"]
+    assert "510 steps" in result.stdout
+    # 5 adam pods of 60.102 s and 5 sgd pods of 60.051 s, longest first over 2 slots: 5 pods each, 300.4 s;
+    # 10 pods of about 60.08 s on 1 GPU each: 0.167 GPU-hours
+    assert "about 5:00 of wall time, 0.17 GPU-hours" in result.stdout
+
+
+def test_plan_measures_the_per_step_costs_here_without_a_run(idx_source):
+    result = optbench("plan", "--optimizers", "adam,sgd", "--model", "mlp", "--data-source", str(idx_source))
+    lines = _plan_lines(result)
+    assert "CPU, here, now" in result.stdout
+    assert float(lines["adam"][3]) > 0 and float(lines["sgd"][3]) > 0
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--parallel", "0"], "--parallel must be at least 1"),
+        (["--costs-from", "/nonexistent/step_cost.json"], "not a step-cost record"),
+        (["--optimizers", "adam,lion", "--costs-from", "{costs}"], "lack variant(s) lion"),
+    ],
+)
+def test_plan_refuses_wrong_values_in_one_line(tmp_path, idx_source, args, message):
+    costs = tmp_path / "step_cost.json"
+    costs.write_text(json.dumps({"variants": {"adam": {"seconds_per_step": 0.002}}}))
+    args = [a.replace("{costs}", str(costs)) for a in args]
+    result = optbench("plan", "--data-source", str(idx_source), "--costs-from", str(costs), *args)
+    assert result.returncode != 0 and message in result.stderr and "Traceback" not in result.stderr

@@ -236,6 +236,7 @@ def test_every_command_group_reaches_the_cli_with_the_names_users_type():
         "run",
         "suites",
         "optimizers",
+        "plan",
         "report",
         "compile",
         "submit",

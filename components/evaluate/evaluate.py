@@ -59,6 +59,7 @@ from optbench.components.shared.schema import (
     TFMA_DIR,
     split_pattern,
 )
+from optbench.components.shared.timing import timed
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,7 @@ AUC_NAME = "auc"
 CALIBRATION_BINS = 10  # the usual reliability-diagram resolution; ECE is computed over these bins
 
 
+@timed("evaluate")
 def evaluate(
     models: dict[str, str],
     dataset_dir: str,

@@ -32,6 +32,7 @@ from optbench.components.ingest import idx, sources
 from optbench.components.shared import datasets, uris
 from optbench.components.shared.beam import pipeline_options
 from optbench.components.shared.schema import NUM_CLASSES, SPLITS, STATS_FILE, shard_path
+from optbench.components.shared.timing import timed
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +44,8 @@ RECORDS_PER_SHARD = 16384
 STAGED_SOURCE_DIR = ".source"  # a remote output's copy of the validated source, which the workers read
 
 # Split codes in the assignment arrays.
-_DROP, _TRAIN, _VALIDATION, _TEST = 0, 1, 2, 3
-_SPLIT_OF_CODE = {_TRAIN: "train", _VALIDATION: "validation", _TEST: "test"}
+DROP_CODE, TRAIN_CODE, VALIDATION_CODE, TEST_CODE = 0, 1, 2, 3
+_SPLIT_OF_CODE = {TRAIN_CODE: "train", VALIDATION_CODE: "validation", TEST_CODE: "test"}
 
 
 def assign_train(n: int, validation_fraction: float, train_limit: int | None) -> np.ndarray:
@@ -60,16 +61,16 @@ def assign_train(n: int, validation_fraction: float, train_limit: int | None) ->
     n_val = max(1, round(len(used) * validation_fraction))
     if len(used) - n_val < 1:
         raise ValueError(f"train_limit {train_limit} leaves no training examples after the validation split")
-    codes = np.full(n, _DROP, np.uint8)
-    codes[used[n_val:]] = _TRAIN
-    codes[used[:n_val]] = _VALIDATION
+    codes = np.full(n, DROP_CODE, np.uint8)
+    codes[used[n_val:]] = TRAIN_CODE
+    codes[used[:n_val]] = VALIDATION_CODE
     return codes
 
 
 def assign_test(n: int, test_limit: int | None) -> np.ndarray:
-    codes = np.full(n, _DROP, np.uint8)
+    codes = np.full(n, DROP_CODE, np.uint8)
     keep = np.random.default_rng(SPLIT_SEED + 1).permutation(n)[:test_limit] if test_limit else np.arange(n)
-    codes[keep] = _TEST
+    codes[keep] = TEST_CODE
     return codes
 
 
@@ -118,7 +119,7 @@ def _read_chunk(element: tuple, codes: dict[str, np.ndarray], shards: dict[str, 
     split_codes = codes[source_split]
     for i in range(start, stop):
         code = int(split_codes[i])
-        if code == _DROP:
+        if code == DROP_CODE:
             continue
         split = _SPLIT_OF_CODE[code]
         yield (split, i % shards[split]), (i, int(labels[i]), to_example_bytes(images[i], labels[i]))
@@ -174,6 +175,11 @@ def validate_source(source: str, cache_dir: str | None = None, dataset: str | No
     return replace(resolved, splits=splits, dataset=overall)
 
 
+def training_count(resolved: sources.ResolvedSource) -> int:
+    """How many examples the source's training split holds (before the validation split and any limit)."""
+    return len(_arrays(resolved.folder, "train")[1])
+
+
 def describe(resolved: sources.ResolvedSource) -> str:
     """One line for the log and the report: the dataset, or the unknown content's fingerprints."""
     if resolved.dataset != datasets.UNKNOWN:
@@ -186,6 +192,7 @@ def describe(resolved: sources.ResolvedSource) -> str:
     return f"an unknown dataset ({resolved.note}; content fingerprints: {', '.join(parts)})"
 
 
+@timed("ingest")
 def run_ingest(
     source: str,
     output_dir: str,

@@ -8,6 +8,7 @@ from typing import Any
 
 from optbench.components.shared import models
 from optbench.components.shared.initial import save_initial
+from optbench.components.shared.timing import timed
 
 
 def pin_seeds(config: Any, rng: random.Random) -> Any:
@@ -28,6 +29,7 @@ def pin_seeds(config: Any, rng: random.Random) -> Any:
     return config
 
 
+@timed("init")
 def run_init(model_name: str, seed: int, output_dir: str, model_config: str = "") -> dict:
     """Write `output_dir/seed-<seed>/` with the model's initial weights for that seed.
 

@@ -39,10 +39,12 @@ from optbench.components.shared.schema import (
     SIGNIFICANCE_JSON,
     STEP_COST_FILE,
 )
+from optbench.components.shared.timing import timed
 
 __all__ = ["build_report", "build_report_from_artifacts", "format_table"]
 
 
+@timed("report")
 def build_report_from_artifacts(
     dataset_dir: str,
     model_dirs: list[str],

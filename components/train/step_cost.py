@@ -24,6 +24,7 @@ from pathlib import Path
 from optbench.components.shared import optimizers
 from optbench.components.shared.files import read_json, write_json_atomic
 from optbench.components.shared.schema import HISTORY_FILE, STEP_COST_FILE
+from optbench.components.shared.timing import timed
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,7 @@ def measure(steps: dict[str, callable], rounds: int = ROUNDS, budget_s: float = 
     return out
 
 
+@timed("step_cost")
 def run_step_cost(
     dataset_dir: str,
     initial_dir: str,

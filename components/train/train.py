@@ -17,6 +17,7 @@ from pathlib import Path
 from optbench.components.shared import optimizers
 from optbench.components.shared.files import write_json_atomic
 from optbench.components.shared.schema import HISTORY_FILE, SAVED_MODEL_DIR
+from optbench.components.shared.timing import timed
 
 log = logging.getLogger(__name__)
 
@@ -227,6 +228,7 @@ def run_train(
     return history
 
 
+@timed("train")
 def run_train_task(
     dataset, initial, trial: dict, model, metrics, epochs: int, early_stopping_json: str, threads: int, mixed, xla
 ) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 
+from optbench.components.shared.timing import timed
 from optbench.components.shared.tuning import family_of
 
 
@@ -26,6 +27,7 @@ def _last_val_accuracy(history: dict) -> float | None:
     return float(value) if usable else None
 
 
+@timed("tune")
 def tuning(histories: list[dict]) -> dict:
     """The grid per optimizer and the learning rate chosen: the best final validation accuracy, the default on
     a tie; an optimizer that diverged at every rate keeps its default."""

@@ -108,4 +108,51 @@ def optimizers() -> None:
         click.echo(f"{spec.name:<10} {spec.class_name}({params})  {spec.summary}")
 
 
-COMMANDS = [run, suites_command, optimizers]
+@click.command()
+@apply(*SUITE_OPTIONS)
+@click.option("--parallel", default=8, show_default=True, help="Trials training at once on the cluster (nodes).")
+@click.option("--gpus", default=1, show_default=True, help="GPUs per trial's node.")
+@click.option(
+    "--costs-from",
+    metavar="PATH",
+    default=None,
+    help="Per-step costs from a finished run's step_cost.json (the file or the run's folder), e.g. a cluster "
+    "run's; default: measured here, now.",
+)
+@friendly
+def plan(parallel: int, gpus: int, costs_from: str | None, **opts) -> None:
+    """What a suite costs before you submit it: trials, steps, compute, wall time and GPU-hours on the cluster."""
+    from optbench.estimate import POD_START_SECONDS, estimate
+
+    config = run_config(opts)
+    suite = config.resolve()
+    if costs_from is None:
+        click.echo("measuring each variant's training step here (--costs-from reuses a run's figures) ...", err=True)
+    e = estimate(config, parallel, gpus, costs_from)
+    click.echo(
+        f"suite {suite['name']}: {len(e.trials)} trials ({suite['model']}, {suite['epochs']} epochs, "
+        f"{e.train_examples:,} training examples); per-step costs: {e.device}\n"
+    )
+    click.echo(f"{'variant':<28} {'trials':>6} {'steps/trial':>12} {'ms/step':>9} {'compute/trial':>14}")
+    for variant in dict.fromkeys(t["variant"] for t in e.trials):
+        same = [t for t in e.trials if t["variant"] == variant]
+        t = same[0]
+        click.echo(
+            f"{variant:<28} {len(same):>6} {t['steps']:>12,} {1e3 * t['step_seconds']:>9.2f} "
+            f"{_duration(t['compute_seconds']):>14}"
+        )
+    click.echo(
+        f"\ntotal: {e.steps:,} steps, {_duration(e.compute_seconds)} of training steps\n"
+        f"cluster ({parallel} trials at once, {POD_START_SECONDS:.0f} s start-up per trial's pod): "
+        f"about {_duration(e.wall_seconds)} of wall time, {e.gpu_hours:.2f} GPU-hours at {gpus} GPU(s) per trial\n"
+        "(training steps only: validation passes, ingest, evaluate and the report come on top)"
+    )
+
+
+def _duration(seconds: float) -> str:
+    minutes, s = divmod(round(seconds), 60)
+    hours, m = divmod(minutes, 60)
+    return f"{hours}:{m:02d}:{s:02d}" if hours else f"{m}:{s:02d}"
+
+
+COMMANDS = (run, suites_command, optimizers, plan)
