@@ -61,7 +61,9 @@ def notebook(
         keras.utils.set_random_seed(trial["seed"])
         model = models.build(model_name)
         model.compile(
-            optimizers.build(trial["optimizer"], **trial["params"]), "sparse_categorical_crossentropy", ["accuracy"]
+            optimizer=optimizers.build(trial["optimizer"], **trial["params"]),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
         )
         model.fit(x, y, batch_size=trial["batch_size"], epochs=epochs, validation_data=validation, verbose=0)
         t1 = time.time()
@@ -110,7 +112,7 @@ def time_pipeline(cli_args: list[str]) -> dict:
         subprocess.run([optbench, "run", *cli_args, "--output", out], check=True, capture_output=True)
         wall = time.perf_counter() - started
         (log,) = Path(out).glob("*/pipeline.log")
-        markers = [json.loads(line.split(MARKER, 1)[1]) for line in log.read_text().splitlines() if MARKER in line]
+        markers = markers_of(log)
     return {
         "wall_seconds": wall,
         "tasks": len(markers),
@@ -156,21 +158,28 @@ def compare_with_notebook(config) -> dict:
     }
 
 
+def markers_of(log: Path) -> list[dict]:
+    """The timing lines (components/shared/timing.py) of a run's pipeline.log."""
+    return [json.loads(line.split(MARKER, 1)[1]) for line in log.read_text().splitlines() if MARKER in line]
+
+
 def split_timeline(markers: list[dict], start: float, end: float, resolution: float = 0.01) -> dict[str, float]:
     """Seconds of [start, end] per step's own work, per task start-up (STARTING) and with no task alive (BETWEEN).
 
-    An instant where several steps work is shared among them; the parts add up to end - start.
+    A task starts up from its process's start until its step began, plus the step's imports (counted as if they
+    came first, as the steps' lazy imports mostly do). An instant where several steps work is shared among
+    them; the parts add up to end - start.
     """
     totals: dict[str, float] = {}
     n = max(1, round((end - start) / resolution))
     for i in range(n):
         t = start + (i + 0.5) * resolution
-        working = [m["step"] for m in markers if m["start"] <= t < m["end"]]
+        working = [m["step"] for m in markers if m["start"] + m["imports"] <= t < m["end"]]
         if working:
             for step in working:
                 totals[step] = totals.get(step, 0.0) + resolution / len(working)
         else:
-            alive = any(m["process"] <= t < m["start"] for m in markers)
+            alive = any(m["process"] <= t < m["start"] + m["imports"] for m in markers)
             key = STARTING if alive else BETWEEN
             totals[key] = totals.get(key, 0.0) + resolution
     return totals

@@ -149,6 +149,22 @@ def test_pipeline_runs_end_to_end_with_kfp_local(reference, idx_source):
     assert (kfp_run / "report" / "html").read_text() == html
 
 
+def test_every_step_times_itself_in_the_run_log_and_the_split_covers_the_run(reference):
+    from optbench.bench.notebook import STARTING, markers_of, split_timeline
+
+    _, run_dir = reference
+    markers = markers_of(run_dir / "pipeline.log")
+    steps = [m["step"] for m in markers]
+    assert sorted(set(steps)) == ["evaluate", "ingest", "init", "metrics", "report", "step_cost", "train"]
+    assert steps.count("train") == steps.count("metrics") == 3
+    for m in markers:
+        assert m["process"] <= m["start"] <= m["end"] and 0 <= m["imports"] <= m["end"] - m["start"], m
+    start, end = min(m["process"] for m in markers), max(m["end"] for m in markers)
+    split = split_timeline(markers, start, end)
+    assert sum(split.values()) == pytest.approx(end - start, abs=0.05)
+    assert split[STARTING] > 0 and all(split[step] > 0 for step in ("ingest", "init", "train", "step_cost", "evaluate"))
+
+
 def test_no_credentials_reach_logs_reports_or_artifacts(reference):
     result, run_dir = reference
     assert SECRET not in result.stdout + result.stderr

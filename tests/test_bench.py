@@ -1,0 +1,50 @@
+"""The benchmark's own arithmetic: the timing lines the steps print and the split of a run's wall time."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from optbench.bench.notebook import BETWEEN, STARTING, split_timeline
+from optbench.components.shared.timing import MARKER, counting_imports, timed
+
+
+def test_split_gives_each_instant_to_the_working_steps_then_start_up_then_kfp():
+    # 0-1 nothing; 1-3 ingest starts (process at 1, step at 2, imports 1 s); 3-5 ingest works;
+    # 5-6 two trains start; 6-8 both work (shared); 8-9 one works; 9-10 nothing.
+    markers = [
+        {"step": "ingest", "process": 1, "start": 2, "imports": 1, "end": 5},
+        {"step": "train", "process": 5, "start": 5.5, "imports": 0.5, "end": 8},
+        {"step": "train", "process": 5, "start": 5.5, "imports": 0.5, "end": 9},
+    ]
+    split = split_timeline(markers, 0, 10)
+    assert split == pytest.approx({BETWEEN: 2, STARTING: 3, "ingest": 2, "train": 3}, abs=0.02)
+    assert sum(split.values()) == pytest.approx(10)
+
+
+def test_a_timed_step_prints_when_its_process_and_work_began_and_its_imports(capsys):
+    @timed("probe")
+    def step(x):
+        import xml.dom.minidom  # noqa: F401  (a module this test process has not imported yet)
+
+        return x + 1
+
+    sys.modules.pop("xml.dom.minidom", None)
+    assert step(1) == 2
+    (line,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith(MARKER)]
+    marker = json.loads(line.removeprefix(MARKER))
+    assert marker["step"] == "probe"
+    assert marker["process"] <= marker["start"] <= marker["end"]
+    assert 0 < marker["imports"] <= marker["end"] - marker["start"]
+
+
+def test_imports_are_counted_once_however_deep_and_only_inside_the_block():
+    sys.modules.pop("json.tool", None)
+    with counting_imports() as spent:
+        import json.tool  # noqa: F401  (imports argparse and more: nested imports are not counted twice)
+    outside = spent[0]
+    import csv  # noqa: F401
+
+    assert 0 < outside == spent[0]
