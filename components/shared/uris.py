@@ -84,7 +84,11 @@ def put(local_path: str | os.PathLike, uri: str) -> str:
     """Move a finished local file to `uri` (a rename locally, an upload remotely); return `uri`."""
     if not is_remote(uri):
         Path(uri).parent.mkdir(parents=True, exist_ok=True)
-        os.replace(local_path, uri)
+        try:
+            os.replace(local_path, uri)
+        except OSError:  # another file system (a tmpfs /tmp): copy beside the destination, then rename
+            write_bytes_atomic(uri, Path(local_path).read_bytes())
+            os.remove(local_path)
         return uri
     with open(local_path, "rb") as src, _fs().create(uri, compression_type=_uncompressed()) as dest:
         shutil.copyfileobj(src, dest, _CHUNK)
