@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from optbench.components.shared.timing import MARKER, process_started
+from optbench.layout import PIPELINE_LOG
 
 STARTING, BETWEEN = "process starts and imports", "kfp.local between tasks"
 
@@ -111,7 +112,7 @@ def time_pipeline(cli_args: list[str]) -> dict:
         started = time.perf_counter()
         subprocess.run([optbench, "run", *cli_args, "--output", out], check=True, capture_output=True)
         wall = time.perf_counter() - started
-        (log,) = Path(out).glob("*/pipeline.log")
+        (log,) = Path(out).glob(f"*/{PIPELINE_LOG}")
         markers = markers_of(log)
     return {
         "wall_seconds": wall,
