@@ -107,9 +107,11 @@ def read_costs(path: str) -> tuple[dict[str, float], str]:
     found = Path(path)
     if found.is_dir():
         matches = sorted(found.rglob(STEP_COST_FILE))
-        if not matches:
-            raise ValueError(f"no {STEP_COST_FILE} under {path}: pass a finished run's folder or the file itself")
-        found = matches[-1]
+        if len(matches) != 1:
+            raise ValueError(
+                f"{len(matches)} {STEP_COST_FILE} files under {path}: pass one finished run's folder or the file itself"
+            )
+        (found,) = matches
     try:
         record = read_json(found)
         costs = {v: float(c["seconds_per_step"]) for v, c in record["variants"].items()}

@@ -132,12 +132,14 @@ def test_plan_measures_the_per_step_costs_here_without_a_run(idx_source):
     [
         (["--parallel", "0"], "--parallel must be at least 1"),
         (["--costs-from", "/nonexistent/step_cost.json"], "not a step-cost record"),
+        (["--costs-from", "{folder}"], "0 step_cost.json files under"),
         (["--optimizers", "adam,lion", "--costs-from", "{costs}"], "lack variant(s) lion"),
     ],
 )
 def test_plan_refuses_wrong_values_in_one_line(tmp_path, idx_source, args, message):
     costs = tmp_path / "step_cost.json"
     costs.write_text(json.dumps({"variants": {"adam": {"seconds_per_step": 0.002}}}))
-    args = [a.replace("{costs}", str(costs)) for a in args]
+    args = [a.replace("{costs}", str(costs)).replace("{folder}", str(tmp_path / "empty")) for a in args]
+    (tmp_path / "empty").mkdir()
     result = optbench("plan", "--data-source", str(idx_source), "--costs-from", str(costs), *args)
     assert result.returncode != 0 and message in result.stderr and "Traceback" not in result.stderr
