@@ -30,7 +30,7 @@ def example_batches(test_files: list[str], batch_size: int = BATCH_SIZE) -> tupl
 
 
 def probabilities(saved_model_path: str, batches: list) -> np.ndarray:
-    """float32 [N, classes]: the SavedModel's serving signature over every batch, as TFMA calls it."""
+    """float32 [N, classes]: the SavedModel's serving signature over every batch of serialized examples."""
     import tensorflow as tf
 
     serve = tf.saved_model.load(saved_model_path).signatures[SERVING_SIGNATURE]

@@ -43,7 +43,7 @@ SIGNIFICANCE_JSON = "significance.json"
 # `max_drop_vs_baseline: 1`.
 DEFAULT_THRESHOLDS = {"min_accuracy": 0.2, "max_drop_vs_baseline": 0.1}
 
-# The serving signature every trained model exports, and TFMA reads.
+# The serving signature every trained model exports (it parses tf.Examples), and the evaluate step calls.
 SERVING_SIGNATURE = "serving_default"
 SERVING_INPUT = "examples"
 SERVING_OUTPUT = "probabilities"
