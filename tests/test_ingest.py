@@ -383,6 +383,8 @@ def test_beam_ingest_writes_splits_stats_and_is_reproducible(tmp_path, idx_sourc
     assert {s: v["count"] for s, v in stats["splits"].items()} == {"train": 900, "validation": 300, "test": 400}
     assert stats["source"]["kind"] == "idx"
     assert json.loads((tmp_path / "a" / "stats.json").read_text()) == stats
+    written = [p for p in (tmp_path / "a").rglob("*") if p.is_file()]
+    assert {p.stat().st_mode & 0o777 for p in written} == {0o644}, "every later step may read them, whoever runs it"
     for split in ("train", "validation", "test"):
         assert _records(tmp_path / "a", split) == _records(tmp_path / "b", split), f"{split} differs between runs"
 

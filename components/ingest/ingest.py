@@ -134,6 +134,7 @@ def _write_shard(keyed: tuple, output_dir: str, shards: dict[str, int]) -> dict:
     local = None if uris.is_remote(output_dir) else f"{output_dir}/{split}"  # beside the shard: an atomic rename
     fd, tmp = tempfile.mkstemp(prefix=f".part-{shard:05d}.", suffix=".tfrecord", dir=local)
     os.close(fd)
+    os.chmod(tmp, 0o644)  # mkstemp creates 0600; the shards are read by every later step, whoever runs it
     with tf.io.TFRecordWriter(tmp) as w:  # TensorFlow writes a local file; uris moves it (components/shared/uris.py)
         for _, _, example in records:
             w.write(example)
