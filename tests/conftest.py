@@ -63,7 +63,7 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def emulator(monkeypatch, tmp_path):
+def emulator(monkeypatch, tmp_path_factory):
     """gcp-storage-emulator on a free port, in memory; the storage client finds it through STORAGE_EMULATOR_HOST.
 
     Beam's GCS client asks for default credentials first and, finding none, backs off for about half a minute
@@ -82,8 +82,9 @@ def emulator(monkeypatch, tmp_path):
         "token": "emulator",
         "expiry": "2999-01-01T00:00:00Z",
     }
-    (tmp_path / "adc.json").write_text(json.dumps(token))
-    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "adc.json"))
+    adc = tmp_path_factory.mktemp("credentials") / "adc.json"  # not in the test's own tmp_path, which it inspects
+    adc.write_text(json.dumps(token))
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(adc))
     yield server, port
     server.stop()
 

@@ -670,7 +670,7 @@ def write_artifacts(tmp_path: Path, histories: list[dict], summary: dict, stats:
     (cost / STEP_COST_FILE).write_text(json.dumps(STEP_COST))
     (dataset / STATS_FILE).write_text(json.dumps(stats))
     (evaluation / EVAL_SUMMARY_FILE).write_text(json.dumps({**summary, "predictions": PREDICTIONS_FILE}))
-    preds.save(evaluation / PREDICTIONS_FILE, predictions)
+    (evaluation / PREDICTIONS_FILE).write_bytes(preds.to_bytes(predictions))
     model_dirs = []
     for history in histories:
         model_dirs.append(tmp_path / "models" / history["trial"])

@@ -93,19 +93,24 @@ def _run(tiny_dataset, initial, folder: Path, beside_slowed: bool) -> list[dict]
 def test_a_slowed_neighbour_moves_wall_time_but_not_the_cost(tiny_dataset, tmp_path):
     initial = tmp_path / "initial"
     run_init("mlp", seed=0, output_dir=str(initial))
-    alone = _run(tiny_dataset, initial, tmp_path / "alone", beside_slowed=False)["adam"]
-    crowded = _run(tiny_dataset, initial, tmp_path / "crowded", beside_slowed=True)["adam"]
+    alone_rows = _run(tiny_dataset, initial, tmp_path / "alone", beside_slowed=False)
+    crowded_rows = _run(tiny_dataset, initial, tmp_path / "crowded", beside_slowed=True)
+    alone, crowded = alone_rows["adam"], crowded_rows["adam"]
 
     # Same seed, same data order: the same epochs and steps, and the same epoch reaching the target.
     assert crowded["steps"] == alone["steps"] == 2 * 16  # ceil(1,000 / 64) steps an epoch
     hit_alone, hit_crowded = alone["time_to_accuracy"][f"{TARGET:g}"], crowded["time_to_accuracy"][f"{TARGET:g}"]
-    assert hit_alone["epoch"] == hit_crowded["epoch"]
-    # The wall time moves with the neighbour; the per-step cost and what it prices stay within noise.
+    assert hit_alone["epoch"] == hit_crowded["epoch"] and hit_alone["steps"] == hit_crowded["steps"]
+    # The wall time moves with the neighbour...
     assert crowded["train_seconds"] > 1.5 * alone["train_seconds"]
     assert hit_crowded["seconds"] > 1.5 * hit_alone["seconds"]
-    assert crowded["step_seconds"] == pytest.approx(alone["step_seconds"], rel=0.4)
-    assert hit_crowded["cost_seconds"] == pytest.approx(hit_alone["cost_seconds"], rel=0.4)
-    assert crowded["cost_seconds"] == pytest.approx(alone["cost_seconds"], rel=0.4)
+    # ...the per-step cost and what it prices stay within noise. Two timings a minute apart on a shared VM differ
+    # by up to 1.5x whatever runs beside them (its CPU speed drifts), so each is read against the other optimizer
+    # timed in the same interleaved rounds: drift moves both alike, a neighbour would move only its own trial's.
+    for key in ("step_seconds", "cost_seconds"):
+        relative = [rows["adam"][key] / rows["sgd"][key] for rows in (alone_rows, crowded_rows)]
+        assert relative[1] == pytest.approx(relative[0], rel=0.3), key
+    assert hit_crowded["cost_seconds"] / crowded["step_seconds"] == pytest.approx(hit_alone["steps"])
 
 
 def test_every_variant_is_timed_once_on_the_lowest_seed(tiny_dataset, tmp_path):
