@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 LOCAL_PARALLELISM = 2
 # How tasks run: as processes of this interpreter, or each in a container of the CPU image.
 RUNNERS = ("subprocess", "docker")
+SQLITE = "sqlite:///"  # MLflow's local store: sqlite:///relative.db or sqlite:////absolute.db
 
 
 @dataclass
@@ -85,6 +86,8 @@ def run_local(
     resolved = validate_source(config.data_source, dataset=config.dataset or None)  # bad data stops here
     if Path(config.data_source).exists():  # a task's working folder is not ours: name local data absolutely
         config = replace(config, data_source=str(Path(config.data_source).resolve()))
+    if config.mlflow_uri.startswith(SQLITE) and not config.mlflow_uri.startswith(SQLITE + "/"):  # likewise
+        config = replace(config, mlflow_uri=SQLITE + str(Path(config.mlflow_uri.removeprefix(SQLITE)).resolve()))
     configure = None
     if runner == "docker":
         from optbench.docker_run import check_ready, docker_runner

@@ -71,6 +71,7 @@ def build_pipeline(configure: Configure | None = None, parallelism: int = 0, tun
         train_threads: int = 0,
         mixed_precision: bool = False,
         xla: bool = False,
+        mlflow_uri: str = "",
         beam_args: List[str] = [],
         settings_json: str = "{}",
     ) -> dsl.Artifact:
@@ -147,6 +148,7 @@ def build_pipeline(configure: Configure | None = None, parallelism: int = 0, tun
                 step_cost=cost.output,
                 tuning_json=tuning_json,
                 settings_json=settings_json,
+                mlflow_uri=mlflow_uri,
             ),
             "report",
             "report",

@@ -30,3 +30,12 @@ MULTI_PROCESS_BEAM_ARGS = ["--runner=DirectRunner", "--direct_running_mode=multi
 def bucket_files(bucket, prefix: str) -> dict[str, bytes]:
     """name under `prefix` -> content, of every object there."""
     return {b.name[len(prefix) :]: b.download_as_bytes() for b in bucket.list_blobs(prefix=prefix)}
+
+
+def tensorboard_scalars(log_dir, tag: str) -> list[tuple[int, float]]:
+    """(step, value) of one scalar in a folder of event files, read with TensorBoard's own reader."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.util import tensor_util
+
+    events = EventAccumulator(str(log_dir), size_guidance={"tensors": 0}).Reload()
+    return [(e.step, float(tensor_util.make_ndarray(e.tensor_proto))) for e in events.Tensors(tag)]

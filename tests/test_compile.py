@@ -161,6 +161,15 @@ def test_images_come_from_the_config_file_and_the_command_line_wins(tmp_path):
     assert k8s["exec-train"]["nodeSelector"]["labels"]["cloud.google.com/gke-accelerator"] == "nvidia-l4"
 
 
+def test_the_mlflow_store_comes_from_the_config_file_and_reaches_the_report_step(tmp_path):
+    config = tmp_path / "cluster.yaml"
+    config.write_text(yaml.safe_dump({"image": CPU, "gpus": 0, "mlflow_uri": "http://mlflow.mlflow:5000"}))
+    spec, _, _ = compile_yaml(tmp_path, "--config", str(config))
+    assert spec["root"]["inputDefinitions"]["parameters"]["mlflow_uri"]["defaultValue"] == "http://mlflow.mlflow:5000"
+    report = spec["root"]["dag"]["tasks"]["report"]["inputs"]["parameters"]["mlflow_uri"]
+    assert report == {"componentInputParameter": "mlflow_uri"}
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

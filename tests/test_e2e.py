@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import tensorboard_scalars
 
 from optbench.progress import ANSI
 
@@ -120,6 +121,11 @@ def test_pipeline_runs_end_to_end_with_kfp_local(reference, idx_source):
     assert re.search(r"Optimizer comparison: cnn \([\d,]+ parameters\) on an unknown dataset", html)
     assert f"train {fingerprint(*read_split(idx_source, 'train'))[:12]}" in html
     assert json.loads((run_dir / "run.json").read_text())["status"] == "succeeded"
+    # TensorBoard's reader finds every trial's curves under the report: one validation point per epoch
+    for row in (r for r in rows if r["status"] == "ok"):
+        (trial,) = (s["trial"] for s in row["per_seed"])
+        points = tensorboard_scalars(report / "tensorboard" / trial / "validation", "epoch_accuracy")
+        assert points == [(0, pytest.approx(row["val_accuracy"][0], abs=1e-6))]
 
     # The KFP artifacts: Metrics per trial (training and test), a confusion matrix per trial, the report.
     (kfp_run,) = (run_dir / "pipeline").iterdir()
@@ -491,8 +497,10 @@ def test_early_stopping_stops_trials_below_the_median_and_reports_them_as_stoppe
         "optimizers: [adam, rmsprop, momentum, sgd, adadelta]\nmodel: mlp\nepochs: 3\n"
         "early_stopping: {grace_epochs: 1, min_trials: 2}\n"
     )
+    mlflow = f"sqlite:///{tmp_path}/mlflow.db"
     result, run_dir = finished_run(
-        [*run_args(suite, idx_source, tmp_path / "runs"), "--test-limit", "300"], tmp_path / "runs"
+        [*run_args(suite, idx_source, tmp_path / "runs"), "--test-limit", "300", "--mlflow-uri", mlflow],
+        tmp_path / "runs",
     )
     rows = {r["optimizer"]: r for r in json.loads((run_dir / "report" / "comparison.json").read_text())}
     assert rows["adadelta"]["status"] == "stopped" and rows["adadelta"]["stopped_at_epoch"] == 2
@@ -505,6 +513,16 @@ def test_early_stopping_stops_trials_below_the_median_and_reports_them_as_stoppe
     assert "Stopped early by the median stopping rule" in md and all(f"{n} at epoch" in md for n in stopped)
     sig = json.loads((run_dir / "report" / "significance.json").read_text())
     assert not {c["other"] for c in sig["comparisons"]} & set(stopped)
+    # --mlflow-uri reached the report step through the pipeline: every trial, stopped ones too, in MLflow
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=mlflow)
+    (experiment,) = client.search_experiments(filter_string="name LIKE 'optbench-%'")
+    trials = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
+    assert trials.pop(run_dir.name).data.tags["optbench.run_id"] == run_dir.name
+    assert sorted(trials) == sorted(f"{n}.s0" for n in rows)
+    assert trials["adadelta.s0"].data.params["status"] == "stopped"
+    assert len(client.get_metric_history(trials["adadelta.s0"].info.run_id, "val_accuracy")) == 2
 
 
 def test_tune_confirm_reports_both_protocols_and_the_sensitivity_of_each_optimizer(tmp_path, idx_source):

@@ -686,6 +686,9 @@ def test_the_report_step_reads_its_artifacts_nan_tokens_included(tmp_path, input
     dataset, model_dirs, evaluation, cost = write_artifacts(
         tmp_path, [broken, histories[3]], summary, stats, predictions
     )
+    events = Path(model_dirs[1]) / "tensorboard" / "validation" / "events.out.tfevents.1.host"
+    events.parent.mkdir(parents=True)
+    events.write_bytes(b"\x00event bytes")
     rows = build_report_from_artifacts(
         dataset,
         model_dirs,
@@ -702,6 +705,11 @@ def test_the_report_step_reads_its_artifacts_nan_tokens_included(tmp_path, input
     assert by_name(rows)["rmsprop"]["step_seconds"] == STEP_COST["variants"]["rmsprop"]["seconds_per_step"]
     assert (tmp_path / "md").read_text() == (tmp_path / "report" / REPORT_MD).read_text()
     assert (tmp_path / "html").read_text() == (tmp_path / "report" / REPORT_HTML).read_text()
+    # every trial's TensorBoard logs under one folder, by trial; a model folder without them is no error
+    gathered = tmp_path / "report" / "tensorboard"
+    assert [p.relative_to(gathered).as_posix() for p in gathered.rglob("*") if p.is_file()] == [
+        f"{histories[3]['trial']}/validation/{events.name}"
+    ]
 
 
 def test_predictions_named_but_missing_is_an_error(inputs, tmp_path):
@@ -794,3 +802,51 @@ def test_a_stopped_trial_is_shown_as_stopped_and_never_scored(labels, tmp_path):
     )
     assert "| adagrad (stopped at ep 3) |" in md
     assert "No test metrics for" not in md
+
+
+def test_trials_are_exported_to_mlflow_and_read_back_with_its_client(tmp_path, inputs):
+    from mlflow import MlflowClient
+
+    histories, summary, stats, predictions = inputs
+    uri = f"sqlite:///{tmp_path}/mlflow.db"  # a real store, the one MLflow recommends
+    rows = build_report_from_artifacts(
+        *write_artifacts(tmp_path, histories, summary, stats, predictions),
+        SETTINGS,
+        str(tmp_path / "report"),
+        mlflow_uri=uri,
+    )
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name(f"optbench-{SETTINGS['suite']}")
+    runs = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
+    parent = runs.pop(SETTINGS["run_id"])
+    assert sorted(runs) == sorted(h["trial"] for h in histories)
+    assert parent.data.params["suite"] == SETTINGS["suite"] and parent.data.params["epochs"] == str(EPOCHS)
+    tested = {s["trial"]: s for r in rows for s in r["per_seed"]}
+    for history in histories:
+        run = runs[history["trial"]]
+        assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert run.data.params["optimizer"] == history["optimizer"]
+        assert float(run.data.params["learning_rate"]) == history["learning_rate"]
+        curve = client.get_metric_history(run.info.run_id, "val_accuracy")
+        finite = [e for e in history["epochs"] if e["val_accuracy"] is not None and math.isfinite(e["val_accuracy"])]
+        assert [(m.step, m.value) for m in curve] == [(e["epoch"], e["val_accuracy"]) for e in finite]
+        if tested[history["trial"]]["test_accuracy"] is not None:
+            assert run.data.metrics["test_accuracy"] == tested[history["trial"]]["test_accuracy"]
+    attached = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
+    assert {f"report/{REPORT_HTML}", f"report/{COMPARISON_JSON}"} <= attached
+    assert "exported: run" in (tmp_path / "report" / REPORT_MD).read_text()
+
+
+def test_a_tracking_store_that_is_down_costs_the_run_nothing_and_the_report_says_so(tmp_path, inputs, caplog):
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        uri = f"http://127.0.0.1:{s.getsockname()[1]}"
+    rows = build_report_from_artifacts(
+        *write_artifacts(tmp_path, *inputs), SETTINGS, str(tmp_path / "report"), mlflow_uri=uri
+    )
+    assert rows and (tmp_path / "report" / REPORT_HTML).exists()
+    markdown = (tmp_path / "report" / REPORT_MD).read_text()
+    assert uri in markdown and "failed:" in markdown
+    assert any("MLflow export to" in r.getMessage() and "failed" in r.getMessage() for r in caplog.records)

@@ -8,7 +8,7 @@ import threading
 
 import numpy as np
 import pytest
-from helpers import single_trial
+from helpers import single_trial, tensorboard_scalars
 
 from optbench.components.init_model.init_model import run_init
 from optbench.components.shared import optimizers
@@ -75,6 +75,10 @@ def test_training_writes_history_and_saved_model(tiny_dataset, initial, tmp_path
     assert history["epochs"][-1]["val_accuracy"] > 0.5  # far above chance after 2 epochs on real digits
     assert all(e["examples_per_second"] > 0 and e["seconds"] > 0 for e in history["epochs"])
     assert (tmp_path / "saved_model" / "saved_model.pb").exists()
+    # TensorBoard's reader sees the same curves, one point per epoch
+    for run, key in (("train", "accuracy"), ("validation", "val_accuracy")):
+        points = tensorboard_scalars(tmp_path / "tensorboard" / run, "epoch_accuracy")
+        assert points == [(e["epoch"] - 1, pytest.approx(e[key], abs=1e-6)) for e in history["epochs"]]
 
 
 def test_saved_model_serves_serialized_examples(tiny_dataset, initial, tmp_path, real_digits):

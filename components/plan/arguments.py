@@ -77,6 +77,7 @@ def pipeline_arguments(
         "train_threads": train_threads,
         "mixed_precision": config.mixed_precision,
         "xla": config.xla,
+        "mlflow_uri": config.mlflow_uri,
         "beam_args": list(beam_args),
         "settings_json": json.dumps(settings),
     }

@@ -18,6 +18,7 @@ from typing import Any
 
 from optbench.components.plan import suites
 from optbench.components.shared.datasets import known
+from optbench.components.shared.untrusted import tracking_uri
 
 DEFAULT_DATA_SOURCE = "auto"
 DEFAULT_VALIDATION_FRACTION = 0.1
@@ -147,6 +148,14 @@ class RunConfig:
     )
     mixed_precision: bool = option(False, "--mixed-precision", "Train in mixed float16 (useful on GPUs).")
     xla: bool = option(False, "--xla", "Compile the training step with XLA.")
+    mlflow_uri: str = option(
+        "",
+        "--mlflow-uri",
+        "Also log every trial as an MLflow run (params, per-epoch and test metrics; the report on the "
+        "comparison's run) to this tracking store, e.g. http://mlflow:5000 or sqlite:///mlflow.db. A store "
+        "that fails never fails the run: the report says so.",
+        config_file=True,
+    )
     beam_args: list[str] = field(default_factory=list)  # set by the runner's own options, not a suite option
 
     @classmethod
@@ -163,6 +172,7 @@ class RunConfig:
             raise ValueError(f"validation_fraction must be in (0, 1), got {self.validation_fraction}")
         if self.dataset:
             known(self.dataset)
+        tracking_uri(self.mlflow_uri)
         return suites.with_overrides(
             suites.load(self.suite),
             optimizers=self.optimizers,

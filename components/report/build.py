@@ -12,7 +12,7 @@ import io
 import shutil
 from pathlib import Path
 
-from optbench.components.report import charts
+from optbench.components.report import charts, tracking
 from optbench.components.report.comparison import SCALAR_COLUMNS, comparison_rows, contenders, format_table
 from optbench.components.report.render import figure, render
 from optbench.components.report.tables import (
@@ -38,8 +38,10 @@ from optbench.components.shared.schema import (
     REPORT_MD,
     SIGNIFICANCE_JSON,
     STEP_COST_FILE,
+    TENSORBOARD_DIR,
 )
 from optbench.components.shared.timing import timed
+from optbench.components.shared.untrusted import plain_name
 
 __all__ = ["build_report", "build_report_from_artifacts", "format_table"]
 
@@ -55,24 +57,37 @@ def build_report_from_artifacts(
     markdown: str | None = None,
     html: str | None = None,
     tuning: dict | None = None,
+    mlflow_uri: str = "",
 ) -> list[dict]:
     """The report step: read the dataset's stats, every trial's history, the step costs, the evaluation summary
     and the predictions it names, then `build_report`; copy report.md and report.html to `markdown` and `html`
-    (the KFP UI's Markdown and HTML artifacts) when given. Returns the ranked comparison rows."""
+    (the KFP UI's Markdown and HTML artifacts) when given. With `mlflow_uri`, the trials are exported to MLflow
+    first (components/report/tracking.py), the report states how that went and is attached to MLflow's run.
+    Returns the ranked comparison rows."""
     summary = read_json(summary_path(evaluation_dir))
+    histories = [read_json(p) for p in history_paths(model_dirs)]
+    step_cost = read_json(Path(step_cost_dir) / STEP_COST_FILE)
+    exported = None
+    if mlflow_uri:
+        rows = comparison_rows(histories, summary, step_cost, tuned=tuning["chosen"] if tuning else None)
+        exported, status = tracking.export_comparison(mlflow_uri, settings, histories, rows)
+        settings = {**settings, "mlflow": status}
     rows = build_report(
-        [read_json(p) for p in history_paths(model_dirs)],
+        histories,
         summary,
         read_json(stats_path(dataset_dir)),
         settings,
         output_dir,
         predictions=preds.load(Path(evaluation_dir) / summary["predictions"]),
-        step_cost=read_json(Path(step_cost_dir) / STEP_COST_FILE),
+        step_cost=step_cost,
         tuning=tuning,
+        tensorboard={h["trial"]: Path(d) / TENSORBOARD_DIR for h, d in zip(histories, model_dirs, strict=True)},
     )
     for copy, name in ((markdown, REPORT_MD), (html, REPORT_HTML)):
         if copy:
             shutil.copyfile(Path(output_dir) / name, copy)
+    if exported:
+        tracking.attach_report(mlflow_uri, exported, output_dir)
     return rows
 
 
@@ -85,12 +100,14 @@ def build_report(
     predictions: preds.Predictions | None = None,
     step_cost: dict | None = None,
     tuning: dict | None = None,
+    tensorboard: dict[str, Path] | None = None,
 ) -> list[dict]:
     """Write the report folder (see docs/artifacts.md) and return the ranked comparison rows, one per variant.
 
     `predictions` (the evaluation's predictions file) enable the significance tests; without them the
     verdict names no winner. `step_cost` (the step-cost step's step_cost.json) gives the costs; without it
-    they are n/a. `tuning` (the tune step's result) makes it a tune-confirm report.
+    they are n/a. `tuning` (the tune step's result) makes it a tune-confirm report. `tensorboard` (trial ->
+    its event files) are gathered under one folder, for one `tensorboard --logdir`.
     """
     evaluation = evaluation or {}
     rows = comparison_rows(histories, evaluation, step_cost, tuned=tuning["chosen"] if tuning else None)
@@ -132,6 +149,8 @@ def build_report(
     }
     markdown = render("report.md.j2", context, figures, inline=False)
     html = render("report.html.j2", context, figures, inline=True)
+    # a convenience: a model folder without event files still gets its report
+    event_files = {plain_name(t, "trial"): p for t, p in (tensorboard or {}).items() if p.is_dir()}
 
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -142,6 +161,8 @@ def build_report(
     write_json_atomic(out / COMPARISON_JSON, rows)
     write_json_atomic(out / SIGNIFICANCE_JSON, sig)
     write_text_atomic(out / COMPARISON_CSV, _csv(rows))
+    for trial, logs in event_files.items():
+        shutil.copytree(logs, out / TENSORBOARD_DIR / trial, dirs_exist_ok=True)
     write_text_atomic(out / REPORT_MD, markdown)
     write_text_atomic(out / REPORT_HTML, html)
     return rows

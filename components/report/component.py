@@ -15,13 +15,15 @@ def report(
     step_cost: Input[Artifact],
     tuning_json: str,
     settings_json: str,
+    mlflow_uri: str,
     report_dir: Output[Artifact],
     markdown: Output[Markdown],
     html: Output[HTML],
     comparison: Output[Metrics],
     best_confusion: Output[ClassificationMetrics],
 ):
-    """Tables, plots, verdict: report.md, report.html, comparison.csv/json; run-level metrics for KFP's Compare page."""
+    """Tables, plots, verdict: report.md, report.html, comparison.csv/json; run-level metrics for KFP's Compare page;
+    the trials in MLflow when `mlflow_uri` names a tracking store."""
     import json
 
     from optbench.components.report.build import build_report_from_artifacts
@@ -40,6 +42,7 @@ def report(
         markdown=markdown.path,
         html=html.path,
         tuning=json.loads(tuning_json) if tuning_json else None,
+        mlflow_uri=mlflow_uri,
     )
     for key, value in scalar_metrics(rows).items():
         comparison.log_metric(key, value)

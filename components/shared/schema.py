@@ -23,6 +23,7 @@ INITIAL_ARCHITECTURE_FILE = "architecture.json"  # the Keras config every seed's
 # train -> model/
 HISTORY_FILE = "history.json"
 SAVED_MODEL_DIR = "saved_model"
+TENSORBOARD_DIR = "tensorboard"  # Keras's event files: train/ and validation/, a scalar per metric and epoch
 # step_cost -> step_cost/
 STEP_COST_FILE = "step_cost.json"
 # evaluate -> evaluation/
@@ -36,6 +37,7 @@ REPORT_MD = "report.md"
 COMPARISON_JSON = "comparison.json"
 COMPARISON_CSV = "comparison.csv"
 SIGNIFICANCE_JSON = "significance.json"
+# and TENSORBOARD_DIR/<trial>/: every trial's event files, for one `tensorboard --logdir`
 
 # What a blessing means unless a suite says otherwise (plan fills it in, the report names it): clearly better
 # than chance (twice the 0.1 of ten classes) and not far below the baseline. A blessing that Adadelta's 0.39

@@ -93,3 +93,23 @@ def printable(text: str) -> str:
     return "".join(
         c.encode("unicode_escape").decode("ascii") if unicodedata.category(c) in _UNPRINTABLE else c for c in text
     )
+
+
+def tracking_uri(uri: str) -> str:
+    """`uri` if MLflow can take it and it carries no credentials (it is shown in the report and kept in
+    run.json); '' means no export."""
+    from urllib.parse import urlsplit
+
+    if not uri:
+        return uri
+    parts = urlsplit(uri)
+    if not parts.scheme or any(unicodedata.category(c) in _UNPRINTABLE or c.isspace() for c in uri):
+        raise UntrustedInput(
+            f"--mlflow-uri {uri!r}: give a tracking URI such as http://host:5000 or sqlite:///mlflow.db"
+        )
+    if parts.username or parts.password:
+        raise UntrustedInput(
+            "--mlflow-uri must not carry credentials (it is shown in the report): "
+            "set MLFLOW_TRACKING_TOKEN or MLFLOW_TRACKING_USERNAME/PASSWORD instead"
+        )
+    return uri

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from optbench.components.shared import optimizers
 from optbench.components.shared.files import write_json_atomic
-from optbench.components.shared.schema import HISTORY_FILE, SAVED_MODEL_DIR
+from optbench.components.shared.schema import HISTORY_FILE, SAVED_MODEL_DIR, TENSORBOARD_DIR
 from optbench.components.shared.timing import timed
 
 log = logging.getLogger(__name__)
@@ -101,6 +101,19 @@ def _progress_callback(
     return Progress()
 
 
+def _epoch_tensorboard(log_dir: str):
+    """Keras's own TensorBoard writer, per epoch only: its per-batch hooks (no-ops at epoch frequency) would
+    still make Keras wait for every step's logs instead of dispatching the next step. No graph: it is the
+    same for every trial."""
+    import keras
+
+    class EpochTensorBoard(keras.callbacks.TensorBoard):
+        on_train_batch_end = keras.callbacks.Callback.on_train_batch_end
+        on_test_batch_end = keras.callbacks.Callback.on_test_batch_end
+
+    return EpochTensorBoard(log_dir, write_graph=False)
+
+
 TIME_TO_ACCURACY = (0.95, 0.97, 0.98, 0.99)
 
 
@@ -179,6 +192,8 @@ def run_train(
     batch_size = batch_size or train_examples  # 0: full-batch gradient descent
     record: list[dict] = []
     state: dict = {}
+    out = Path(output_dir)
+    tensorboard = _epoch_tensorboard(str(out / TENSORBOARD_DIR))
     started = time.perf_counter()
     model.fit(
         batches(load_split(dataset_dir, "train"), batch_size, shuffle_seed=seed),
@@ -186,11 +201,13 @@ def run_train(
         epochs=epochs,
         verbose=0,
         shuffle=False,  # the dataset is already shuffled, by seed
-        callbacks=[_progress_callback(trial["trial"], epochs, train_examples, record, state, early_stopping, board)],
+        callbacks=[
+            _progress_callback(trial["trial"], epochs, train_examples, record, state, early_stopping, board),
+            tensorboard,
+        ],
     )
     train_seconds = time.perf_counter() - started
 
-    out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     export_saved_model(model, str(out / SAVED_MODEL_DIR))
     epochs_record = [{k: _finite(v) for k, v in row.items()} for row in record]
