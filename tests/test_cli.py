@@ -44,6 +44,7 @@ def test_unknown_optimizer_stops_before_any_work(tmp_path):
         (["--validation-fraction", "1.5"], "validation_fraction must be in (0, 1)"),
         (["--mlflow-uri", "https://me:secret@mlflow.example"], "--mlflow-uri must not carry credentials"),
         (["--mlflow-uri", "mlflow.example"], "give a tracking URI such as http://host:5000"),
+        (["--mlflow-uri", "http://:5000"], "give a tracking URI such as http://host:5000"),
     ],
 )
 def test_bad_settings_are_named(tmp_path, args, message):

@@ -103,7 +103,12 @@ def tracking_uri(uri: str) -> str:
     if not uri:
         return uri
     parts = urlsplit(uri)
-    if not parts.scheme or any(unicodedata.category(c) in _UNPRINTABLE or c.isspace() for c in uri):
+    no_host = parts.scheme in ("http", "https") and not parts.hostname
+    if (
+        not (parts.scheme or uri == "databricks")  # MLflow's name for the Databricks workspace of the environment
+        or no_host
+        or any(unicodedata.category(c) in _UNPRINTABLE or c.isspace() for c in uri)
+    ):
         raise UntrustedInput(
             f"--mlflow-uri {uri!r}: give a tracking URI such as http://host:5000 or sqlite:///mlflow.db"
         )
