@@ -66,15 +66,30 @@ def main(size: str, data_source: str, output: str) -> None:
         "stages": {},
     }
     stages = results["stages"]
+    out = Path(output)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{results['host']}.json"
+
+    def save(complete: bool = False) -> None:
+        """Written after every stage: a bench that fails late (a full-size one runs for an hour) keeps the
+        stages it measured, marked incomplete."""
+        results["complete"] = complete
+        path.write_text(json.dumps(results, indent=2) + "\n")
+
+    click.echo(f"results: {path} (saved after every stage)", err=True)
     stages["notebook"] = compare_with_notebook(RunConfig(data_source=data_source))
+    save()
     stages["ingest"] = bench_ingest(data_source, train_limit)
+    save()
     config = RunConfig(epochs=PIPELINE_EPOCHS, train_limit=train_limit or 0, data_source=data_source)
     with tempfile.TemporaryDirectory() as work:
         dataset = _dataset(data_source, train_limit, Path(work))
         stages["training"] = {m: bench_training(dataset, m) for m in ("mlp", "cnn")}
+        save()
         steps = bench_steps(config.resolve(), data_source, train_limit, Path(work) / "steps")
+        stages["steps"] = {"suite": config.suite, "epochs": PIPELINE_EPOCHS, **steps["steps"]}
         stages["evaluation"] = bench_evaluation(steps["models"], steps["dataset"], str(Path(work) / "eval"))
-    stages["steps"] = {"suite": config.suite, "epochs": PIPELINE_EPOCHS, **steps["steps"]}
+    save()
     parallel, sequential = bench_pipeline(config, parallelism=2), bench_pipeline(config, parallelism=1)
     stages["orchestration"] = {
         "pipeline_wall_seconds": parallel["wall_seconds"],
@@ -93,11 +108,7 @@ def main(size: str, data_source: str, output: str) -> None:
             "device_name": results["device"]["device_name"],
         }
     results["seconds"] = time.perf_counter() - started
-
-    out = Path(output)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{results['host']}.json"
-    path.write_text(json.dumps(results, indent=2) + "\n")
+    save(complete=True)
     click.echo(markdown_table(results))
     click.echo(f"\nwritten: {path}")
 
