@@ -20,7 +20,7 @@ from optbench.components.plan.arguments import pipeline_arguments
 from optbench.components.plan.options import RunConfig
 from optbench.components.shared.files import publish_dir_atomic, read_json, write_json_atomic
 from optbench.components.shared.schema import COMPARISON_JSON
-from optbench.components.shared.untrusted import plain_name
+from optbench.components.shared.untrusted import SQLITE_URI, plain_name
 from optbench.layout import CACHE_DIR, PIPELINE_DIR, PIPELINE_LOG, REPORT_DIR, RUN_JSON
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,6 @@ log = logging.getLogger(__name__)
 LOCAL_PARALLELISM = 2
 # How tasks run: as processes of this interpreter, or each in a container of the CPU image.
 RUNNERS = ("subprocess", "docker")
-SQLITE = "sqlite:///"  # MLflow's local store: sqlite:///relative.db or sqlite:////absolute.db
 
 
 @dataclass
@@ -86,8 +85,9 @@ def run_local(
     resolved = validate_source(config.data_source, dataset=config.dataset or None)  # bad data stops here
     if Path(config.data_source).exists():  # a task's working folder is not ours: name local data absolutely
         config = replace(config, data_source=str(Path(config.data_source).resolve()))
-    if config.mlflow_uri.startswith(SQLITE) and not config.mlflow_uri.startswith(SQLITE + "/"):  # likewise
-        config = replace(config, mlflow_uri=SQLITE + str(Path(config.mlflow_uri.removeprefix(SQLITE)).resolve()))
+    if config.mlflow_uri.startswith(SQLITE_URI):  # likewise a local MLflow store (an absolute path stays as it is)
+        store = Path(config.mlflow_uri.removeprefix(SQLITE_URI)).resolve()
+        config = replace(config, mlflow_uri=f"{SQLITE_URI}{store}")
     configure = None
     if runner == "docker":
         from optbench.docker_run import check_ready, docker_runner

@@ -16,8 +16,12 @@ environment variables (MLFLOW_TRACKING_TOKEN, MLFLOW_TRACKING_USERNAME/PASSWORD)
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
+from pathlib import Path
+
+from optbench.components.shared.untrusted import SQLITE_URI
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +53,7 @@ def export_comparison(uri: str, settings: dict, histories: list[dict], rows: lis
         from mlflow import MlflowClient
 
         client = MlflowClient(tracking_uri=uri)
-        parent = _log_runs(client, uri, status["experiment"], settings, histories, rows)
+        parent = _log_runs(client, uri, suite, settings, histories, rows)
     except Exception as e:  # noqa: BLE001 - any failure of the store is reported, never raised
         log.warning("MLflow export to %s failed: %s", uri, _first_line(e))
         return None, {**status, "status": f"failed: {_first_line(e)}"}
@@ -68,10 +72,10 @@ def attach_report(uri: str, run_id: str, report_dir: str) -> None:
         log.warning("MLflow: the report could not be attached to run %s: %s", run_id, _first_line(e))
 
 
-def _log_runs(client, uri: str, experiment: str, settings: dict, histories: list[dict], rows: list[dict]) -> str:
+def _log_runs(client, uri: str, suite: str, settings: dict, histories: list[dict], rows: list[dict]) -> str:
     from mlflow.entities import Metric, Param, RunTag
 
-    suite = str(settings.get("suite"))
+    experiment = experiment_name(suite)
     found = client.get_experiment_by_name(experiment)
     experiment_id = found.experiment_id if found else client.create_experiment(experiment, _artifact_root(uri))
     now = int(time.time() * 1000)
@@ -109,16 +113,12 @@ def _log_runs(client, uri: str, experiment: str, settings: dict, histories: list
 def _artifact_root(uri: str) -> str | None:
     """Where a new experiment keeps its files: beside a local database (MLflow's default, ./mlruns, would land
     in whatever folder the step runs in); a tracking server decides for itself (None)."""
-    from pathlib import Path
-
-    if uri.startswith("sqlite:///"):
-        return (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts").resolve().as_uri()
+    if uri.startswith(SQLITE_URI):
+        return (Path(uri.removeprefix(SQLITE_URI)).parent / "mlartifacts").resolve().as_uri()
     return None
 
 
 def _is_number(value) -> bool:
-    import math
-
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 

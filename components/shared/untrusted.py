@@ -95,6 +95,9 @@ def printable(text: str) -> str:
     )
 
 
+SQLITE_URI = "sqlite:///"  # MLflow's local store: sqlite:///relative.db or sqlite:////absolute.db
+
+
 def tracking_uri(uri: str) -> str:
     """`uri` if MLflow can take it and it carries no credentials (it is shown in the report and kept in
     run.json); '' means no export."""
