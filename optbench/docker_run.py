@@ -63,8 +63,9 @@ def check_ready(image: str, data: list[str]) -> None:
                     )
 
 
-def docker_runner(pipeline_root: Path, data: list[str]):
-    """A DockerRunner for a run whose artifacts go to `pipeline_root` (call check_ready first).
+def docker_runner(pipeline_root: Path, data: list[str], environment: dict[str, str]):
+    """A DockerRunner for a run whose artifacts go to `pipeline_root` (call check_ready first); `environment` is
+    set in every task's container besides optbench's own.
 
     As root, tasks run as the image's user, which gets the pipeline root;
     otherwise as the caller's uid, so the run's files stay the caller's to
@@ -83,5 +84,5 @@ def docker_runner(pipeline_root: Path, data: list[str]):
         user=user,
         network_mode="host",
         mounts=[Mount(str(p), str(p), type="bind", read_only=True) for p in _shared(data)],
-        environment={"OPTBENCH_CACHE": str(default_cache_dir().resolve())},
+        environment={"OPTBENCH_CACHE": str(default_cache_dir().resolve()), **environment},
     )

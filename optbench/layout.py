@@ -27,14 +27,12 @@ import json
 from pathlib import Path
 
 from optbench.components.shared.files import read_json
-from optbench.components.shared.schema import COMPARISON_JSON, REPORT_HTML
+from optbench.components.shared.schema import COMPARISON_JSON, REPORT_DIR, REPORT_HTML, RUN_JSON
 from optbench.components.shared.untrusted import plain_name
 
-RUN_JSON = "run.json"
 PIPELINE_LOG = "pipeline.log"
 PIPELINE_DIR = "pipeline"
 CACHE_DIR = "cache"
-REPORT_DIR = "report"
 # The published run: folder names for the steps' outputs, and the marker written last.
 DATA_DIR = "data"
 MODELS_DIR = "models"

@@ -12,15 +12,20 @@ import logging
 import os
 import secrets
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from optbench.components.plan.arguments import pipeline_arguments
+from optbench.components.plan.form import to_form
 from optbench.components.plan.options import RunConfig
+from optbench.components.plan.suites import expand
 from optbench.components.shared.files import publish_dir_atomic, read_json, write_json_atomic
+from optbench.components.shared.notify import ENV as NOTIFY_ENV
+from optbench.components.shared.notify import message, post
 from optbench.components.shared.schema import COMPARISON_JSON
-from optbench.components.shared.untrusted import SQLITE_URI, plain_name
+from optbench.components.shared.untrusted import SQLITE_URI, plain_name, webhook_url
 from optbench.layout import CACHE_DIR, PIPELINE_DIR, PIPELINE_LOG, REPORT_DIR, RUN_JSON
 
 log = logging.getLogger(__name__)
@@ -62,8 +67,13 @@ def run_local(
     parallelism: int = LOCAL_PARALLELISM,
     runner: str = "subprocess",
     image: str | None = None,
+    notify: str = "",
 ) -> RunResult:
     """Validate, then run the whole pipeline with kfp.local; returns where the report is.
+
+    `notify` is a webhook URL (components/shared/notify.py): the report step alerts it when the run
+    finishes or its answer changed, this function when the run fails. It reaches the tasks in their
+    environment, never as a parameter, and is kept out of run.json and the log.
 
     `runner` "docker" runs every task in `image` (default: the CPU image
     `make images` built from this commit) with kfp.local's DockerRunner.
@@ -76,11 +86,12 @@ def run_local(
     from kfp import local
 
     from optbench.components.ingest.ingest import validate_source
-    from optbench.pipelines.pipeline import pipeline_for
+    from optbench.pipelines.pipeline import build_pipeline
     from optbench.progress import log_tail, progress_to_terminal
 
     if runner not in RUNNERS:
         raise ValueError(f"unknown runner {runner!r}; known: {', '.join(RUNNERS)}")
+    notify = webhook_url(notify)
     suite = config.resolve()
     resolved = validate_source(config.data_source, dataset=config.dataset or None)  # bad data stops here
     if Path(config.data_source).exists():  # a task's working folder is not ours: name local data absolutely
@@ -103,19 +114,22 @@ def run_local(
     else:
         image, label = None, "kfp.local (SubprocessRunner)"
     run_id = plain_name(run_id or new_run_id(), "run id")
-    arguments = pipeline_arguments(  # loads and checks the user's own model: before the run's folder exists
-        config,
-        suite,
-        run_id=run_id,
-        runner=label,
-        beam_args=config.beam_args,
+    if not config.history_root:  # the suite's earlier runs are the output folder's
+        config = replace(config, history_root=str(Path(output).resolve()))
+    form = to_form(config)  # loads and checks the user's own model: before the run's folder exists
+    pipeline = build_pipeline(
+        configure,
+        parallelism=parallelism,
         train_threads=max(1, (os.cpu_count() or 1) // parallelism),
+        beam_args=config.beam_args,
+        runner=label,
+        run_id=run_id,
     )
     run_dir = Path(output).resolve() / run_id
     run_dir.mkdir(parents=True, exist_ok=resume)  # a new run never shares a folder
     local.init(
         runner=(
-            docker_runner(run_dir / PIPELINE_DIR, data)
+            docker_runner(run_dir / PIPELINE_DIR, data, {NOTIFY_ENV: notify} if notify else {})
             if runner == "docker"
             else local.SubprocessRunner(use_venv=False)
         ),
@@ -130,7 +144,7 @@ def run_local(
         run_id,
         " (resumed)" if resume else "",
         suite["name"],
-        len(arguments["trials"]),
+        len(expand(suite)),
         suite["model"],
         suite["epochs"],
         run_dir,
@@ -139,11 +153,13 @@ def run_local(
     _record(run_dir, run_id=run_id, status="running", pid=os.getpid(), **how)
     log_path = run_dir / PIPELINE_LOG
     try:
-        with progress_to_terminal(log_path, verbose):
-            task = pipeline_for(arguments, configure, parallelism=parallelism)(**arguments)
+        with progress_to_terminal(log_path, verbose), _task_environment(NOTIFY_ENV, notify):
+            task = pipeline(**form)
     except Exception as e:
-        _record(run_dir, run_id=run_id, status="failed", error=str(e), **how)
-        raise RunFailed(f"run {run_id} failed: {e}\n--- end of {log_path} ---\n{log_tail(log_path)}") from e
+        alert = post(message("failed", suite["name"], run_id, error=str(e), report=str(log_path)), url=notify)
+        _record(run_dir, run_id=run_id, status="failed", error=str(e), **how, **({"notify": alert} if alert else {}))
+        said = f"\nalert: {alert}" if alert else ""
+        raise RunFailed(f"run {run_id} failed: {e}{said}\n--- end of {log_path} ---\n{log_tail(log_path)}") from e
     seconds = time.perf_counter() - started
     report_dir = publish_dir_atomic(task.output.path, run_dir / REPORT_DIR)
     rows = read_json(report_dir / COMPARISON_JSON)
@@ -158,7 +174,21 @@ def run_local(
     return RunResult(run_id, run_dir, report_dir, rows, seconds, suite["name"])
 
 
-def resume_local(run_id: str, output: str | os.PathLike = "runs", verbose: bool = False) -> RunResult:
+@contextmanager
+def _task_environment(name: str, value: str) -> Iterator[None]:
+    """`name` set to `value` (unset when empty) for the tasks this process starts, restored afterwards."""
+    before = os.environ.pop(name, None)
+    if value:
+        os.environ[name] = value
+    try:
+        yield
+    finally:
+        os.environ.pop(name, None)
+        if before is not None:
+            os.environ[name] = before
+
+
+def resume_local(run_id: str, output: str | os.PathLike = "runs", verbose: bool = False, notify: str = "") -> RunResult:
     """Finish a run that was interrupted: same settings, same folder, finished tasks from the cache."""
     run_dir = Path(output).resolve() / plain_name(run_id, "run id")
     record_path = run_dir / RUN_JSON
@@ -181,4 +211,5 @@ def resume_local(run_id: str, output: str | os.PathLike = "runs", verbose: bool 
         resume=True,
         runner=record.get("runner", "subprocess"),
         image=record.get("image"),
+        notify=notify,
     )

@@ -17,9 +17,10 @@ from pathlib import Path
 
 from kfp import compiler, dsl, kubernetes
 
-from optbench.pipelines.pipeline import pipeline_for
+from optbench.components.shared.notify import ENV as NOTIFY_ENV
+from optbench.pipelines.pipeline import build_pipeline
 
-STEPS = ("ingest", "init", "train", "tune", "evaluate", "metrics", "report")
+STEPS = ("plan", "ingest", "init", "train", "tune", "evaluate", "metrics", "report", "notify")
 # The step-cost step times training steps, so it runs where the trials train: their image, resources, GPU.
 LIKE_TRAIN = "step_cost"
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -35,6 +36,7 @@ RUN_AS_USER = 10001
 TRAIN_RETRY_BACKOFF = "60s"
 
 _DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
+_SECRET_NAME = re.compile(r"(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,7 @@ class Resources:
 
 
 DEFAULT_RESOURCES: Mapping[str, Resources] = {
+    "plan": Resources("1", "2Gi"),
     "ingest": Resources("2", "8Gi"),
     "init": Resources("1", "4Gi"),
     "train": Resources("4", "16Gi"),
@@ -53,7 +56,11 @@ DEFAULT_RESOURCES: Mapping[str, Resources] = {
     "evaluate": Resources("4", "16Gi"),
     "metrics": Resources("500m", "1Gi"),
     "report": Resources("1", "4Gi"),
+    "notify": Resources("250m", "512Mi"),
 }
+NOTIFY_SECRET_KEY = "url"  # the key of the webhook URL in the Kubernetes Secret --notify-secret names
+# The steps that alert the webhook: the report (finished, changed) and the exit handler (failed).
+NOTIFYING = ("report", "notify")
 
 
 def check_image(ref: str) -> str:
@@ -81,6 +88,7 @@ class ClusterConfig:
     gpus: int = 1
     gpu_type: str = "nvidia-tesla-t4"
     train_retries: int = 2
+    notify_secret: str | None = None
     resources: Mapping[str, Resources] = field(default_factory=lambda: dict(DEFAULT_RESOURCES))
 
     def __post_init__(self) -> None:
@@ -91,6 +99,11 @@ class ClusterConfig:
             raise ValueError("training on GPUs needs the GPU image (--gpu-image); --gpus 0 trains on the CPU image")
         if self.gpus:
             check_image(self.gpu_image)
+        if self.notify_secret is not None and not _SECRET_NAME.fullmatch(self.notify_secret):
+            raise ValueError(
+                f"--notify-secret {self.notify_secret!r}: not a Kubernetes Secret name (lower-case letters, digits, "
+                "'-' and '.', at most 253)"
+            )
         if self.train_retries < 0:
             raise ValueError(f"train_retries must be 0 or more, got {self.train_retries}")
         missing = set(STEPS) - set(self.resources)
@@ -118,6 +131,8 @@ class ClusterConfig:
         task.set_caching_options(enable_caching=step == "ingest")
         if step == "train" and self.train_retries:
             task.set_retry(self.train_retries, backoff_duration=TRAIN_RETRY_BACKOFF, backoff_factor=2.0)
+        if self.notify_secret and step in NOTIFYING:  # the webhook URL is a secret: never a parameter
+            kubernetes.use_secret_as_env(task, self.notify_secret, secret_key_to_env={NOTIFY_SECRET_KEY: NOTIFY_ENV})
         if on_gpu:
             task.set_accelerator_type(GPU_RESOURCE).set_accelerator_limit(self.gpus)
             kubernetes.add_node_selector(task, GPU_NODE_LABEL, self.gpu_type)
@@ -160,8 +175,16 @@ class Dataflow:
         return args
 
 
-def compile_pipeline(config: ClusterConfig, arguments: dict, output: Path) -> Path:
-    """Write the KFP IR YAML (what the KFP UI uploads) with `arguments` as the parameters' defaults."""
+def compile_pipeline(config: ClusterConfig, form: dict, output: Path, *, beam_args: list[str], runner: str) -> Path:
+    """Write the KFP IR YAML (what the KFP UI uploads) with the `form`'s values (components/plan/form.py) as the
+    parameters' defaults; `beam_args` and `runner` are fixed in it (pipelines/pipeline.py)."""
     output.parent.mkdir(parents=True, exist_ok=True)
-    compiler.Compiler().compile(pipeline_for(arguments, config.configure), str(output), pipeline_parameters=arguments)
+    pipeline = build_pipeline(
+        config.configure,
+        train_threads=config.train_threads,
+        beam_args=beam_args,
+        runner=runner,
+        notify_failures=bool(config.notify_secret),
+    )
+    compiler.Compiler().compile(pipeline, str(output), pipeline_parameters=form)
     return output

@@ -1,49 +1,93 @@
 """The optimizer comparison as one KFP pipeline:
 
-    ingest ─┐
-            ├─> ParallelFor(trials: train) ─> step_cost ─> evaluate (fan-in) ─┬─> report
-    init ───┘                                                                 └─> ParallelFor(trials: trial_metrics)
+    plan ─> ingest, init ─> ParallelFor(plan's trials: train) ─> tune ─> ParallelFor(tune's trials: train_confirmed)
+         ─> step_cost ─> evaluate (fan-in) ─┬─> report
+                                            └─> ParallelFor(plan's trials: trial_metrics)
 
-    tune-confirm: ParallelFor(trials: train) ─> tune ─> ParallelFor(confirm_pool: train_confirmed) ─> step_cost ...
+The pipeline's parameters are the question, as a form a person fills in
+(components/plan/form.py): a suite and optional overrides, each described.
+The plan step validates them as the CLI does and expands the suite into the
+trials the first ParallelFor iterates over, writing the settings every later
+step reads (plan.json). The suite decides the protocol at run time, so the
+shape is the same for every suite: a tune step and a confirming round always
+follow the first round. Under tune-confirm the first round is the learning-rate
+grid on one seed, the tune step picks each optimizer's learning rate, and the
+confirming round trains the chosen ones on every seed; under the default
+protocol the first round trains every trial and the confirming round is one
+trial that skips at once (components/tune/tune.py). The steps after training
+take both rounds and use the confirming one when it trained anything
+(components/shared/artifacts.py: `final_models`).
 
-A trial is one training run (an optimizer variant and a seed, docs/artifacts.md);
-the plan (components/plan/) expands a suite into the `trials` parameter. With
-the tune-confirm protocol, `trials` is the learning-rate grid on one seed; a
-tune step picks each optimizer's learning rate and a second ParallelFor over
-`confirm_pool` trains the confirming trials (the rest skip at once,
-components/tune/tune.py), which everything after it uses. The
-same definition runs locally (`kfp.local`, `optbench run`) and compiles to the
-IR YAML a Kubeflow cluster runs; `build_pipeline(configure)` lets the compiler
-attach cluster settings (images, GPUs, resources) to each step without
-touching the DAG (pipelines/cluster.py).
+The same definition runs locally (`kfp.local`, `optbench run`) and compiles to
+the IR YAML a Kubeflow cluster runs; `build_pipeline(configure)` lets the
+compiler attach cluster settings (images, GPUs, resources) to each step
+without touching the DAG (pipelines/cluster.py). How the machine runs it (the
+training threads, Beam's options, the runner's name) is fixed when the
+pipeline is built, not asked in the form.
 """
 
-from typing import Callable, List
+from __future__ import annotations
+
+import inspect
+from typing import Callable
 
 from kfp import dsl
 
 from optbench.components.evaluate.component import evaluate
 from optbench.components.ingest.component import ingest
 from optbench.components.init_model.component import init_model
+from optbench.components.notify.component import notify_failure
+from optbench.components.plan.component import plan
+from optbench.components.plan.form import parameters
 from optbench.components.report.component import report
 from optbench.components.train.component import step_cost, train, train_confirmed
 from optbench.components.trial_metrics.component import trial_metrics
 from optbench.components.tune.component import select_learning_rates
 
 PIPELINE_NAME = "optbench-compare"
+DESCRIPTION = "Which optimizer should I train this network with?"
 Configure = Callable[[dsl.PipelineTask, str], None]
 
 
-def pipeline_for(arguments: dict, configure: Configure | None = None, parallelism: int = 0):
-    """The pipeline that runs `arguments` (components/plan/arguments.py): its shape follows the protocol."""
-    return build_pipeline(configure, parallelism, tune=bool(arguments["confirm_pool"]))
+def _with_form(body: Callable[[dict], object], returns: type) -> Callable:
+    """`body(form)` as a function whose parameters are the form's (types, defaults, and descriptions in the
+    docstring, which KFP puts in the compiled IR): the form is declared once, in components/plan/form.py."""
+    form = parameters()
+
+    def compare_optimizers(*values):
+        return body(dict(zip(form, values)))
+
+    compare_optimizers.__signature__ = inspect.Signature(
+        [
+            inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default, annotation=kind)
+            for name, (kind, default, _) in form.items()
+        ],
+        return_annotation=returns,
+    )
+    compare_optimizers.__doc__ = f"{DESCRIPTION}\n\nArgs:\n" + "".join(
+        f"    {name}: {help}\n" for name, (_, _, help) in form.items()
+    )
+    return compare_optimizers
 
 
-def build_pipeline(configure: Configure | None = None, parallelism: int = 0, tune: bool = False):
+def build_pipeline(
+    configure: Configure | None = None,
+    *,
+    parallelism: int = 0,
+    train_threads: int = 0,
+    beam_args: list[str] | None = None,
+    runner: str = "",
+    run_id: str = "",
+    notify_failures: bool = False,
+):
     """The pipeline function; `configure(task, step)` is called on every task it creates.
 
-    `parallelism` caps how many trials train at once (0: no cap beyond the runner's own); `tune` builds the
-    tune-confirm shape.
+    `parallelism` caps how many trials train at once (0: no cap beyond the runner's own); `train_threads`
+    is TensorFlow's threads per training task (0: TensorFlow's choice); `beam_args` go to ingest's and
+    evaluate's Beam; `runner` names what runs it in the report; `run_id` is the run's id, by default KFP's.
+    `notify_failures` wraps the comparison in an exit handler whose task alerts the webhook when the run
+    fails (on a cluster; a local run's runner does it, optbench/local_run.py). KFP forbids outputs then, so the
+    pipeline returns the report only without it.
     """
 
     def step(task: dsl.PipelineTask, name: str, display: str) -> dsl.PipelineTask:
@@ -52,107 +96,77 @@ def build_pipeline(configure: Configure | None = None, parallelism: int = 0, tun
             configure(task, name)
         return task
 
-    @dsl.pipeline(name=PIPELINE_NAME, description="Which optimizer should I train this network with?")
-    def compare_optimizers(
-        trials: List[str],
-        confirm_pool: List[str] = [],
-        seeds: List[int] = [0],
-        model_name: str = "cnn",
-        model_config: str = "",
-        data_source: str = "auto",
-        dataset_name: str = "",
-        epochs: int = 10,
-        validation_fraction: float = 0.1,
-        train_limit: int = 0,
-        test_limit: int = 0,
-        baseline_trial: str = "",
-        thresholds_json: str = "{}",
-        early_stopping_json: str = "{}",
-        train_threads: int = 0,
-        mixed_precision: bool = False,
-        xla: bool = False,
-        mlflow_uri: str = "",
-        beam_args: List[str] = [],
-        settings_json: str = "{}",
-    ) -> dsl.Artifact:
+    def comparison(form: dict):
+        planned = step(
+            plan(**form, run_id=run_id or dsl.PIPELINE_JOB_ID_PLACEHOLDER, runner=runner), "plan", "plan (validate)"
+        )
+        settings = planned.outputs["settings"]
         data = step(
             ingest(
-                data_source=data_source,
-                dataset_name=dataset_name,
-                validation_fraction=validation_fraction,
-                train_limit=train_limit,
-                test_limit=test_limit,
-                beam_args=beam_args,
+                data_source=form["data_source"],
+                dataset_name=form["dataset"],
+                validation_fraction=form["validation_fraction"],
+                train_limit=form["train_limit"],
+                test_limit=form["test_limit"],
+                beam_args=list(beam_args or []),
             ),
             "ingest",
             "ingest (Beam)",
+        ).after(planned)  # a bad form stops before any work
+        init = step(init_model(settings=settings), "init", "initial weights")
+        hardware = dict(threads=train_threads, mixed_precision=form["mixed_precision"], xla=form["xla"])
+        inputs = dict(dataset=data.output, initial=init.output, settings=settings, **hardware)
+        with dsl.ParallelFor(planned.outputs["Output"], parallelism=parallelism) as trial:
+            first = step(train(trial_json=trial, **inputs), "train", "train (Keras)")
+        tuned = step(
+            select_learning_rates(models=dsl.Collected(first.outputs["model"]), settings=settings),
+            "tune",
+            "choose learning rates",
         )
-        init = step(
-            init_model(model_name=model_name, model_config=model_config, seeds=seeds), "init", "initial weights"
-        )
-
-        def train_each(items, tuned: dsl.PipelineTask | None = None) -> dsl.PipelineTask:
-            settings = dict(
-                dataset=data.output,
-                initial=init.output,
-                epochs=epochs,
-                early_stopping_json=early_stopping_json,
-                threads=train_threads,
-                mixed_precision=mixed_precision,
-                xla=xla,
+        with dsl.ParallelFor(tuned.outputs["Output"], parallelism=parallelism) as trial:
+            confirming = step(
+                train_confirmed(trial_json=trial, tuning=tuned.outputs["tuning"], **inputs),
+                "train",
+                "train (Keras), confirming",
             )
-            with dsl.ParallelFor(items, parallelism=parallelism) as trial:
-                if tuned is None:
-                    return step(train(trial_json=trial, **settings), "train", "train (Keras)")
-                task = train_confirmed(trial_json=trial, tuning=tuned.outputs["tuning"], **settings)
-                return step(task, "train", "train (Keras), confirming")
 
-        trained, tuning_json = train_each(trials), ""
-        if tune:
-            tuned = step(
-                select_learning_rates(models=dsl.Collected(trained.outputs["model"])), "tune", "choose learning rates"
+        def both() -> dict:
+            # One Collected per consumer: KFP 2.17 fails to compile a Collected object shared by two tasks.
+            return dict(
+                models=dsl.Collected(first.outputs["model"]), confirmed=dsl.Collected(confirming.outputs["model"])
             )
-            trials, tuning_json = confirm_pool, tuned.outputs["Output"]
-            trained = train_each(trials, tuned)
-        # One Collected per consumer: KFP 2.17 fails to compile a Collected object shared by two tasks.
+
         cost = step(
-            step_cost(
-                dataset=data.output,
-                initial=init.output,
-                models=dsl.Collected(trained.outputs["model"]),
-                threads=train_threads,
-                mixed_precision=mixed_precision,
-                xla=xla,
-            ),
-            "step_cost",
-            "step cost (Keras)",
+            step_cost(dataset=data.output, initial=init.output, **both(), **hardware), "step_cost", "step cost (Keras)"
         )
         evaluation = step(
-            evaluate(
-                dataset=data.output,
-                models=dsl.Collected(trained.outputs["model"]),
-                baseline_trial=baseline_trial,
-                thresholds_json=thresholds_json,
-                beam_args=beam_args,
-            ),
+            evaluate(dataset=data.output, **both(), settings=settings, beam_args=list(beam_args or [])),
             "evaluate",
             "evaluate (TFMA)",
         ).after(cost)  # the step cost is timed alone: nothing else runs then
-        with dsl.ParallelFor(trials) as trial:
+        with dsl.ParallelFor(planned.outputs["Output"]) as trial:
             step(trial_metrics(evaluation=evaluation.output, trial_json=trial), "metrics", "metrics (KFP UI)")
         published = step(
             report(
                 dataset=data.output,
-                models=dsl.Collected(trained.outputs["model"]),
+                **both(),
                 evaluation=evaluation.output,
                 step_cost=cost.output,
-                tuning_json=tuning_json,
-                settings_json=settings_json,
-                mlflow_uri=mlflow_uri,
+                settings=settings,
+                tuning=tuned.outputs["tuning"],
+                mlflow_uri=form["mlflow_uri"],
+                history_root=form["history_root"],
             ),
             "report",
             "report",
         )
         return published.outputs["report_dir"]
 
-    return compare_optimizers
+    def guarded(form: dict) -> None:
+        alert = notify_failure(suite=form["suite"], run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER)
+        with dsl.ExitHandler(step(alert, "notify", "alert on failure"), name="comparison"):
+            comparison(form)
+
+    if notify_failures:
+        return dsl.pipeline(name=PIPELINE_NAME, description=DESCRIPTION)(_with_form(guarded, inspect.Signature.empty))
+    return dsl.pipeline(name=PIPELINE_NAME, description=DESCRIPTION)(_with_form(comparison, dsl.Artifact))

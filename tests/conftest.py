@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -105,3 +107,27 @@ def cpu_image() -> str:
 
     (built,) = build_images(["cpu"], ca_bundle=default_ca_bundle())
     return built.ref
+
+
+HOOK_PATH = "/hooks/T000/B000/SECRET7d1e"  # the secret part of a Slack-style webhook URL
+
+
+@pytest.fixture
+def webhook():
+    """A webhook on this machine: the JSON bodies POSTed to it, and its URL."""
+    received: list[dict] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield received, f"http://127.0.0.1:{server.server_address[1]}{HOOK_PATH}"
+    server.shutdown()

@@ -83,7 +83,7 @@ def test_a_kfp_api_answering_a_login_page_ends_in_one_line_naming_it(tmp_path):
     with KfpApiDouble() as api:
         api.faults["/runs"] = "html"
         result = subprocess.run(
-            [OPTBENCH, "runs", "--host", api.url],
+            [OPTBENCH, "runs", "--live", "--host", api.url],
             capture_output=True,
             text=True,
             timeout=120,

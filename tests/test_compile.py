@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -12,7 +11,7 @@ from click.testing import CliRunner
 from kfp import components as kfp_components
 
 from optbench.cli.cluster import compile_command
-from optbench.components.plan import suites
+from optbench.components.plan import form
 from optbench.pipelines import cluster
 from optbench.pipelines.pipeline import PIPELINE_NAME, build_pipeline
 
@@ -38,38 +37,41 @@ def tasks_by_component(spec: dict) -> dict[str, dict]:
 
 def test_every_step_the_pipeline_creates_is_one_the_cluster_config_knows():
     seen = []
-    for tune in (False, True):
-        build_pipeline(lambda task, step: seen.append(step), tune=tune)
+    for notify_failures in (False, True):
+        build_pipeline(lambda task, step: seen.append(step), notify_failures=notify_failures)
     assert set(seen) == {*cluster.STEPS, cluster.LIKE_TRAIN}
 
 
-def test_tune_confirm_compiles_to_a_grid_a_choice_and_a_loop_over_the_choice(tmp_path):
-    spec, _, _ = compile_yaml(
-        tmp_path,
-        "--image",
-        CPU,
-        "--gpus",
-        "0",
-        "--optimizers",
-        "adam,sgd",
-        "--lr-grid",
-        "0.1",
-        "--seeds",
-        "3",
-        "--protocol",
-        "tune-confirm",
-    )
+def test_the_parameters_are_the_form_each_described_and_no_plumbing(tmp_path):
+    spec, _, _ = compile_yaml(tmp_path, "--image", CPU, "--gpus", "0")
     params = spec["root"]["inputDefinitions"]["parameters"]
-    grid = [json.loads(t) for t in params["trials"]["defaultValue"]]
-    pool = [json.loads(t) for t in params["confirm_pool"]["defaultValue"]]
-    assert {t["seed"] for t in grid} == {0} and len(grid) == 4  # adam and sgd at their default and at 0.1
-    assert {t["seed"] for t in pool} == {0, 1, 2} and len(pool) == 12
+    assert list(params) == sorted(form.parameters())  # KFP sorts them
+    for name, (_, default, description) in form.parameters().items():
+        assert params[name]["description"] == description and len(description) > 20, name
+        assert params[name]["defaultValue"] == default, name
+    assert params["suite"]["defaultValue"] == "seed-004" and params["epochs"]["parameterType"] == "NUMBER_INTEGER"
+    assert not {"trials", "settings_json", "train_threads", "beam_args", "baseline_trial"} & set(params)
+    # the plan step takes every one of them, and is what the rest waits for
+    plan = spec["root"]["dag"]["tasks"]["plan"]["inputs"]["parameters"]
+    assert all(plan[name] == {"componentInputParameter": name} for name in params)
+    assert "plan" in spec["root"]["dag"]["tasks"]["ingest"]["dependentTasks"]
+
+
+def test_the_loops_iterate_over_the_plans_trials_and_the_tune_steps(tmp_path):
+    spec, _, _ = compile_yaml(tmp_path, "--image", CPU, "--gpus", "0", "--protocol", "tune-confirm", "--lr-grid", "0.1")
     loops = [t for t in spec["root"]["dag"]["tasks"].values() if "parameterIterator" in t]
-    items = {t["parameterIterator"]["items"].get("inputParameter", "") for t in loops}
-    assert {i.rsplit("-", 1)[-1] for i in items} >= {"trials", "confirm_pool"}, items
-    tasks = spec["root"]["dag"]["tasks"]
-    report = tasks["report"]["inputs"]["parameters"]["tuning_json"]
-    assert report["taskOutputParameter"] == {"outputParameterKey": "Output", "producerTask": "select-learning-rates"}
+    items = sorted(t["parameterIterator"]["items"]["inputParameter"] for t in loops)
+    assert items == [
+        "pipelinechannel--plan-Output",
+        "pipelinechannel--plan-Output",
+        "pipelinechannel--select-learning-rates-Output",
+    ]
+    report = spec["root"]["dag"]["tasks"]["report"]["inputs"]["artifacts"]
+    assert report["tuning"]["taskOutputArtifact"] == {
+        "outputArtifactKey": "tuning",
+        "producerTask": "select-learning-rates",
+    }
+    assert report["settings"]["taskOutputArtifact"] == {"outputArtifactKey": "settings", "producerTask": "plan"}
 
 
 def test_gpu_pipeline_loads_back_with_loop_gpu_request_node_selector_toleration_and_parameters(tmp_path):
@@ -93,20 +95,13 @@ def test_gpu_pipeline_loads_back_with_loop_gpu_request_node_selector_toleration_
     loaded = kfp_components.load_component_from_file(str(path))
     assert loaded.name == PIPELINE_NAME == spec["pipelineInfo"]["name"]
 
-    # The suite became the parameters' defaults: the trials the CLI would expand, and its settings.
-    expected = suites.expand(
-        suites.with_overrides(suites.load("seed-004"), optimizers=["adam", "sgd"], epochs=3, seeds=2)
-    )
+    # The options became the form's defaults.
     params = spec["root"]["inputDefinitions"]["parameters"]
-    assert [json.loads(t) for t in params["trials"]["defaultValue"]] == expected
-    assert len(expected) == 4 and params["seeds"]["defaultValue"] == [0, 1]
+    assert params["optimizers"]["defaultValue"] == "adam,sgd" and params["seeds"]["defaultValue"] == 2
     assert params["epochs"]["defaultValue"] == 3
-    assert params["baseline_trial"]["defaultValue"] == "sgd.s0"
     assert set(loaded.component_spec.inputs) == set(params)
 
-    # Training runs in a ParallelFor over the trials.
-    loops = [t for t in spec["root"]["dag"]["tasks"].values() if "parameterIterator" in t]
-    assert any(t["parameterIterator"]["items"]["inputParameter"].endswith("trials") for t in loops)
+    # Training runs in a ParallelFor over the plan's trials.
     tasks = tasks_by_component(spec)
     assert "comp-train" in tasks and "comp-train" not in {
         t["componentRef"]["name"] for t in spec["root"]["dag"]["tasks"].values()
@@ -114,7 +109,8 @@ def test_gpu_pipeline_loads_back_with_loop_gpu_request_node_selector_toleration_
 
     # The step cost is timed where the trials train: the same image, resources and GPU.
     executors = spec["deploymentSpec"]["executors"]
-    for name in ("exec-train", "exec-step-cost"):
+    on_gpu = ("exec-train", "exec-train-confirmed", "exec-step-cost")
+    for name in on_gpu:
         train = executors[name]["container"]
         assert train["image"] == GPU
         assert train["resources"]["accelerator"]["resourceType"] == "nvidia.com/gpu"
@@ -129,7 +125,7 @@ def test_gpu_pipeline_loads_back_with_loop_gpu_request_node_selector_toleration_
 
     for name, executor in executors.items():
         container = executor["container"]
-        if name not in ("exec-train", "exec-step-cost"):
+        if name not in on_gpu:
             assert container["image"] == CPU, f"{name} runs the CPU image"
             assert "accelerator" not in container.get("resources", {})
             assert "nodeSelector" not in k8s[name] and "tolerations" not in k8s[name]
@@ -149,7 +145,8 @@ def test_gpus_0_compiles_a_cpu_only_pipeline(tmp_path):
     assert not any("accelerator" in e["container"]["resources"] for e in executors.values())
     assert not any("nodeSelector" in e or "tolerations" in e for e in k8s.values())
     cpus = executors["exec-train"]["container"]["resources"]["resourceCpuLimit"]
-    assert spec["root"]["inputDefinitions"]["parameters"]["train_threads"]["defaultValue"] == int(cpus)
+    threads = tasks_by_component(spec)["comp-train"]["inputs"]["parameters"]["threads"]
+    assert threads["runtimeValue"]["constant"] == int(cpus)
 
 
 def test_images_come_from_the_config_file_and_the_command_line_wins(tmp_path):
@@ -222,7 +219,7 @@ def test_dataflow_options_reach_the_beam_pipeline_options(tmp_path):
         "df@my-proj.iam.gserviceaccount.com",
         "--beam-arg=--max_num_workers=3",
     )
-    args = spec["root"]["inputDefinitions"]["parameters"]["beam_args"]["defaultValue"]
+    args = spec["root"]["dag"]["tasks"]["ingest"]["inputs"]["parameters"]["beam_args"]["runtimeValue"]["constant"]
     options = pipeline_options(args)
     gcp = options.view_as(GoogleCloudOptions)
     assert (gcp.project, gcp.region, gcp.temp_location) == ("my-proj", "europe-west4", "gs://bkt/tmp")
@@ -256,3 +253,46 @@ def test_every_command_group_reaches_the_cli_with_the_names_users_type():
         "images",
     }
     assert all(isinstance(c, click.Command) for c in main.commands.values())
+
+
+def test_a_notify_secret_compiles_an_exit_handler_and_the_url_from_the_secret_only(tmp_path):
+    spec, k8s, path = compile_yaml(tmp_path, "--image", CPU, "--gpus", "0", "--notify-secret", "optbench-notify")
+    tasks = spec["root"]["dag"]["tasks"]
+    assert set(tasks) == {"exit-handler-1", "notify-failure"}
+    guarded = spec["components"]["comp-exit-handler-1"]["dag"]["tasks"]
+    assert {"plan", "ingest", "evaluate", "report"} <= set(guarded), "the whole comparison is guarded"
+    alert = tasks["notify-failure"]
+    assert alert["triggerPolicy"]["strategy"] == "ALL_UPSTREAM_TASKS_COMPLETED"
+    assert alert["dependentTasks"] == ["exit-handler-1"]
+    assert "outputDefinitions" not in spec["root"], "KFP allows an exit handler no pipeline outputs"
+    secret = {
+        "secretName": "optbench-notify",
+        "secretNameParameter": {"runtimeValue": {"constant": "optbench-notify"}},
+        "keyToEnv": [{"secretKey": "url", "envVar": "OPTBENCH_NOTIFY_URL"}],
+        "optional": False,
+    }
+    assert {name: e["secretAsEnv"] for name, e in k8s.items() if "secretAsEnv" in e} == {
+        "exec-report": [secret],
+        "exec-notify-failure": [secret],
+    }
+    assert kfp_components.load_component_from_file(str(path)).name == PIPELINE_NAME
+
+
+def test_without_a_notify_secret_there_is_no_exit_handler(tmp_path):
+    spec, k8s, _ = compile_yaml(tmp_path, "--image", CPU, "--gpus", "0")
+    assert "notify-failure" not in spec["root"]["dag"]["tasks"]
+    assert not any("secretAsEnv" in e for e in k8s.values())
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--notify-secret", "Bad_Name"], "not a Kubernetes Secret name"),
+        (["--notify", "https://hooks.slack.com/services/T0/B0/SECRET42"], "--notify-secret optbench-notify"),
+    ],
+)
+def test_a_webhook_url_never_goes_into_a_cluster_run(tmp_path, args, message):
+    from optbench.cli.cluster import submit
+
+    result = CliRunner().invoke(submit, ["--host", "http://127.0.0.1:9", "--image", CPU, "--gpus", "0", *args])
+    assert result.exit_code != 0 and message in result.output and "SECRET42" not in result.output

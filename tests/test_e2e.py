@@ -393,14 +393,17 @@ def test_each_container_ran_the_command_the_compiled_pipeline_names(tmp_path, in
             assert arg == template or template == "{{$}}", (arg, template)  # {{$}}: the executor input, filled in
 
 
-def test_a_task_failing_in_its_container_fails_the_run_with_its_log_and_no_report(tmp_path, suite_file, idx_source):
+def test_a_task_failing_in_its_container_fails_the_run_with_its_log_and_no_report_and_alerts(
+    tmp_path, suite_file, idx_source, webhook
+):
     from optbench.images import LOCAL_BASE  # an image without the project: the first task cannot start it
 
+    received, url = webhook
     result = subprocess.run(
         [*run_args(suite_file, idx_source, tmp_path), "--runner", "docker", "--image", LOCAL_BASE],
         capture_output=True,
         text=True,
-        env=env(),
+        env={**env(), "OPTBENCH_NOTIFY_URL": url},
         timeout=600,
     )
     assert result.returncode == 1 and "Traceback" not in result.stderr.split("--- end of")[0]
@@ -408,7 +411,11 @@ def test_a_task_failing_in_its_container_fails_the_run_with_its_log_and_no_repor
     assert "No module named" in result.stderr, "the container's log tail"
     (run_dir,) = tmp_path.iterdir()
     assert not (run_dir / "report").exists()
-    assert json.loads((run_dir / "run.json").read_text())["status"] == "failed"
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["status"] == "failed" and record["notify"] == "sent (HTTP 200)"
+    (alert,) = received
+    assert alert["metadata"]["event_payload"]["event"] == "failed" and run_dir.name in alert["text"]
+    assert "alert: sent (HTTP 200)" in result.stderr and url not in result.stderr + json.dumps(record)
 
 
 def test_docker_runner_refuses_an_image_that_is_not_here(tmp_path, suite_file, idx_source, cpu_image):
@@ -485,7 +492,7 @@ def test_your_own_model_runs_end_to_end_and_travels_in_the_compiled_pipeline(tmp
     )
     assert compiled.returncode == 0, compiled.stderr
     parameters = next(yaml.safe_load_all(package.read_text()))["root"]["inputDefinitions"]["parameters"]
-    travelled = models.build(parameters["model_name"]["defaultValue"], parameters["model_config"]["defaultValue"])
+    travelled = models.build("", parameters["model_config"]["defaultValue"])
     assert travelled.count_params() == 7850, "the cluster's init task rebuilds the network from the IR alone"
 
 

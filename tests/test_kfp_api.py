@@ -90,11 +90,10 @@ def test_submit_sends_the_compiled_spec_with_its_parameters_to_the_experiment(ap
     spec = body["pipeline_spec"]["pipeline_spec"]
     assert spec["pipelineInfo"]["name"] == PIPELINE_NAME
     assert spec["deploymentSpec"]["executors"]["exec-train"]["container"]["image"] == GPU
-    params = body["runtime_config"]["parameters"]
-    assert [json.loads(t)["trial"] for t in params["trials"]] == ["adam.s0", "sgd.s0"]
-    assert params["epochs"] == 2 and params["baseline_trial"] == "sgd.s0"
+    params = body["runtime_config"]["parameters"]  # the form (components/plan/form.py), as the CLI filled it in
+    assert (params["suite"], params["optimizers"], params["epochs"]) == ("seed-004", "adam,sgd", 2)
     defaults = spec["root"]["inputDefinitions"]["parameters"]
-    assert all(defaults[k]["defaultValue"] == params[k] for k in ("trials", "epochs", "baseline_trial"))
+    assert set(params) == set(defaults) and all(defaults[k]["defaultValue"] == v for k, v in params.items())
     assert body["runtime_config"]["pipeline_root"] == "gs://bkt/root"
 
     (run_id,) = api.runs
@@ -153,7 +152,7 @@ def test_schedule_creates_a_recurring_run_one_at_a_time_without_catch_up(api, tm
     assert body["mode"] == "ENABLE" and body["display_name"] == "nightly"
     assert body["experiment_id"] in api.experiments
     assert body["pipeline_spec"] == spec_as_the_client_sends_it(tmp_path / "sent.yaml")
-    assert [json.loads(t)["trial"] for t in body["runtime_config"]["parameters"]["trials"]] == ["adam.s0", "sgd.s0"]
+    assert body["runtime_config"]["parameters"]["optimizers"] == "adam,sgd"
     assert body["runtime_config"]["pipeline_root"] == "gs://bkt/root"
     (job_id,) = api.recurring_runs
     assert f"scheduled {job_id} (nightly): cron '0 0 3 * * *', max concurrency 1, catch-up off" in result.output
@@ -205,7 +204,7 @@ def test_runs_shows_state_duration_and_the_best_optimizer_from_the_report(api, g
     # Where KFP writes the report step's output: <root>/<pipeline>/<run id>/<task>/<execution>/<output>/
     bucket.blob(f"root/{PIPELINE_NAME}/{done}/report/7/report_dir/comparison.json").upload_from_string(json.dumps(rows))
 
-    result = invoke(runs, "--host", api.url)
+    result = invoke(runs, "--live", "--host", api.url)
     assert result.exit_code == 0, result.output
     lines = {line.split()[1]: line for line in result.output.splitlines()[1:]}
     assert result.output.splitlines()[0].split()[:3] == ["RUN", "ID", "NAME"]
@@ -220,7 +219,7 @@ def test_runs_shows_state_duration_and_the_best_optimizer_from_the_report(api, g
 
 def test_runs_still_lists_when_a_report_cannot_be_read(api, gcs):
     api.add_run("elsewhere", "SUCCEEDED", minutes=7, pipeline_root="gs://no-such-bucket/root")
-    result = invoke(runs, "--host", api.url)
+    result = invoke(runs, "--live", "--host", api.url)
     assert result.exit_code == 0
     (line,) = [line for line in result.stdout.splitlines() if "elsewhere" in line]
     assert line.endswith("?") and "0:07:00" in line
@@ -228,27 +227,23 @@ def test_runs_still_lists_when_a_report_cannot_be_read(api, gcs):
 
 
 def test_the_endpoint_comes_from_the_environment_or_is_asked_for(api, monkeypatch):
-    assert "KF_PIPELINES_ENDPOINT" in (result := invoke(runs)).output and result.exit_code != 0
+    assert "KF_PIPELINES_ENDPOINT" in (result := invoke(runs, "--live")).output and result.exit_code != 0
     monkeypatch.setenv("KF_PIPELINES_ENDPOINT", api.url)
-    result = invoke(runs)
+    result = invoke(runs, "--live")
     assert result.exit_code == 0 and result.output == "no runs\n"
     assert api.calls("GET", "/runs") and all(r.path.startswith(API) for r in api.requests)
 
 
-def test_submit_uses_the_same_compile_as_optbench_compile_naming_the_run_in_the_settings(api, tmp_path):
+def test_submit_sends_what_compile_writes_and_the_plan_names_the_run_by_kfps_run_id(api, tmp_path):
     invoke(compile_command, *IMAGES, *SUITE, "--output", str(tmp_path / "compiled.yaml"))
     invoke(submit, "--host", api.url, *IMAGES, *SUITE, "--run-name", "r1", "--output", str(tmp_path / "sent.yaml"))
     (post,) = api.calls("POST", "/runs")
-
-    def settings(spec: dict) -> dict:
-        return json.loads(
-            spec["pipeline_spec"]["root"]["inputDefinitions"]["parameters"].pop("settings_json")["defaultValue"]
-        )
-
-    sent, compiled = post.body["pipeline_spec"], spec_as_the_client_sends_it(tmp_path / "compiled.yaml")
-    assert (settings(sent)["run_id"], settings(compiled)["run_id"]) == ("r1", "")
-    assert sent == compiled
-    assert json.loads(post.body["runtime_config"]["parameters"]["settings_json"])["runner"] == "Kubeflow Pipelines"
+    sent = post.body["pipeline_spec"]
+    assert sent == spec_as_the_client_sends_it(tmp_path / "compiled.yaml")
+    plan = sent["pipeline_spec"]["root"]["dag"]["tasks"]["plan"]["inputs"]["parameters"]
+    # every run of a schedule gets a run id of its own: the history tells them apart
+    assert plan["run_id"]["runtimeValue"]["constant"] == "{{$.pipeline_job_uuid}}"
+    assert plan["runner"]["runtimeValue"]["constant"] == "Kubeflow Pipelines"
 
 
 # --- the API as hostile input ---
@@ -266,8 +261,8 @@ def error_line(result) -> str:
 @pytest.mark.parametrize(
     "command, args, method, path, call",
     [
-        (runs, [], "GET", "/runs", "list_runs"),
-        (runs, [], "GET", "/healthz", "get_kfp_healthz"),
+        (runs, ["--live"], "GET", "/runs", "list_runs"),
+        (runs, ["--live"], "GET", "/healthz", "get_kfp_healthz"),
         (submit, [*IMAGES, *SUITE], "POST", "/runs", "run_pipeline"),
     ],
 )
@@ -283,7 +278,7 @@ def test_an_api_that_never_answers_is_given_up_on_naming_the_endpoint_and_the_ca
 
 def test_an_api_that_cannot_be_reached_is_named_with_the_tries_spent(api):
     host = f"http://127.0.0.1:{free_port()}"
-    line = error_line(invoke(runs, "--host", host))
+    line = error_line(invoke(runs, "--live", "--host", host))
     assert line.startswith(f"Error: the KFP API at {host} could not be reached for get_kfp_healthz (3 tries): ")
     assert "Connection refused" in line
 
@@ -299,19 +294,19 @@ def test_an_api_that_cannot_be_reached_is_named_with_the_tries_spent(api):
 def test_an_answer_that_is_not_a_json_object_is_refused_naming_the_call(api, fault, problem):
     api.add_run("nightly-1", "SUCCEEDED", minutes=3)
     api.faults["/runs"] = fault
-    line = error_line(invoke(runs, "--host", api.url))
+    line = error_line(invoke(runs, "--live", "--host", api.url))
     assert line.startswith(f"Error: the KFP API at {api.url} answered list_runs with an unusable response: {problem}")
 
 
 def test_a_login_page_is_quoted_on_one_line(api):
     api.faults["/runs"] = "html"
-    line = error_line(invoke(runs, "--host", api.url))
+    line = error_line(invoke(runs, "--live", "--host", api.url))
     assert line.endswith("""'<!DOCTYPE html> <html><head><title>Sign in - Google Accounts</title></head></html>'""")
 
 
 def test_a_gateway_error_is_retried_within_the_budget_then_named_with_its_body(api):
     api.faults["/runs"] = "unavailable"
-    line = error_line(invoke(runs, "--host", api.url))
+    line = error_line(invoke(runs, "--live", "--host", api.url))
     assert line == (
         f"Error: the KFP API at {api.url} answered list_runs with 503 Service Unavailable: "
         "<html><body> upstream connect error or disconnect/reset </body></html>"
@@ -342,14 +337,14 @@ def test_an_id_or_state_the_api_sends_is_checked(api, field, value, problem):
         del run[field]
     else:
         run[field] = value
-    line = error_line(invoke(runs, "--host", api.url))
+    line = error_line(invoke(runs, "--live", "--host", api.url))
     assert line.startswith(f"Error: the KFP API at {api.url} answered list_runs with an unusable response: {problem}")
     assert "\x1b" not in line
 
 
 def test_a_value_the_client_cannot_parse_is_named(api):
     api.runs[api.add_run("nightly-1", "SUCCEEDED", minutes=3)]["created_at"] = "yesterday"
-    line = error_line(invoke(runs, "--host", api.url))
+    line = error_line(invoke(runs, "--live", "--host", api.url))
     assert line == (
         f"Error: the KFP API at {api.url} could not be used for list_runs: "
         "Failed to parse `yesterday` as datetime object"
@@ -362,7 +357,7 @@ ESCAPED = "\\x1b[2J\\x1b]0;pwned\\x07night\\u202ely\\n"
 
 def test_names_from_the_api_are_printed_escaped(api):
     api.add_run(HOSTILE, "RUNNING", minutes=3)
-    result = invoke(runs, "--host", api.url)
+    result = invoke(runs, "--live", "--host", api.url)
     assert result.exit_code == 0, result.output
     (row,) = result.output.splitlines()[1:]
     assert ESCAPED in row and "\x1b" not in result.output and "\u202e" not in result.output

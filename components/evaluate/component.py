@@ -11,22 +11,21 @@ from optbench.components.image import component
 def evaluate(
     dataset: Input[Dataset],
     models: Input[List[Model]],
-    baseline_trial: str,
-    thresholds_json: str,
+    confirmed: Input[List[Model]],
+    settings: Input[Artifact],
     beam_args: List[str],
     evaluation: Output[Artifact],
 ):
     """TFMA: one analysis over every model on the test split, against the baseline."""
-    import json
-
     from optbench.components.evaluate.evaluate import evaluate as run_evaluate
-    from optbench.components.shared.artifacts import saved_models_by_trial, trained
+    from optbench.components.shared.artifacts import final_models, read_plan, saved_models_by_trial
 
+    plan = read_plan(settings.path)
     run_evaluate(  # the URIs for the Beam work: a distributed runner's workers reach them (gs:// on a cluster)
-        saved_models_by_trial(trained([m.path for m in models])),
+        saved_models_by_trial(final_models([m.path for m in models], [m.path for m in confirmed])),
         dataset.uri,
         evaluation.uri,
-        baseline=baseline_trial or None,
-        thresholds=json.loads(thresholds_json),
+        baseline=plan["baseline_trial"] or None,
+        thresholds=plan["thresholds"],
         beam_args=beam_args,
     )

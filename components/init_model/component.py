@@ -1,16 +1,16 @@
 """The init_model step as a KFP component: a thin wrapper around components/init_model/init_model.py."""
 
-from typing import List
-
-from kfp.dsl import Model, Output
+from kfp.dsl import Artifact, Input, Model, Output
 
 from optbench.components.image import component
 
 
 @component
-def init_model(model_name: str, model_config: str, seeds: List[int], initial: Output[Model]):
-    """Build the model once per seed and save the initial weights every optimizer starts from."""
+def init_model(settings: Input[Artifact], initial: Output[Model]):
+    """Build the plan's network once per seed and save the initial weights every optimizer starts from."""
     from optbench.components.init_model.init_model import run_init
+    from optbench.components.shared.artifacts import read_plan
 
-    infos = [run_init(model_name, int(seed), initial.path, model_config) for seed in seeds]
-    initial.metadata.update({"model": model_name, "parameters": infos[0]["parameters"], "seeds": len(infos)})
+    plan = read_plan(settings.path)
+    infos = [run_init(plan["model_name"], int(seed), initial.path, plan["model_config"]) for seed in plan["seeds"]]
+    initial.metadata.update({"model": plan["model_name"], "parameters": infos[0]["parameters"], "seeds": len(infos)})

@@ -18,7 +18,7 @@ from typing import Any
 
 from optbench.components.plan import suites
 from optbench.components.shared.datasets import known
-from optbench.components.shared.untrusted import tracking_uri
+from optbench.components.shared.untrusted import MAX_TEXT_BYTES, tracking_uri
 
 DEFAULT_DATA_SOURCE = "auto"
 DEFAULT_VALIDATION_FRACTION = 0.1
@@ -42,6 +42,13 @@ def batch_size(text: str) -> int | str:
         return int(text)
     except ValueError:
         raise ValueError(f"expected a positive integer or 'full', got {text!r}") from None
+
+
+def history_root(root: str) -> str:
+    """`root` if earlier runs can be read there: '' (none), a folder, or a gs:// prefix (Beam's file systems)."""
+    if root and (any(c.isspace() for c in root) or ("://" in root and not root.startswith("gs://"))):
+        raise ValueError(f"--history-root {root!r}: give a folder or gs://BUCKET/PREFIX")
+    return root
 
 
 def option(
@@ -88,14 +95,14 @@ class RunConfig:
         "Network: cnn, mlp, rnn, or your own: module:function (returns an uncompiled Keras model) or a .keras "
         "file; default: the suite's.",
     )
-    epochs: int | None = option(None, "--epochs", "Default: the suite's (10).", int)
+    epochs: int | None = option(None, "--epochs", "Training epochs of every trial; default: the suite's.", int)
     batch_size: int | str | None = option(
         None, "--batch-size", "A batch size or 'full'; default: the suite's.", batch_size
     )
     seeds: int | None = option(
         None, "--seeds", "Repeat the comparison with K seeds; figures become mean, std and 95% CI.", int
     )
-    seed: int = option(0, "--seed", "The first seed.", int, show_default=True)
+    seed: int = option(0, "--seed", "The first seed: --seeds K runs seeds SEED to SEED+K-1.", int, show_default=True)
     lr_grid: list[float] | None = option(
         None, "--lr-grid", "Also sweep these learning rates for every optimizer, e.g. 1e-4,1e-3,1e-2.", float_list
     )
@@ -156,7 +163,18 @@ class RunConfig:
         "that fails never fails the run: the report says so.",
         config_file=True,
     )
-    beam_args: list[str] = field(default_factory=list)  # set by the runner's own options, not a suite option
+    history_root: str = option(
+        "",
+        "--history-root",
+        "Where this suite's earlier runs are read from, for the report's history (trend, what changed): a folder "
+        "of runs or gs://BUCKET/PREFIX; on a cluster the run also records itself there. Default for `optbench "
+        "run`: --output.",
+        config_file=True,
+    )
+    # Set by the callers, not by an option: a suite's YAML text (the pipeline's form takes a suite pasted in, and
+    # the CLI sends a suite file's text, since a task cannot read the caller's files); the runner's Beam options.
+    suite_yaml: str = ""
+    beam_args: list[str] = field(default_factory=list)
 
     @classmethod
     def options(cls) -> list:
@@ -173,8 +191,11 @@ class RunConfig:
         if self.dataset:
             known(self.dataset)
         tracking_uri(self.mlflow_uri)
+        history_root(self.history_root)
+        if len(self.suite_yaml.encode()) > MAX_TEXT_BYTES:
+            raise ValueError(f"suite_yaml: {len(self.suite_yaml.encode()):,} bytes, more than {MAX_TEXT_BYTES:,}")
         return suites.with_overrides(
-            suites.load(self.suite),
+            suites.load_text(self.suite_yaml, source=self.suite) if self.suite_yaml else suites.load(self.suite),
             optimizers=self.optimizers,
             model=self.model_name,
             epochs=self.epochs,

@@ -94,11 +94,17 @@ def load(name_or_path: str) -> dict:
         text = read_small_text(path, "suite file")
     except (UntrustedInput, OSError) as e:
         raise SuiteError(str(e)) from None
+    return load_text(text, source=str(path))
+
+
+def load_text(text: str, source: str) -> dict:
+    """A suite from its YAML text (a file's, or pasted into the pipeline's form); validated. `source` names it in
+    errors and gives the suite its name when the YAML has none."""
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise SuiteError(f"{path}: not valid YAML: {e}") from None
-    return validate(raw, source=str(path))
+        raise SuiteError(f"{source}: not valid YAML: {e}") from None
+    return validate(raw, source=source)
 
 
 def validate(raw: Any, source: str = "suite") -> dict:

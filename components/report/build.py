@@ -1,8 +1,13 @@
-"""The report step: comparison.json/.csv, significance.json, the charts, report.md and a self-contained report.html.
+"""The report step: comparison.json/.csv, significance.json, the charts, record.json and changes.json, report.md
+and a self-contained report.html.
 
 Everything is rendered in memory first, so a bad input or a template error
 writes nothing. Files are then written one by one, atomically, with
 report.html last: its presence means the report is complete.
+
+With a history root, the report also reads the suite's earlier runs there (components/report/history.py), says
+what changed since the previous one (components/report/changes.py) and shows the trend; on a remote root the
+run then records itself there, for the runs after it.
 """
 
 from __future__ import annotations
@@ -10,10 +15,13 @@ from __future__ import annotations
 import csv
 import io
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from optbench.components.report import charts, tracking
+from optbench.components.report.changes import history_section, notify_summary, what_changed
 from optbench.components.report.comparison import SCALAR_COLUMNS, comparison_rows, contenders, format_table
+from optbench.components.report.history import History, earlier_runs, make_record, publish_record
 from optbench.components.report.render import figure, render
 from optbench.components.report.tables import (
     article_table,
@@ -27,13 +35,16 @@ from optbench.components.report.tables import (
 )
 from optbench.components.report.verdict import candidate, significance, verdict
 from optbench.components.shared import predictions as preds
+from optbench.components.shared import uris
 from optbench.components.shared.artifacts import history_paths, stats_path, summary_path
 from optbench.components.shared.datasets import class_names
 from optbench.components.shared.files import read_json, write_bytes_atomic, write_json_atomic, write_text_atomic
 from optbench.components.shared.schema import (
+    CHANGES_JSON,
     COMPARISON_CSV,
     COMPARISON_JSON,
     NUM_CLASSES,
+    RECORD_JSON,
     REPORT_HTML,
     REPORT_MD,
     SIGNIFICANCE_JSON,
@@ -58,12 +69,29 @@ def build_report_from_artifacts(
     html: str | None = None,
     tuning: dict | None = None,
     mlflow_uri: str = "",
+    history_root: str = "",
+    notify: Callable[[dict], str] | None = None,
 ) -> list[dict]:
     """The report step: read the dataset's stats, every trial's history, the step costs, the evaluation summary
     and the predictions it names, then `build_report`; copy report.md and report.html to `markdown` and `html`
     (the KFP UI's Markdown and HTML artifacts) when given. With `mlflow_uri`, the trials are exported to MLflow
     first (components/report/tracking.py), the report states how that went and is attached to MLflow's run.
+
+    With `history_root` (a folder of runs or a gs:// prefix), the suite's earlier runs are read there and the
+    report says what changed; a root that cannot be listed is a note in the report, not a failed run. On a
+    remote root the run's record is then written to `<history_root>/<run_id>/report/record.json`, once the
+    report is complete (locally the runner publishes the whole report folder there). `notify` is called once
+    with the run's summary (changes.summary); the status it returns is shown in the settings.
     Returns the ranked comparison rows."""
+    history = None
+    if history_root:
+        suite, run_id = settings.get("suite"), settings.get("run_id")
+        if not isinstance(suite, str) or not isinstance(run_id, str):
+            raise ValueError("a history needs the run's suite and run_id in its settings")
+        try:
+            history = History(history_root, *earlier_runs(history_root, suite, run_id))
+        except ValueError as e:
+            history = History(history_root, [], [str(e)])
     summary = read_json(summary_path(evaluation_dir))
     histories = [read_json(p) for p in history_paths(model_dirs)]
     step_cost = read_json(Path(step_cost_dir) / STEP_COST_FILE)
@@ -82,12 +110,16 @@ def build_report_from_artifacts(
         step_cost=step_cost,
         tuning=tuning,
         tensorboard={h["trial"]: Path(d) / TENSORBOARD_DIR for h, d in zip(histories, model_dirs, strict=True)},
+        history=history,
+        notify=notify,
     )
     for copy, name in ((markdown, REPORT_MD), (html, REPORT_HTML)):
         if copy:
             shutil.copyfile(Path(output_dir) / name, copy)
     if exported:
         tracking.attach_report(mlflow_uri, exported, output_dir)
+    if history_root and uris.is_remote(history_root):
+        publish_record(history_root, settings["run_id"], Path(output_dir) / RECORD_JSON)
     return rows
 
 
@@ -101,14 +133,20 @@ def build_report(
     step_cost: dict | None = None,
     tuning: dict | None = None,
     tensorboard: dict[str, Path] | None = None,
+    history: History | None = None,
+    notify: Callable[[dict], str] | None = None,
 ) -> list[dict]:
     """Write the report folder (see docs/artifacts.md) and return the ranked comparison rows, one per variant.
 
     `predictions` (the evaluation's predictions file) enable the significance tests; without them the
     verdict names no winner. `step_cost` (the step-cost step's step_cost.json) gives the costs; without it
     they are n/a. `tuning` (the tune step's result) makes it a tune-confirm report. `tensorboard` (trial ->
-    its event files) are gathered under one folder, for one `tensorboard --logdir`.
+    its event files) are gathered under one folder, for one `tensorboard --logdir`. `history` (the suite's
+    earlier runs, history.earlier_runs) adds the History section and changes.json's flags; without it
+    changes.json is null. `notify`, when given, is called once with the run's summary (verdict and changes)
+    before anything is rendered; the status it returns is shown in the settings as notify.status.
     """
+    settings = settings or {}
     evaluation = evaluation or {}
     rows = comparison_rows(histories, evaluation, step_cost, tuned=tuning["chosen"] if tuning else None)
     sig = significance(rows, predictions)
@@ -119,12 +157,21 @@ def build_report(
     figures = _figures(rows, names, tuning)
     models = {h["model"]: h.get("parameters") for h in histories if h.get("model")}
     named = ", ".join(f"{m} ({n:,} parameters)" if n else m for m, n in sorted(models.items()))
-    suite = (settings or {}).get("suite")
+    suite = settings.get("suite")
     title = f"Optimizer comparison: {named} on {data}" if models else f"Optimizer comparison on {data}"
     shown = contenders(rows)
+    said = f"On {data}: " + verdict(rows, sig, evaluation, baseline, tuning)
+    record = make_record(settings, rows, said, histories, step_cost, predictions, stats)
+    changes = what_changed(record, history.runs, history.root, history.notes) if history is not None else None
+    record["changes"] = changes
+    if notify is not None:
+        settings = {**settings, "notify": {"status": notify(notify_summary(record, changes))}}
+    past, figures["history"] = (
+        history_section(record, history.root, history.runs, changes) if history is not None else (None, [])
+    )
     context = {
         "title": title + (f" (suite {suite})" if isinstance(suite, str) else ""),
-        "verdict": f"On {data}: " + verdict(rows, sig, evaluation, baseline, tuning),
+        "verdict": said,
         "seeds": max(r["seeds_total"] for r in rows),
         "article": article_table(shown),
         "metrics": metrics_table(shown, baseline),
@@ -146,6 +193,7 @@ def build_report(
         ),
         "settings": settings_table(settings),
         "cost_method": (step_cost or {}).get("method"),
+        "history": past,
     }
     markdown = render("report.md.j2", context, figures, inline=False)
     html = render("report.html.j2", context, figures, inline=True)
@@ -161,6 +209,8 @@ def build_report(
     write_json_atomic(out / COMPARISON_JSON, rows)
     write_json_atomic(out / SIGNIFICANCE_JSON, sig)
     write_text_atomic(out / COMPARISON_CSV, _csv(rows))
+    write_json_atomic(out / RECORD_JSON, record)
+    write_json_atomic(out / CHANGES_JSON, changes)
     for trial, logs in event_files.items():
         shutil.copytree(logs, out / TENSORBOARD_DIR / trial, dirs_exist_ok=True)
     write_text_atomic(out / REPORT_MD, markdown)

@@ -239,8 +239,15 @@ def calibration_chart(rows: list[dict], colour_of: dict[str, str]) -> bytes:
     return _png(fig)
 
 
-def trend_chart(run_labels: list[str], series: dict[str, list[dict | None]], colour_of: dict[str, str]) -> bytes:
-    """Test accuracy (with its 95% interval) and training time per run, one line per variant.
+def trend_chart(
+    run_labels: list[str],
+    series: dict[str, list[dict | None]],
+    colour_of: dict[str, str],
+    time_key: str = "train_seconds",
+    time_title: str = "Training time per run",
+) -> bytes:
+    """Test accuracy (with its 95% interval) and time (`time_key` of the rows: wall time, or cost) per run, one
+    line per variant.
 
     `series[variant][i]` is that variant's row in run i, or None when the run did not have it.
     """
@@ -275,11 +282,11 @@ def trend_chart(run_labels: list[str], series: dict[str, list[dict | None]], col
                 color=colour,
                 label=name,
             )
-        times = [(i, c["train_seconds"]) for i, c in zip(x, cells) if c and c.get("train_seconds") is not None]
+        times = [(i, c[time_key]) for i, c in zip(x, cells) if c and c.get(time_key) is not None]
         if times:
             time_ax.plot(*zip(*times), marker="o", markersize=4, linewidth=1.4, color=colour, label=name)
     accuracy_ax.set(title="Test accuracy per run (bars: 95% CI over seeds)", ylabel="Test accuracy")
-    time_ax.set(title="Training time per run", ylabel="m:ss", xticks=x)
+    time_ax.set(title=time_title, ylabel="m:ss", xticks=x)
     time_ax.set_xticklabels(run_labels, rotation=20, ha="right", fontsize="small")
     _time_axis(time_ax.yaxis)
     for ax in (accuracy_ax, time_ax):

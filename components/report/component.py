@@ -11,38 +11,51 @@ from optbench.components.image import component
 def report(
     dataset: Input[Dataset],
     models: Input[List[Model]],
+    confirmed: Input[List[Model]],
     evaluation: Input[Artifact],
     step_cost: Input[Artifact],
-    tuning_json: str,
-    settings_json: str,
+    settings: Input[Artifact],
+    tuning: Input[Artifact],
     mlflow_uri: str,
+    history_root: str,
     report_dir: Output[Artifact],
     markdown: Output[Markdown],
     html: Output[HTML],
     comparison: Output[Metrics],
     best_confusion: Output[ClassificationMetrics],
 ):
-    """Tables, plots, verdict: report.md, report.html, comparison.csv/json; run-level metrics for KFP's Compare page;
-    the trials in MLflow when `mlflow_uri` names a tracking store."""
-    import json
+    """Tables, plots, verdict and what changed since the suite's last run: report.md, report.html,
+    comparison.csv/json; run-level metrics for KFP's Compare page; the trials in MLflow when `mlflow_uri` names a
+    tracking store; an alert to the webhook the environment names."""
+    import os
 
     from optbench.components.report.build import build_report_from_artifacts
     from optbench.components.report.kfp_ui import best_confusion_matrix, scalar_metrics
-    from optbench.components.shared.artifacts import persist_metadata, stats_path, trained
+    from optbench.components.shared import notify
+    from optbench.components.shared.artifacts import final_models, persist_metadata, read_plan, stats_path
     from optbench.components.shared.datasets import class_names
     from optbench.components.shared.files import read_json
+    from optbench.components.shared.tuning import tuned
+
+    def alert(run: dict) -> str:
+        """Tell the webhook (components/shared/notify.py) how the run ended; the report shows what it answered."""
+        event = "changed" if run["changed"] else "finished"
+        said = notify.message(event, run["suite"], run["run_id"], run["verdict"], run["changes"], report=html.uri)
+        return notify.post(said)
 
     rows = build_report_from_artifacts(
         dataset.path,
-        trained([m.path for m in models]),
+        final_models([m.path for m in models], [m.path for m in confirmed]),
         evaluation.path,
         step_cost.path,
-        json.loads(settings_json),
+        read_plan(settings.path)["settings"],
         report_dir.path,
         markdown=markdown.path,
         html=html.path,
-        tuning=json.loads(tuning_json) if tuning_json else None,
+        tuning=tuned(tuning.path),
         mlflow_uri=mlflow_uri,
+        history_root=history_root,
+        notify=alert if os.environ.get(notify.ENV) else None,  # the URL is a secret: never a parameter
     )
     for key, value in scalar_metrics(rows).items():
         comparison.log_metric(key, value)

@@ -2,8 +2,10 @@
 
 Works on what every run already wrote (its id, status, settings and
 comparison rows, as optbench/layout.py's `read_run` reads them from a run
-folder), so it needs no models, no TensorFlow and no re-evaluation. Runs are lined up in run-id
-order, which is chronological (ids start with the UTC start time). A failed
+folder), so it needs no models, no TensorFlow and no re-evaluation. `optbench report --compare`
+lines runs up in run-id order, which is chronological (local ids start with the UTC start time);
+the report's history section (components/report/changes.py) lines up the records of a suite's
+runs in the order they finished, and shows cost rather than wall time. A failed
 run has no report: it stays in the table as a column of n/a, so a gap in a
 scheduled series is visible rather than silently skipped. Settings that
 differ between the runs (epochs, data size, ...) are listed, because they,
@@ -45,14 +47,15 @@ CELL_KEYS = (
     "test_accuracy_ci_low",
     "test_accuracy_ci_high",
     "test_loss",
-    "train_seconds",
     "winner",
 )
+RUN_KEYS = ("run_id", "status", "seconds", "dir", "finished_at")  # those a run has are copied to the trend
 
 
-def trend(runs: list[dict]) -> dict:
-    """Line the runs up: per variant, its cell in each run (None when absent) and its change first -> last."""
-    runs = sorted(runs, key=lambda r: r["run_id"])
+def trend(runs: list[dict], time_key: str = "train_seconds") -> dict:
+    """Line the runs up in the order given, oldest first: per variant, its cell in each run (None when absent) and
+    its change first -> last, in test accuracy and in `time_key`: wall time, or "cost_seconds" (steps x per-step
+    cost)."""
     order: list[str] = []
     for run in reversed(runs):  # the latest run's ranking first, then variants only older runs had
         for row in run["rows"] or []:
@@ -63,11 +66,11 @@ def trend(runs: list[dict]) -> dict:
         cells = []
         for run in runs:
             row = next((r for r in run["rows"] or [] if r["optimizer"] == name), None)
-            cells.append(None if row is None else {key: row.get(key) for key in CELL_KEYS})
-        variants[name] = {"runs": cells, "change": _change(cells)}
+            cells.append(None if row is None else {key: row.get(key) for key in (*CELL_KEYS, time_key)})
+        variants[name] = {"runs": cells, "change": _change(cells, time_key)}
     return {
         "runs": [
-            {key: run[key] for key in ("run_id", "status", "seconds", "dir")}
+            {key: run[key] for key in RUN_KEYS if key in run}
             | {
                 "settings": {k: run["config"].get(k) for k in COMPARED_SETTINGS if k in run["config"]},
                 "winner": next((r["optimizer"] for r in run["rows"] or [] if r.get("winner")), None),
@@ -79,10 +82,10 @@ def trend(runs: list[dict]) -> dict:
     }
 
 
-def _change(cells: list[dict | None]) -> dict:
-    """Last minus first run that has the number, for test accuracy and training time."""
+def _change(cells: list[dict | None], time_key: str) -> dict:
+    """Last minus first run that has the number, for test accuracy and time."""
     out = {}
-    for key in ("test_accuracy", "train_seconds"):
+    for key in ("test_accuracy", time_key):
         values = [c[key] for c in cells if c and c.get(key) is not None]
         out[key] = values[-1] - values[0] if len(values) > 1 else None
     return out
@@ -127,7 +130,9 @@ def accuracy_table(data: dict) -> Table:
     }
 
 
-def time_table(data: dict) -> Table:
+def time_table(data: dict, time_key: str = "train_seconds") -> Table:
+    """`time_key` (the trend's) per variant and run, m:ss, and the change first -> last."""
+
     def change(seconds: float | None) -> str:
         return NA if seconds is None else ("-" if seconds < 0 else "+") + fmt_time(abs(seconds))
 
@@ -136,8 +141,8 @@ def time_table(data: dict) -> Table:
         "rows": [
             [
                 name,
-                *(fmt_time(c.get("train_seconds")) if c else NA for c in v["runs"]),
-                change(v["change"]["train_seconds"]),
+                *(fmt_time(c.get(time_key)) if c else NA for c in v["runs"]),
+                change(v["change"][time_key]),
             ]
             for name, v in data["variants"].items()
         ],
@@ -177,7 +182,7 @@ def build_trend_report(runs: list[dict], output_dir: str) -> dict:
     ids = [r["run_id"] for r in runs]
     if len(set(ids)) != len(ids):
         raise ValueError(f"a run is given twice: {', '.join(sorted({i for i in ids if ids.count(i) > 1}))}")
-    data = trend(runs)
+    data = trend(sorted(runs, key=lambda r: r["run_id"]))
     run_ids = [r["run_id"] for r in data["runs"]]
     labels = [r["run_id"] + ("" if r["status"] in (None, "succeeded") else f" ({r['status']})") for r in data["runs"]]
     png = charts.trend_chart(

@@ -19,16 +19,22 @@ from optbench.components.shared.schema import DEFAULT_THRESHOLDS
 TEST_WORDS = {"mcnemar-exact": "exact McNemar test", "paired-bootstrap": "paired bootstrap over seeds and examples"}
 
 
-def _correct(row: dict, predictions: Predictions) -> dict:
-    """seed -> bool [N] for the row's non-diverged trials that have predictions."""
-    return {
-        s["seed"]: predictions.correct(s["trial"])
+def scored_trials(row: dict, predictions: Predictions) -> list[dict]:
+    """The row's per-seed entries whose predictions a paired test may use: trained to the end without diverging,
+    with finite predictions. The run's record keeps exactly these (components/report/history.py)."""
+    return [
+        s
         for s in row["per_seed"]
         if not s["diverged"]
         and not s["stopped"]  # a trial stopped early never finished: it is never scored
         and s["trial"] in predictions.predicted
         and predictions.finite(s["trial"])
-    }
+    ]
+
+
+def _correct(row: dict, predictions: Predictions) -> dict:
+    """seed -> bool [N] for the row's scored trials."""
+    return {s["seed"]: predictions.correct(s["trial"]) for s in scored_trials(row, predictions)}
 
 
 def candidate(rows: list[dict]) -> dict | None:

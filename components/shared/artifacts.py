@@ -9,6 +9,7 @@ from optbench.components.shared.files import read_json
 from optbench.components.shared.schema import (
     EVAL_SUMMARY_FILE,
     HISTORY_FILE,
+    PLAN_FILE,
     SAVED_MODEL_DIR,
     STATS_FILE,
     split_pattern,
@@ -43,6 +44,17 @@ def write_skipped(model_dir: str, trial: dict) -> dict:
 def trained(model_dirs: list[str]) -> list[str]:
     """The model folders of the trials that trained: the steps after training never see a skipped one."""
     return [d for d in model_dirs if read_json(Path(d) / HISTORY_FILE).get("status") != SKIPPED]
+
+
+def final_models(first: list[str], confirming: list[str]) -> list[str]:
+    """The models the comparison is made of: the confirming round's when it trained any (tune-confirm), else the
+    first round's (the default protocol, whose confirming round skips every trial)."""
+    return trained(confirming) or trained(first)
+
+
+def read_plan(plan_dir: str) -> dict:
+    """The plan step's plan.json: the validated suite, its settings and trials (components/plan/plan.py)."""
+    return read_json(Path(plan_dir) / PLAN_FILE)
 
 
 def saved_models_by_trial(model_dirs: list[str]) -> dict[str, str]:

@@ -14,6 +14,8 @@ NUM_CLASSES = 10
 SPLITS = ("train", "validation", "test")
 TEST_SPLIT = SPLITS[2]
 
+# plan -> plan/: the validated suite, the settings, the trials (components/plan/plan.py)
+PLAN_FILE = "plan.json"
 # ingest -> dataset/
 STATS_FILE = "stats.json"
 # init_model -> initial/seed-<seed>/
@@ -37,7 +39,14 @@ REPORT_MD = "report.md"
 COMPARISON_JSON = "comparison.json"
 COMPARISON_CSV = "comparison.csv"
 SIGNIFICANCE_JSON = "significance.json"
+RECORD_JSON = "record.json"  # what later runs of the suite read (components/report/history.py)
+CHANGES_JSON = "changes.json"  # what changed since the suite's previous run (components/report/changes.py)
 # and TENSORBOARD_DIR/<trial>/: every trial's event files, for one `tensorboard --logdir`
+
+# A run's folder, <root>/<run_id>/ (optbench/layout.py): its record of settings and status, and the report step's
+# folder. The report step reads earlier runs' records at <history root>/<run_id>/REPORT_DIR/RECORD_JSON.
+RUN_JSON = "run.json"
+REPORT_DIR = "report"
 
 # What a blessing means unless a suite says otherwise (plan fills it in, the report names it): clearly better
 # than chance (twice the 0.1 of ten classes) and not far below the baseline. A blessing that Adadelta's 0.39

@@ -1,10 +1,9 @@
 """The learning-rate sweep's names and the tune step's result: what the tune, train and report steps share.
 
-Under tune-confirm the confirming phase loops over every variant on every
-seed (a loop over a task's output list would be neater, but kfp.local cannot
-run one), and a trial the tune step did not choose is skipped at once: its
-history says "skipped", it has no model, and the steps after it leave it out
-(components/shared/artifacts.py: `trained`).
+Under tune-confirm the confirming round loops over every variant on every
+seed (the tune step's output list), and a trial the tune step did not choose
+is skipped at once: its history says "skipped", it has no model, and the
+steps after it leave it out (components/shared/artifacts.py: `trained`).
 """
 
 from __future__ import annotations
@@ -35,7 +34,15 @@ def read_tuning(folder: str) -> dict:
     return read_json(Path(folder) / TUNING_FILE)
 
 
+def tuned(folder: str) -> dict | None:
+    """The tune step's choice, or None when the protocol tuned nothing (what the report takes)."""
+    result = read_tuning(folder)
+    return result if "chosen" in result else None
+
+
 def confirmed(trial: dict, result: dict) -> bool:
     """Whether `trial` (of the confirming pool: every variant on every seed) is one the confirming phase trains:
     every seed of each optimizer's default and chosen variant. The others are skipped where they would train."""
+    if "chosen" not in result:  # a protocol with nothing to confirm
+        return False
     return not trial["lr_sweep"] or trial["variant"] in result["chosen"].values()

@@ -121,3 +121,34 @@ def tracking_uri(uri: str) -> str:
             "set MLFLOW_TRACKING_TOKEN or MLFLOW_TRACKING_USERNAME/PASSWORD instead"
         )
     return uri
+
+
+MAX_URL = 2048
+
+
+def webhook_url(url: str, what: str = "--notify") -> str:
+    """`url` if it is an http(s) URL with a host, no credentials and no odd characters; '' means no notification.
+
+    The URL is a secret (a Slack-style webhook carries its token in the path), so no message here repeats
+    it or a part of it: each says only what is wrong.
+    """
+    from urllib.parse import urlsplit
+
+    if not url:
+        return url
+    if len(url) > MAX_URL:
+        raise UntrustedInput(f"{what}: the webhook URL is longer than {MAX_URL} characters")
+    if any(unicodedata.category(c) in _UNPRINTABLE or c.isspace() for c in url):
+        raise UntrustedInput(f"{what}: the webhook URL holds whitespace or a control character")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number from 0 to 65535
+    except ValueError:
+        raise UntrustedInput(f"{what}: the webhook URL is malformed (its host or port)") from None
+    if parts.scheme not in ("http", "https"):
+        raise UntrustedInput(f"{what}: the webhook URL must start with https:// or http://")
+    if not parts.hostname:
+        raise UntrustedInput(f"{what}: the webhook URL has no host")
+    if parts.username or parts.password:
+        raise UntrustedInput(f"{what}: the webhook URL must not carry credentials (user:password@ before the host)")
+    return url

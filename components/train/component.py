@@ -18,9 +18,8 @@ from optbench.components.image import component
 def train(
     dataset: Input[Dataset],
     initial: Input[Model],
+    settings: Input[Artifact],
     trial_json: str,
-    epochs: int,
-    early_stopping_json: str,
     threads: int,
     mixed_precision: bool,
     xla: bool,
@@ -30,40 +29,31 @@ def train(
     """Keras: train one trial (optimizer variant x seed) from its seed's initial weights."""
     import json
 
+    from optbench.components.shared.artifacts import read_plan
     from optbench.components.train.train import run_train_task
 
-    run_train_task(
-        dataset,
-        initial,
-        json.loads(trial_json),
-        model,
-        metrics,
-        epochs,
-        early_stopping_json,
-        threads,
-        mixed_precision,
-        xla,
-    )
+    trial, plan = json.loads(trial_json), read_plan(settings.path)
+    run_train_task(dataset, initial, trial, model, metrics, plan, threads, mixed_precision, xla)
 
 
 @component
 def train_confirmed(
     dataset: Input[Dataset],
     initial: Input[Model],
+    settings: Input[Artifact],
     tuning: Input[Artifact],
     trial_json: str,
-    epochs: int,
-    early_stopping_json: str,
     threads: int,
     mixed_precision: bool,
     xla: bool,
     model: Output[Model],
     metrics: Output[Metrics],
 ):
-    """Keras: train one trial of the confirming phase, or skip it when the tune step did not choose it."""
+    """Keras: train one trial of the confirming round, or skip it when the tune step did not choose it (and every
+    trial of a protocol with no confirming round)."""
     import json
 
-    from optbench.components.shared.artifacts import persist_metadata, write_skipped
+    from optbench.components.shared.artifacts import persist_metadata, read_plan, write_skipped
     from optbench.components.shared.tuning import confirmed, read_tuning
     from optbench.components.train.train import run_train_task
 
@@ -72,7 +62,7 @@ def train_confirmed(
         model.metadata.update(write_skipped(model.path, trial))
         persist_metadata(metrics)
         return
-    run_train_task(dataset, initial, trial, model, metrics, epochs, early_stopping_json, threads, mixed_precision, xla)
+    run_train_task(dataset, initial, trial, model, metrics, read_plan(settings.path), threads, mixed_precision, xla)
 
 
 @component
@@ -80,19 +70,20 @@ def step_cost(
     dataset: Input[Dataset],
     initial: Input[Model],
     models: Input[List[Model]],
+    confirmed: Input[List[Model]],
     threads: int,
     mixed_precision: bool,
     xla: bool,
     cost: Output[Artifact],
 ):
     """Keras: time one training step of every optimizer variant, interleaved, alone: a cost no neighbour moves."""
-    from optbench.components.shared.artifacts import trained
+    from optbench.components.shared.artifacts import final_models
     from optbench.components.train.step_cost import run_step_cost
 
     result = run_step_cost(
         dataset.path,
         initial.path,
-        trained([m.path for m in models]),
+        final_models([m.path for m in models], [m.path for m in confirmed]),
         cost.path,
         threads=threads or None,
         mixed_precision=mixed_precision,

@@ -246,12 +246,9 @@ def run_train(
 
 
 @timed("train")
-def run_train_task(
-    dataset, initial, trial: dict, model, metrics, epochs: int, early_stopping_json: str, threads: int, mixed, xla
-) -> None:
-    """The body of the train components (components/train/component.py): train, then fill their KFP artifacts."""
-    import json
-
+def run_train_task(dataset, initial, trial: dict, model, metrics, plan: dict, threads: int, mixed, xla) -> None:
+    """The body of the train components (components/train/component.py): train `trial` for the plan's epochs
+    (components/plan/plan.py), then fill their KFP artifacts."""
     from optbench.components.shared.artifacts import persist_metadata
     from optbench.components.train.early_stopping import board_of
 
@@ -260,8 +257,8 @@ def run_train_task(
         initial.path,
         model.path,
         trial,
-        epochs=epochs,
-        early_stopping=json.loads(early_stopping_json) or None,
+        epochs=plan["epochs"],
+        early_stopping=plan["early_stopping"],
         board=board_of(initial.uri),
         threads=threads or None,
         mixed_precision=mixed,

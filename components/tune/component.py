@@ -8,12 +8,12 @@ from optbench.components.image import component
 
 
 @component
-def select_learning_rates(models: Input[List[Model]], tuning: Output[Artifact]) -> str:
-    """Pick each optimizer's learning rate on validation accuracy (tuning seed): the grid and the choice, as the
-    artifact the confirming trials read and as JSON for the report."""
-    from optbench.components.shared.artifacts import history_paths
+def select_learning_rates(models: Input[List[Model]], settings: Input[Artifact], tuning: Output[Artifact]) -> List[str]:
+    """Under tune-confirm, pick each optimizer's learning rate on validation accuracy (tuning seed), as the
+    artifact the confirming trials read; returns the trials of the confirming round (components/tune/tune.py)."""
+    from optbench.components.shared.artifacts import history_paths, read_plan
     from optbench.components.shared.files import read_json
-    from optbench.components.shared.tuning import write_tuning
-    from optbench.components.tune.tune import tuning as choose
+    from optbench.components.tune.tune import run_tune
 
-    return write_tuning(tuning.path, choose([read_json(p) for p in history_paths([m.path for m in models])]))
+    histories = [read_json(p) for p in history_paths([m.path for m in models])]
+    return run_tune(histories, read_plan(settings.path), tuning.path)

@@ -14,10 +14,11 @@ What the confirming trials read of the choice is in components/shared/tuning.py.
 
 from __future__ import annotations
 
+import json
 import math
 
 from optbench.components.shared.timing import timed
-from optbench.components.shared.tuning import family_of
+from optbench.components.shared.tuning import family_of, write_tuning
 
 
 def _last_val_accuracy(history: dict) -> float | None:
@@ -28,6 +29,19 @@ def _last_val_accuracy(history: dict) -> float | None:
 
 
 @timed("tune")
+def run_tune(histories: list[dict], plan: dict, tuning_dir: str) -> list[str]:
+    """The tune step: write the choice (components/shared/tuning.py) and return the confirming round's trials.
+
+    Every protocol has the confirming round, so the pipeline has one shape whatever the suite asks (the plan
+    decides the protocol at run time, and a loop over nothing would fail kfp.local). Under tune-confirm it is
+    every variant on every seed, of which the confirming trials train; under the default protocol it is the first
+    trial alone, which finds nothing chosen and skips at once.
+    """
+    pool = plan["confirm_pool"]
+    write_tuning(tuning_dir, tuning(histories) if pool else {"protocol": plan["suite"]["protocol"]})
+    return [json.dumps(t) for t in (pool or plan["trials"][:1])]
+
+
 def tuning(histories: list[dict]) -> dict:
     """The grid per optimizer and the learning rate chosen: the best final validation accuracy, the default on
     a tie; an optimizer that diverged at every rate keeps its default."""

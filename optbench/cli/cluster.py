@@ -17,6 +17,7 @@ import click
 
 from optbench.cli.config import (
     API_OPTIONS,
+    CLUSTER_NOTIFY_OPTION,
     CLUSTER_OPTIONS,
     RUN_OPTIONS,
     SUITE_OPTIONS,
@@ -54,13 +55,12 @@ def _suite(opts: dict) -> dict:
     return run_config(opts).resolve()
 
 
-def _compile(opts: dict, suite: dict, output: Path, run_id: str = "") -> dict:
-    """Compile `suite`'s pipeline for the cluster into `output`; returns the pipeline's arguments.
+def _compile(opts: dict, output: Path) -> dict:
+    """Compile the pipeline for the cluster into `output`; returns the form's values (the run's parameters).
 
-    `run_id` is what the report calls the run: the run's or the schedule's name, as the KFP UI
-    shows it (the compiled file alone belongs to no run yet).
+    The report calls a cluster run by KFP's run id, which every run of a schedule has of its own.
     """
-    from optbench.components.plan.arguments import pipeline_arguments
+    from optbench.components.plan.form import to_form
     from optbench.pipelines.cluster import ClusterConfig, Dataflow, compile_pipeline
 
     if not opts["image"]:
@@ -73,6 +73,7 @@ def _compile(opts: dict, suite: dict, output: Path, run_id: str = "") -> dict:
         gpus=opts["gpus"],
         gpu_type=opts["gpu_type"],
         train_retries=opts["train_retries"],
+        notify_secret=opts["notify_secret"],
     )
     dataflow = {
         k: opts[f"dataflow_{k}"]
@@ -88,11 +89,9 @@ def _compile(opts: dict, suite: dict, output: Path, run_id: str = "") -> dict:
         if missing:
             raise click.UsageError(f"Dataflow needs {', '.join(missing)} too")
         beam_args = Dataflow(**dataflow).beam_args() + beam_args
-    arguments = pipeline_arguments(
-        run_config(opts), suite, run_id=run_id, runner=RUNNER, beam_args=beam_args, train_threads=config.train_threads
-    )
-    compile_pipeline(config, arguments, output)
-    return arguments
+    form = to_form(run_config(opts))
+    compile_pipeline(config, form, output, beam_args=beam_args, runner=RUNNER)
+    return form
 
 
 def _api(opts: dict) -> Pipelines:
@@ -113,7 +112,7 @@ def _submission(opts: dict, default_name: Callable[[dict], str], send: Callable[
     name = default_name(suite)
     with tempfile.TemporaryDirectory(prefix="optbench-") as tmp:
         package = opts["output"] or Path(tmp) / "pipeline.yaml"
-        send(package, suite, _compile(opts, suite, package, run_id=name), name)
+        send(package, suite, _compile(opts, package), name)
 
 
 def _duration(delta: timedelta | None) -> str:
@@ -166,18 +165,20 @@ def _echo_progress(now: RunSummary, before: RunSummary | None) -> None:
 def compile_command(**opts: Any) -> None:
     """Compile the pipeline to KFP IR YAML (upload it in the KFP UI, or `optbench submit` it).
 
-    The suite's trials and settings become the parameters' defaults; images, GPUs,
-    resources and Beam's runner are fixed here, at compile time.
+    The pipeline's parameters are a form (the suite and its overrides), whose defaults are this command's
+    options; images, GPUs, resources and Beam's runner are fixed here, at compile time.
     """
+    from optbench.components.plan.suites import expand
+
     suite = _suite(opts)
-    arguments = _compile(opts, suite, opts["output"])
+    _compile(opts, opts["output"])
     training = "CPU only" if opts["gpus"] == 0 else f"{opts['gpus']} x {opts['gpu_type']} per trial"
-    click.echo(f"{opts['output']}: suite {suite['name']}, {len(arguments['trials'])} trials, {training}")
+    click.echo(f"{opts['output']}: suite {suite['name']}, {len(expand(suite))} trials, {training}")
 
 
 @click.command()
 @config_option
-@apply(*SUITE_OPTIONS, *CLUSTER_OPTIONS, *API_OPTIONS, *RUN_OPTIONS)
+@apply(*SUITE_OPTIONS, *CLUSTER_OPTIONS, CLUSTER_NOTIFY_OPTION, *API_OPTIONS, *RUN_OPTIONS)
 @click.option("--run-name", help="Run name; default <suite>-<UTC time>.")
 @click.option("--wait", is_flag=True, help="Follow the run to its end; exit non-zero unless it succeeded.")
 @click.option(
@@ -236,7 +237,7 @@ def submit(**opts: Any) -> None:
     help="KFP cron, six fields: second minute hour day-of-month month day-of-week ('0 0 3 * * *').",
 )
 @click.option("--name", help="Schedule name; default '<suite> @ <cron>'.")
-@apply(*SUITE_OPTIONS, *CLUSTER_OPTIONS, *API_OPTIONS, *RUN_OPTIONS)
+@apply(*SUITE_OPTIONS, *CLUSTER_OPTIONS, CLUSTER_NOTIFY_OPTION, *API_OPTIONS, *RUN_OPTIONS)
 @friendly
 def schedule(**opts: Any) -> None:
     """Run the suite's comparison on a schedule: one run at a time, missed runs not caught up."""
@@ -312,12 +313,88 @@ def _storage_client() -> Any:
 
 @click.command()
 @config_option
+@click.option(
+    "--root",
+    "history_root",
+    default="runs",
+    show_default=True,
+    help="Where the runs record themselves: a folder of runs (`optbench run --output`) or gs://BUCKET/PREFIX "
+    "(a cluster's --history-root); `history_root:` in --config sets it.",
+)
+@click.option("--suite", help="Only this suite's runs.")
+@click.option(
+    "--limit", type=click.IntRange(min=1), default=10, show_default=True, help="Runs shown per suite (--live: in all)."
+)
+@click.option(
+    "--live",
+    is_flag=True,
+    help="List the KFP API's recent runs instead: state, duration and best optimizer (takes the API options and "
+    "--pipeline-root).",
+)
 @apply(*API_OPTIONS)
-@click.option("--limit", type=click.IntRange(min=1), default=10, show_default=True)
-@click.option("--pipeline-root", help="gs:// root to find reports of runs that do not name theirs.")
+@click.option("--pipeline-root", help="With --live: gs:// root to find reports of runs that do not name theirs.")
 @friendly
 def runs(**opts: Any) -> None:
-    """Recent runs: state, duration, and the best optimizer of those that succeeded."""
+    """Each recurring comparison (a suite) and its last runs: when, the winner, and what changed since the run
+    before it, as each run's report decided and recorded it (report/record.json under --root).
+
+    `optbench runs --live` lists the KFP API's recent runs instead.
+    """
+    if opts["live"]:
+        _live_runs(opts)
+        return
+    from optbench.components.report.history import read_records
+
+    root = opts["history_root"] or "runs"
+    if "://" not in root and not Path(root).is_dir():
+        raise click.ClickException(f"{root}: no such folder of runs (give --root, or history_root: in --config)")
+    records, notes = read_records(root, suite=opts["suite"], limit=opts["limit"])
+    if not records:
+        click.echo(
+            f"no runs recorded under {printable(root)}" + (f" for suite {opts['suite']}" if opts["suite"] else "")
+        )
+    by_suite: dict[str, list[dict]] = {}
+    for record in records:
+        by_suite.setdefault(record["suite"], []).append(record)
+    for suite, recorded in sorted(by_suite.items()):
+        click.echo(f"suite {suite}: the last {len(recorded)} run(s) under {printable(root)}")
+        rows = [
+            (f"{datetime.fromisoformat(r['finished_at']).astimezone(UTC):%Y-%m-%d %H:%M}", r["run_id"], *_answer(r))
+            for r in recorded
+        ]
+        header = ("FINISHED (UTC)", "RUN ID", "WINNER (TEST ACC)", "SINCE THE RUN BEFORE")
+        widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header) - 1)]
+        for row, record in zip([header, *rows], [None, *recorded]):
+            click.echo("  " + "  ".join([*(v.ljust(w) for v, w in zip(row, widths)), row[-1]]).rstrip())
+            for flag in ((record or {}).get("changes") or {}).get("flags") or []:
+                click.echo(f"      - {printable(flag['text'])}")
+    for note in notes:
+        click.echo(f"note: {note}", err=True)
+
+
+def _answer(record: dict) -> tuple[str, str]:
+    """(the verdict's answer and its test accuracy, whether it changed since the run before), as recorded."""
+    winner = record["winner"]
+    accuracy = next((r["test_accuracy"] for r in record["rows"] if r["optimizer"] == winner["optimizer"]), None)
+    shown = (
+        "-"
+        if winner["optimizer"] is None
+        else f"{winner['optimizer']} {'-' if accuracy is None else f'{accuracy:.4f}'}"
+    )
+    answer = shown if winner["significant"] else f"none (best: {shown})" if winner["optimizer"] else "none"
+    changes = record["changes"]
+    if changes is None:
+        said = "-"
+    elif changes.get("since") is None:
+        said = "first run"
+    else:
+        flags = changes["flags"]
+        said = f"changed ({len(flags)}):" if flags else "same answer"
+    return printable(answer), said
+
+
+def _live_runs(opts: dict) -> None:
+    """The KFP API's recent runs: state, duration, and the best optimizer of those that succeeded."""
     client = functools.cache(_storage_client)
     rows = [
         (

@@ -22,6 +22,7 @@ import click
 import yaml
 
 from optbench.components.plan.options import RunConfig
+from optbench.components.shared.notify import ENV as NOTIFY_ENV
 
 CONFIG_ENV = "OPTBENCH_CLUSTER_CONFIG"
 
@@ -118,6 +119,13 @@ CLUSTER_OPTIONS = (
         show_default=True,
         help="Retries of a failed training task (e.g. a preempted GPU node).",
     ),
+    click.option(
+        "--notify-secret",
+        metavar="NAME",
+        help="The Kubernetes Secret whose key `url` holds a webhook URL: the report step alerts it when a run "
+        "finishes or its answer changes, and an exit handler when a run fails. Create it once with `kubectl create "
+        "secret generic optbench-notify --from-literal=url=https://hooks.slack.com/...`.",
+    ),
     click.option("--dataflow-project", help="Run ingest and evaluate's Beam on Dataflow in this project."),
     click.option("--dataflow-region", help="Dataflow region, e.g. us-central1."),
     click.option("--dataflow-temp-location", help="gs:// folder for Dataflow's temporary files."),
@@ -132,6 +140,40 @@ CLUSTER_OPTIONS = (
         "--beam-arg", "beam_args", multiple=True, help="Extra Beam option, e.g. --beam-arg=--max_num_workers=4."
     ),
 )
+
+
+def _webhook(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str:
+    from optbench.components.shared.untrusted import webhook_url
+
+    try:
+        return webhook_url(value or "")
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+def _no_url_on_a_cluster(_ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value:
+        raise click.BadParameter(
+            "on a cluster the webhook URL must not travel in the run (the KFP UI shows a run's parameters and "
+            "pipeline to everyone who can see it): store it in a Kubernetes Secret (`kubectl create secret generic "
+            "optbench-notify --from-literal=url=URL`) and pass --notify-secret optbench-notify"
+        )
+
+
+NOTIFY_OPTION = click.option(
+    "--notify",
+    metavar="URL",
+    envvar=NOTIFY_ENV,
+    show_envvar=True,
+    callback=_webhook,
+    help="When the run finishes, fails or its answer changes, POST a short JSON message to this webhook (Slack "
+    "incoming webhooks take it). A secret: it reaches no log, report or run.json; prefer the environment variable.",
+)
+# submit and schedule take --notify only to say how a cluster is told (--notify-secret)
+CLUSTER_NOTIFY_OPTION = click.option(
+    "--notify", metavar="URL", callback=_no_url_on_a_cluster, expose_value=False, help="See --notify-secret."
+)
+
 API_OPTIONS = (
     click.option("--host", help="KFP API endpoint. [env: KF_PIPELINES_ENDPOINT]"),
     click.option(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from optbench.cli.config import SUITE_OPTIONS, apply, friendly, run_config
+from optbench.cli.config import NOTIFY_OPTION, SUITE_OPTIONS, apply, friendly, run_config
 from optbench.components.plan import suites
 from optbench.components.shared.optimizers import REGISTRY
 from optbench.local_run import RUNNERS
@@ -47,10 +47,12 @@ from optbench.local_run import RUNNERS
     default=None,
     help="Upload the finished run to Cloud Storage (gs://BUCKET/PREFIX/<suite>/<run_id>/).",
 )
+@NOTIFY_OPTION
 @click.pass_context
 @friendly
 def run(
     ctx: click.Context,
+    notify: str,
     runner: str,
     image: str | None,
     beam_runner: str | None,
@@ -72,9 +74,10 @@ def run(
     if image and runner != "docker":
         raise click.UsageError("--image names the image of --runner docker; add --runner docker")
     if resume_id is not None:  # "" is refused as a run id, never read as "no resume"
-        result = resume_local(resume_id, output, verbose=ctx.obj["verbose"])
+        result = resume_local(resume_id, output, verbose=ctx.obj["verbose"], notify=notify)
     else:
-        result = run_local(run_config(opts, beam), output, verbose=ctx.obj["verbose"], runner=runner, image=image)
+        config = run_config(opts, beam)
+        result = run_local(config, output, verbose=ctx.obj["verbose"], runner=runner, image=image, notify=notify)
     click.echo(format_table(result.rows))
     click.echo(f"\nrun {result.run_id} finished in {result.seconds:.0f}s")
     click.echo(f"report: {result.report_dir / REPORT_HTML}")

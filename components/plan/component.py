@@ -1,0 +1,51 @@
+"""The plan step as a KFP component: a thin wrapper around components/plan/plan.py.
+
+Its inputs are the pipeline's form (components/plan/form.py; a test holds the
+two to the same names and types) plus what the runner knows: the run's id and
+the runner's name.
+"""
+
+from typing import List
+
+from kfp.dsl import Artifact, Output
+
+from optbench.components.image import component
+
+
+@component
+def plan(
+    suite: str,
+    suite_yaml: str,
+    optimizers: str,
+    model: str,
+    model_config: str,
+    epochs: int,
+    batch_size: str,
+    seeds: int,
+    seed: int,
+    lr_grid: str,
+    baseline: str,
+    protocol: str,
+    early_stopping: int,
+    train_limit: int,
+    test_limit: int,
+    validation_fraction: float,
+    data_source: str,
+    dataset: str,
+    mixed_precision: bool,
+    xla: bool,
+    mlflow_uri: str,
+    history_root: str,
+    run_id: str,
+    runner: str,
+    settings: Output[Artifact],
+) -> List[str]:
+    """Validate the form as the CLI does (a bad value fails here, before any work) and expand the suite: the
+    settings every later step reads, and the trials of the first training round."""
+    form = dict(locals())
+    for own in ("run_id", "runner", "settings"):
+        form.pop(own)
+
+    from optbench.components.plan.plan import run_plan
+
+    return run_plan(form, settings.path, run_id=run_id, runner=runner)

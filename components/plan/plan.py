@@ -1,0 +1,102 @@
+"""The plan step: the form's values, validated as the CLI validates them, expanded into the trials to train.
+
+It writes plan.json (components/shared/schema.py), which every later step
+reads for the settings the suite decides (the network, the seeds, the
+epochs, the baseline ...), and returns the first round's trials, the list
+the first ParallelFor iterates over: every trial, or under tune-confirm the
+learning-rate grid on the first seed. Settings travel in the file, not as
+output parameters, because kfp.local hands a task inside a ParallelFor the
+loop's item in place of another task's output parameter.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from optbench.components.plan import suites
+from optbench.components.plan.form import from_form
+from optbench.components.shared import models
+from optbench.components.shared.files import write_json_atomic
+from optbench.components.shared.schema import PLAN_FILE
+from optbench.components.shared.timing import timed
+
+VERSIONED = ("kfp", "tensorflow", "keras", "tensorflow-model-analysis", "apache-beam")
+
+
+def baseline_trial(suite: dict, trials: list[dict]) -> str:
+    """The trial TFMA compares against: the baseline variant's, at the lowest seed ('' when none)."""
+    matching = sorted((t["seed"], t["trial"]) for t in trials if t["variant"] == suite.get("baseline"))
+    return matching[0][1] if matching else ""
+
+
+def network(spec: str, model_config: str) -> tuple[str, str]:
+    """(name, Keras config) of the network: a built-in by name, or the user's own as the config the CLI sent."""
+    if not model_config:
+        if not models.is_builtin(spec):
+            raise ValueError(
+                f"model {spec!r}: your own network reaches the pipeline as its Keras config; give model_config "
+                "(`optbench run/submit --model` fill it in)"
+            )
+        return spec, ""
+    try:
+        return models.build("", model_config).name, model_config
+    except Exception as e:  # noqa: BLE001 - whatever Keras raises, the config does not describe a network
+        raise ValueError(f"model_config: not a Keras model config ({type(e).__name__}: {e})") from None
+
+
+def make_plan(form: dict[str, Any], *, run_id: str, runner: str) -> dict:
+    """The plan of a form's values; raises ValueError (SuiteError) with the CLI's message for a bad value."""
+    config, model_config = from_form(form)
+    suite = config.resolve()
+    model_name, model_config = network(suite["model"], model_config)
+    trials = suites.expand(suite)
+    tune = suite["protocol"] == suites.TUNE_CONFIRM
+    settings = {
+        "run_id": run_id,
+        "suite": suite["name"],
+        "description": suite["description"],
+        "model_name": model_name,
+        "model": suite["model"],
+        "epochs": suite["epochs"],
+        "batch_size": suite.get("batch_sizes") or suite["batch_size"],
+        "seeds": suite["seeds"],
+        "optimizers": [o["label"] for o in suite["optimizers"]],
+        "lr_grid": suite.get("lr_grid"),
+        "baseline": suite.get("baseline"),
+        "thresholds": suite["thresholds"],
+        "early_stopping": suite["early_stopping"],
+        "protocol": suite["protocol"],
+        "data_source": config.data_source,
+        "dataset": config.dataset,
+        "train_limit": config.train_limit,
+        "test_limit": config.test_limit,
+        "mixed_precision": config.mixed_precision,
+        "xla": config.xla,
+        "runner": runner,
+        "versions": {p: version(p) for p in VERSIONED},
+    }
+    return {
+        "suite": suite,
+        "settings": settings,
+        # tune-confirm: the grid on the first seed, then the pool the tune step picks the confirming trials from
+        "trials": suites.expand(suite, seeds=suite["seeds"][:1]) if tune else trials,
+        "confirm_pool": trials if tune else [],
+        "model_name": model_name,
+        "model_config": model_config,
+        "seeds": suite["seeds"],
+        "epochs": suite["epochs"],
+        "early_stopping": suite["early_stopping"],
+        "baseline_trial": baseline_trial(suite, trials),
+        "thresholds": suite["thresholds"],
+    }
+
+
+@timed("plan")
+def run_plan(form: dict[str, Any], output_dir: str, *, run_id: str, runner: str) -> list[str]:
+    """The plan step: write plan.json into `output_dir`; return the first round's trials as JSON texts."""
+    plan = make_plan(form, run_id=run_id, runner=runner)
+    write_json_atomic(Path(output_dir) / PLAN_FILE, plan)
+    return [json.dumps(t) for t in plan["trials"]]
