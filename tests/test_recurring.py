@@ -78,3 +78,18 @@ def test_three_runs_of_a_suite_the_third_flags_a_changed_learning_rate_and_every
     shown = subprocess.run([OPTBENCH, "runs", "--root", str(output)], capture_output=True, text=True, env=env())
     assert shown.returncode == 0, shown.stderr
     assert "nightly" in shown.stdout and all(d.name in shown.stdout for d in run_dirs)
+
+
+def test_on_a_cluster_an_exit_handler_alerts_when_the_run_fails(tmp_path, webhook, monkeypatch):
+    """The cluster's shape (notify_failures, as --notify-secret compiles it), run by kfp.local: a form value
+    the plan refuses fails the run, and the exit task still tells the webhook."""
+    from optbench.pipelines.pipeline import build_pipeline
+
+    received, url = webhook
+    monkeypatch.setenv("OPTBENCH_NOTIFY_URL", url)
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path), raise_on_error=False)
+    build_pipeline(runner="test", notify_failures=True)(suite="seed-000", epochs=-1)
+    (alert,) = received
+    payload = alert["metadata"]["event_payload"]
+    assert (payload["event"], payload["suite"]) == ("failed", "seed-000")
+    assert "failed" in alert["text"] and HOOK_PATH not in json.dumps(alert)

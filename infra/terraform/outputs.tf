@@ -37,6 +37,7 @@ output "optbench_config" {
       gpus           = var.gpus_per_node
       pipeline_root  = "gs://${google_storage_bucket.artifacts.name}/pipeline-root"
       artifacts_root = "gs://${google_storage_bucket.artifacts.name}/runs"
+      history_root   = "gs://${google_storage_bucket.artifacts.name}/history"
     },
     var.enable_dataflow ? {
       dataflow_project         = var.project_id
