@@ -65,6 +65,8 @@ def test_three_runs_of_a_suite_the_third_flags_a_changed_learning_rate_and_every
     flagged = received[2]["metadata"]["event_payload"]["changes"]
     assert "sgd: learning_rate 0.5, was 0.01" in flagged and "sgd: test accuracy" in flagged
     assert changes[1]["changed"] is False and changes[2]["changed"] is True
+    assert f"since run {run_dirs[0].name}: nothing changed" in outputs[1]
+    assert f"since run {run_dirs[1].name}: " in outputs[2] and "  - sgd: learning_rate 0.5, was 0.01" in outputs[2]
     report = (run_dirs[2] / "report" / "report.md").read_text()
     assert run_dirs[0].name in report and run_dirs[1].name in report, "the trend lines up the earlier runs"
     assert "sent (HTTP 200)" in report, "the report says the alert went out"

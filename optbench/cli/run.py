@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from optbench.cli.config import NOTIFY_OPTION, SUITE_OPTIONS, apply, friendly, run_config
@@ -64,7 +66,7 @@ def run(
 ) -> None:
     """Run the whole comparison locally with kfp.local and print the table."""
     from optbench.components.report.comparison import format_table
-    from optbench.components.shared.schema import REPORT_HTML
+    from optbench.components.shared.schema import CHANGES_JSON, REPORT_HTML
     from optbench.local_run import resume_local, run_local
     from optbench.storage import PublishError, publish_run, split_gs
 
@@ -81,11 +83,27 @@ def run(
     click.echo(format_table(result.rows))
     click.echo(f"\nrun {result.run_id} finished in {result.seconds:.0f}s")
     click.echo(f"report: {result.report_dir / REPORT_HTML}")
+    _echo_changes(result.report_dir / CHANGES_JSON)
     if publish is not None:
         try:
             click.echo(f"published: {publish_run(result.run_dir, publish, suite=result.suite)}")
         except PublishError as e:
             raise click.ClickException(f"the run succeeded but publishing failed: {e}") from None
+
+
+def _echo_changes(path: Path) -> None:
+    """What changed since the suite's previous run, as the report decided it (components/report/changes.py)."""
+    from optbench.components.shared.files import read_json
+    from optbench.components.shared.untrusted import printable
+
+    changes = read_json(path) if path.is_file() else {}
+    if not changes.get("since"):
+        return
+    flags = changes["flags"]
+    said = f"{len(flags)} change(s)" if flags else "nothing changed"
+    click.echo(f"since run {changes['since']['run_id']}: {said}")
+    for flag in flags:
+        click.echo(printable(f"  - {flag['text']}"))
 
 
 @click.command("suites")
