@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 from click.testing import CliRunner
 from kfp import local
 
@@ -62,7 +63,8 @@ def test_a_suite_file_travels_as_its_text_and_a_pasted_suite_is_planned(tmp_path
         "description: two optimizers\nmodel: mlp\nepochs: 2\noptimizers: [adam, {name: sgd, momentum: 0.9}]\n"
     )
     values = form.to_form(RunConfig(suite=str(path)))
-    assert values["suite"] == "nightly" and values["suite_yaml"] == path.read_text()
+    assert values["suite"] == "nightly" and yaml.safe_load(values["suite_yaml"]) == yaml.safe_load(path.read_text())
+    assert "\n" not in values["suite_yaml"], "a line break in a default breaks the compiled file's header comment"
     plan = make_plan(values, run_id="r", runner="x")
     assert plan["settings"]["suite"] == "nightly" and plan["settings"]["optimizers"] == ["adam", "sgd"]
     assert plan["trials"][1]["params"]["momentum"] == 0.9

@@ -14,9 +14,12 @@ the KFP UI and one started from the CLI are the same thing.
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from optbench.components.plan import suites
 from optbench.components.plan.options import RunConfig
@@ -99,10 +102,11 @@ def to_form(config: RunConfig) -> dict[str, Any]:
 
 
 def _suite_text(path: str) -> str:
-    if not Path(path).is_file():
-        suites.load(path)  # the message that lists the shipped suites
+    """The suite file's content on one line (YAML's JSON form): KFP writes parameter defaults into the compiled
+    file's header comment unescaped, and a line break there makes the whole file invalid YAML."""
+    suites.load(path)  # valid, or the message that says what is wrong (and lists the shipped suites)
     try:
-        return read_small_text(path, "suite file")
+        return json.dumps(yaml.safe_load(read_small_text(path, "suite file")))
     except (OSError, ValueError) as e:
         raise suites.SuiteError(str(e)) from None
 
