@@ -10,6 +10,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 RUN_ARGS ?=
 TEST_ARGS ?=
+TEST_WORKERS ?= 2
 BENCH_ARGS ?=
 
 .DEFAULT_GOAL := help
@@ -43,17 +44,21 @@ install: $(STAMP) ## Create .venv with the pinned stack and the project (once; r
 run: $(STAMP) ## Compare the article's six optimizers on the CNN, 10 epochs (RUN_ARGS="--epochs 2" to change)
 	$(VENV)/bin/optbench run $(RUN_ARGS)
 
-lint: $(STAMP) ## Lint and check the formatting with ruff (pyproject.toml); `ruff format .` fixes the formatting
+lint: $(STAMP) ## Lint and check the formatting with ruff, type-check with mypy (pyproject.toml); `ruff format .` formats
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
-test: lint $(SYSTEM_STAMP) ## Lint, then run the whole test suite, the end-to-end pipeline run included
-	$(PY) -m pytest $(TEST_ARGS)
+# TEST_WORKERS test processes, each test file in one of them (its fixtures are built once); a pipeline run keeps
+# about one core busy, so two at once use a 2-core machine. Both end with the 20 slowest tests: where the time goes.
+PYTEST := $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=20
+test: lint $(SYSTEM_STAMP) ## Lint, then run the whole test suite: pipeline runs, images and the smoke bench included
+	$(PYTEST) $(TEST_ARGS)
 
-test-fast: lint $(SYSTEM_STAMP) ## Lint, then run the tests except the end-to-end pipeline run
-	$(PY) -m pytest -m "not e2e" $(TEST_ARGS)
+test-fast: lint $(SYSTEM_STAMP) ## Lint, then run the tests except the end-to-end ones (pipeline runs, images)
+	$(PYTEST) -m "not e2e" $(TEST_ARGS)
 
-bench: $(STAMP) ## Measure every stage against its baseline (BENCH_ARGS="--size full"); JSON in bench/results/
+bench: $(STAMP) ## Measure every stage against its baseline (BENCH_ARGS="--size full" or smoke); JSON in bench/results/
 	$(PY) -m optbench.bench.run $(BENCH_ARGS)
 
 lock: ## Re-resolve requirements.lock from pyproject.toml's pins (needs the registries)

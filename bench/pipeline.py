@@ -27,7 +27,7 @@ def step(fn: str, **kwargs) -> dict:
 def bench_steps(suite: dict, data_source: str, train_limit: int | None, work: Path) -> dict:
     """Every step of the pipeline, one after another, each in its own process."""
     from optbench.components.plan import suites
-    from optbench.components.plan.arguments import baseline_trial
+    from optbench.components.plan.plan import baseline_trial
     from optbench.components.shared.artifacts import saved_models_by_trial
 
     dataset, initial, cost, evaluation, report = (

@@ -106,7 +106,8 @@ def build_context(ca_bundle: str | os.PathLike | None = None) -> bytes:
     with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=1) as tar:
         for entry in CONTEXT:
             path = ROOT / entry
-            files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+            # a link (optbench/components -> ../components) travels as a link, as git keeps it
+            files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file() or p.is_symlink())
             for file in files:
                 name = file.relative_to(ROOT).as_posix()
                 if not _LEFT_OUT.search(name):
@@ -153,6 +154,8 @@ def _run_build(
         step = "sending the build context"
         with open(log_path, "w", encoding="utf-8", buffering=1) as log:  # line by line, for `tail -f`
             proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            if proc.stdin is None or proc.stdout is None:
+                raise RuntimeError(f"{engine} build: no pipe to its input or output")
             proc.stdin.write(context)
             proc.stdin.close()
             for raw in proc.stdout:

@@ -95,9 +95,9 @@ class ClusterConfig:
         check_image(self.image)
         if self.gpus < 0:
             raise ValueError(f"gpus must be 0 (CPU only) or more, got {self.gpus}")
-        if self.gpus and not self.gpu_image:
-            raise ValueError("training on GPUs needs the GPU image (--gpu-image); --gpus 0 trains on the CPU image")
         if self.gpus:
+            if not self.gpu_image:
+                raise ValueError("training on GPUs needs the GPU image (--gpu-image); --gpus 0 trains on the CPU image")
             check_image(self.gpu_image)
         if self.notify_secret is not None and not _SECRET_NAME.fullmatch(self.notify_secret):
             raise ValueError(

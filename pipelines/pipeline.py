@@ -57,7 +57,8 @@ def _with_form(body: Callable[[dict], object], returns: type) -> Callable:
     def compare_optimizers(*values):
         return body(dict(zip(form, values)))
 
-    compare_optimizers.__signature__ = inspect.Signature(
+    # inspect (and so KFP) reads __signature__, which typeshed does not declare on functions
+    compare_optimizers.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         [
             inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default, annotation=kind)
             for name, (kind, default, _) in form.items()

@@ -4,6 +4,7 @@ logic that imports no KFP, and every name of the run layout spelled once."""
 from __future__ import annotations
 
 import ast
+import os
 import tomllib
 from pathlib import Path
 
@@ -11,25 +12,20 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
-PACKAGE_DIRS = PYPROJECT["package-dir"]  # import name -> folder
+PACKAGE = REPO / "optbench"
+# import name -> folder: the package, and the top-level folders it links to (optbench/components -> ../components)
+PACKAGE_DIRS = {"optbench": PACKAGE} | {f"optbench.{p.name}": p.resolve() for p in PACKAGE.iterdir() if p.is_symlink()}
 COMPONENTS = "optbench.components"
 SHARED = {f"{COMPONENTS}.shared", f"{COMPONENTS}.image"}  # what every step may import
 
 
 def modules() -> dict[str, Path]:
-    """Every module of the project: dotted name -> file, through pyproject's package-dir mapping."""
+    """Every module of the project: dotted name -> file (its real path), the links followed."""
     found = {}
-    for package, folder in PACKAGE_DIRS.items():
-        for path in sorted((REPO / folder).rglob("*.py")):
-            parts = path.relative_to(REPO / folder).with_suffix("").parts
-            inner = parts[:-1] if parts[-1] == "__init__" else parts
-            name = ".".join((package, *inner))
-            if not any(
-                name.startswith(f"{other}.") or name == other
-                for other in PACKAGE_DIRS
-                if other != package and other.startswith(f"{package}.")
-            ):
-                found[name] = path
+    for folder, _, files in os.walk(PACKAGE, followlinks=True):
+        for file in sorted(f for f in files if f.endswith(".py")):
+            parts = Path(folder, file).relative_to(PACKAGE.parent).with_suffix("").parts
+            found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = Path(folder, file).resolve()
     return found
 
 
@@ -97,9 +93,9 @@ def test_every_data_file_of_a_package_is_installed_with_it(tmp_path):
     (wheel,) = tmp_path.glob("optbench-*.whl")
     shipped = set(zipfile.ZipFile(wheel).namelist())
     for package, folder in PACKAGE_DIRS.items():
-        for path in (REPO / folder).rglob("*"):
+        for path in folder.rglob("*"):
             if path.is_file() and path.suffix in (".j2", ".yaml", ".json", ".css") and "results" not in path.parts:
-                name = "/".join((*package.split("."), *path.relative_to(REPO / folder).parts))
+                name = "/".join((*package.split("."), *path.relative_to(folder).parts))
                 assert name in shipped, f"{name} is not in the wheel: add it to [tool.setuptools.package-data]"
 
 

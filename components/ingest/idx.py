@@ -16,7 +16,6 @@ import os
 import struct
 import zlib
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 
@@ -46,7 +45,7 @@ def _read_idx(path: Path, magic: int, item_shape: tuple[int, ...]) -> tuple[tupl
         raise DataError(f"{path}: not a complete gzip file ({e}); the download may be truncated or corrupt") from e
 
 
-def _header(path: Path, f: BinaryIO, magic: int, item_shape: tuple[int, ...]) -> tuple[int, ...]:
+def _header(path: Path, f: gzip.GzipFile, magic: int, item_shape: tuple[int, ...]) -> tuple[int, ...]:
     """The shape the header declares, refused unless it is (count, *item_shape) with count at most MAX_EXAMPLES."""
     size = 4 + 4 * (1 + len(item_shape))
     raw = f.read(size)
@@ -65,7 +64,7 @@ def _header(path: Path, f: BinaryIO, magic: int, item_shape: tuple[int, ...]) ->
     return (count, *item_shape)
 
 
-def _payload(path: Path, f: BinaryIO, shape: tuple[int, ...]) -> bytes:
+def _payload(path: Path, f: gzip.GzipFile, shape: tuple[int, ...]) -> bytes:
     """The data after the header: exactly the bytes `shape` says; decompressing stops one byte after (a bomb)."""
     expected = math.prod(shape)
     data = f.read(expected + 1)

@@ -243,7 +243,7 @@ def run_ingest(
             | "WriteCounts" >> beam.io.WriteToText(counts_path, num_shards=1, shard_name_template="")
         )
 
-    per_class = {s: Counter() for s in SPLITS}
+    per_class: dict[str, Counter[int]] = {s: Counter() for s in SPLITS}
     for line in uris.read_bytes(counts_path).decode().splitlines():
         shard = json.loads(line)
         per_class[shard["split"]].update({int(k): v for k, v in shard["per_class"].items()})

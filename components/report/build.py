@@ -167,7 +167,9 @@ def build_report(
     if notify is not None:
         settings = {**settings, "notify": {"status": notify(notify_summary(record, changes))}}
     past, figures["history"] = (
-        history_section(record, history.root, history.runs, changes) if history is not None else (None, [])
+        history_section(record, history.root, history.runs, changes)
+        if history is not None and changes is not None
+        else (None, [])
     )
     context = {
         "title": title + (f" (suite {suite})" if isinstance(suite, str) else ""),
@@ -188,9 +190,7 @@ def build_report(
         },
         "dataset": dataset_table(stats),
         "source": ((stats or {}).get("source") or {}).get("description"),
-        "devices": sorted(
-            {h.get("device_name") or h.get("device") for h in histories if h.get("device_name") or h.get("device")}
-        ),
+        "devices": sorted({d for h in histories if (d := h.get("device_name") or h.get("device"))}),
         "settings": settings_table(settings),
         "cost_method": (step_cost or {}).get("method"),
         "history": past,

@@ -9,12 +9,14 @@ Colours come from `colours`, so a variant has the same colour on every chart.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from io import BytesIO
+from typing import Literal, cast
 
 import matplotlib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.colors import LogNorm
+from matplotlib.colors import ListedColormap, LogNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
@@ -29,11 +31,15 @@ SHARE_FLOOR = 1e-3  # the lightest colour of the confusion heatmap: one digit in
 
 def colours(names: list[str]) -> dict[str, str]:
     """One colour per variant, assigned by sorted name so every chart (and a rerun) agrees."""
-    palette = matplotlib.colormaps["tab10" if len(names) <= 10 else "tab20"].colors
+    # tab10 and tab20 are ListedColormaps of RGB tuples; matplotlib types the registry and `colors` more loosely
+    cmap = cast(ListedColormap, matplotlib.colormaps["tab10" if len(names) <= 10 else "tab20"])
+    palette = cast(Sequence[tuple[float, float, float]], cmap.colors)
     return {n: matplotlib.colors.to_hex(palette[i % len(palette)]) for i, n in enumerate(sorted(names))}
 
 
-def _figure(figsize: tuple[float, float] = FIGSIZE, layout: str | None = None) -> Figure:
+def _figure(
+    figsize: tuple[float, float] = FIGSIZE, layout: Literal["constrained", "compressed", "tight"] | None = None
+) -> Figure:
     fig = Figure(figsize=figsize, dpi=DPI, layout=layout)
     FigureCanvasAgg(fig)
     return fig

@@ -139,11 +139,11 @@ def spread(values: list) -> dict:
 
 def variant_of(history: dict) -> str:
     """The name the report compares: the optimizer, with the batch size or learning rate that tells it apart."""
-    return history.get("variant")
+    return history["variant"]
 
 
 def trial_of(history: dict) -> str:
-    return history.get("trial")
+    return history["trial"]
 
 
 def comparison_rows(
@@ -206,7 +206,8 @@ def _trial(history: dict, metrics: dict | None, step_seconds: float | None) -> d
     diverged = history.get("status") == "diverged" or bool(bad) or m.get("finite_predictions") is False
     stopped = not diverged and history.get("status") == "stopped"
     tested = bool(m) and not diverged and not stopped
-    elapsed, total = [], 0.0
+    elapsed: list[float | None] = []
+    total: float | None = 0.0
     for s in series["epoch_seconds"]:
         total = total + s if s is not None and total is not None else None
         elapsed.append(total)

@@ -122,7 +122,7 @@ def make_record(
         "correct": {}
         if predictions is None
         else {
-            s["trial"]: base64.b64encode(np.packbits(predictions.correct(s["trial"]))).decode("ascii")
+            s["trial"]: base64.b64encode(np.packbits(predictions.correct(s["trial"])).tobytes()).decode("ascii")
             for r in rows
             for s in scored_trials(r, predictions)
         },
@@ -394,7 +394,7 @@ def _flag(value: object, what: str) -> None:
 
 
 def _number(value: object, what: str) -> None:
-    if value is not None and not (type(value) in (int, float) and math.isfinite(value)):
+    if value is not None and not ((type(value) is int or type(value) is float) and math.isfinite(value)):
         raise UntrustedInput(f"{what} is not a finite number or null")
 
 

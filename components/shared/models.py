@@ -160,6 +160,8 @@ def _load(spec: str):
             if not path.is_file():
                 raise FileNotFoundError(f"no such file {path}")
             loader = importlib.util.spec_from_file_location(f"optbench_user_model_{path.stem}", path)
+            if loader is None or loader.loader is None:
+                raise ImportError(f"cannot import {path} as a module")
             module = importlib.util.module_from_spec(loader)
             loader.loader.exec_module(module)
         else:

@@ -23,6 +23,7 @@ import os
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
@@ -66,7 +67,7 @@ def message(
     shown = changes[:MAX_CHANGES]
     if len(changes) > MAX_CHANGES:
         shown.append(f"… and {len(changes) - MAX_CHANGES} more in the report")
-    fields = {
+    fields: dict[str, Any] = {
         "suite": suite,
         "run": run_id,
         "event": event,

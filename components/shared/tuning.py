@@ -16,7 +16,7 @@ from optbench.components.shared.files import read_json, write_json_atomic
 
 def family_of(history: dict) -> str:
     """The variant without its swept learning rate: what the lr sweep groups by ("adam lr=0.003" -> "adam")."""
-    variant = history.get("variant")
+    variant = history["variant"]
     return variant.rsplit(" lr=", 1)[0] if history.get("lr_sweep") else variant
 
 

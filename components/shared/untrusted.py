@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
+from typing import IO
 
 MAX_NAME = 128
 # A plain name: ASCII letters and digits, then also . _ - ; so never "", ".", "..", a path, markup or odd Unicode.
@@ -66,7 +66,7 @@ def inside(base: str | Path, name: str, what: str) -> Path:
     return target
 
 
-def read_at_most(stream: BinaryIO, limit: int, what: str) -> bytes:
+def read_at_most(stream: IO[bytes], limit: int, what: str) -> bytes:
     """All of `stream` if it holds at most `limit` bytes; refused after reading limit + 1, never more."""
     data = stream.read(limit + 1)
     if len(data) > limit:

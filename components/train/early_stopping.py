@@ -40,7 +40,7 @@ def should_stop(own: list[float | None], others: list[list[float | None]], rule:
     epoch = len(own)
     if epoch <= rule["grace_epochs"]:
         return None
-    peers = [o[epoch - 1] for o in others if len(o) >= epoch and o[epoch - 1] is not None]
+    peers = [v for o in others if len(o) >= epoch and (v := o[epoch - 1]) is not None]
     if len(peers) < rule["min_trials"]:
         return None
     median = statistics.median(peers)

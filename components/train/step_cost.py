@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import statistics
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from optbench.components.shared import optimizers
@@ -57,7 +58,9 @@ def _first_batch(dataset_dir: str, batch_size: int):
     return next(iter(batches(load_split(dataset_dir, "train"), batch_size)))
 
 
-def measure(steps: dict[str, callable], rounds: int = ROUNDS, budget_s: float = BUDGET_SECONDS) -> dict[str, dict]:
+def measure(
+    steps: Mapping[str, Callable[[], object]], rounds: int = ROUNDS, budget_s: float = BUDGET_SECONDS
+) -> dict[str, dict]:
     """Seconds per call of each `steps` function: warmed up, then timed in interleaved rounds.
 
     Returns {name: {"seconds_per_step", "q1", "q3", "rounds", "steps_per_block"}}: the median over rounds and

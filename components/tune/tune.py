@@ -24,8 +24,9 @@ from optbench.components.shared.tuning import family_of, write_tuning
 def _last_val_accuracy(history: dict) -> float | None:
     epochs = history.get("epochs") or []
     value = epochs[-1].get("val_accuracy") if epochs else None
-    usable = history.get("status") == "ok" and isinstance(value, (int, float)) and math.isfinite(value)
-    return float(value) if usable else None
+    if history.get("status") == "ok" and isinstance(value, (int, float)) and math.isfinite(value):
+        return float(value)
+    return None
 
 
 @timed("tune")

@@ -354,6 +354,7 @@ def runs(**opts: Any) -> None:
             f"no runs recorded under {printable(root)}" + (f" for suite {opts['suite']}" if opts["suite"] else "")
         )
     by_suite: dict[str, list[dict]] = {}
+    record: dict | None
     for record in records:
         by_suite.setdefault(record["suite"], []).append(record)
     for suite, recorded in sorted(by_suite.items()):

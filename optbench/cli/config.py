@@ -211,7 +211,8 @@ def _names(options: tuple[Callable, ...]) -> list[str]:
 
     for option in options:
         option(probe)
-    return [p.name for p in probe.__click_params__]
+    # click.option stores its parameters on the function, an attribute its typing does not declare
+    return [p.name for p in probe.__click_params__]  # type: ignore[attr-defined]
 
 
 # What a --config file may set: the cluster's settings and the data options RunConfig marks `config_file`;
