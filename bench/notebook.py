@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import fields
 from pathlib import Path
 
 from optbench.components.shared.timing import MARKER, process_started
@@ -37,6 +38,7 @@ def notebook(
     data_source: str,
     dataset: str | None,
     train_limit: int | None,
+    test_limit: int | None,
     validation_fraction: float,
 ) -> dict:
     """Run the notebook's work in this process; seconds per phase (imports, load, train, test)."""
@@ -44,13 +46,15 @@ def notebook(
     import keras
 
     from optbench.components.ingest import idx, sources
-    from optbench.components.ingest.ingest import TRAIN_CODE, VALIDATION_CODE, assign_train
+    from optbench.components.ingest.ingest import TEST_CODE, TRAIN_CODE, VALIDATION_CODE, assign_test, assign_train
     from optbench.components.shared import models, optimizers
 
     imported = time.time()
     folder = sources.resolve(data_source, dataset=dataset).folder
     images, labels = idx.read_split(folder, "train")
     x_test, y_test = idx.read_split(folder, "test")
+    kept = assign_test(len(y_test), test_limit) == TEST_CODE
+    x_test, y_test = x_test[kept], y_test[kept]
     codes = assign_train(len(labels), validation_fraction, train_limit)
     x, y = images[codes == TRAIN_CODE][..., None], labels[codes == TRAIN_CODE]
     validation = (images[codes == VALIDATION_CODE][..., None], labels[codes == VALIDATION_CODE])
@@ -93,6 +97,7 @@ def time_notebook(config) -> dict:
         "data_source": config.data_source,
         "dataset": config.dataset or None,
         "train_limit": config.train_limit or None,
+        "test_limit": config.test_limit or None,
         "validation_fraction": config.validation_fraction,
     }
     started = time.perf_counter()
@@ -121,10 +126,23 @@ def time_pipeline(cli_args: list[str]) -> dict:
     }
 
 
+def cli_args(config) -> list[str]:
+    """The `optbench run` options that say what `config` says: one for each field that differs from its default."""
+    args = []
+    for f in fields(config):
+        value, flag = getattr(config, f.name), f.metadata.get("flag")
+        if flag is None or value == f.default:
+            continue
+        if isinstance(value, bool):
+            args.append(flag)
+        else:
+            args += [flag, ",".join(map(str, value)) if isinstance(value, list) else str(value)]
+    return args
+
+
 def compare_with_notebook(config) -> dict:
     """The run `config` describes, as `optbench run` and as the notebook; the ratio and the difference split."""
-    cli = ["--data-source", config.data_source]
-    notebook_side, pipeline_side = time_notebook(config), time_pipeline(cli)
+    notebook_side, pipeline_side = time_notebook(config), time_pipeline(cli_args(config))
     split = pipeline_side["split"]
     ours = {
         STARTING: split.get(STARTING, 0.0),

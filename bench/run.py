@@ -7,7 +7,8 @@ example of the source, by default the genuine full-size Fashion-MNIST of
 Debian's dataset-fashion-mnist package (the one full-size dataset available
 offline). The notebook stage compares the default run (`optbench run`, the
 seed-004 suite, 10 epochs) on that data with the notebook a user would write.
-"""
+`--size smoke` runs every stage on a few hundred examples for one epoch: its
+figures mean nothing, but `make test` runs it so that no stage breaks unseen."""
 
 from __future__ import annotations
 
@@ -17,14 +18,32 @@ import socket
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SMALL_TRAIN_LIMIT = 8000
-PIPELINE_EPOCHS = 2  # the orchestration and fan-out runs: the default suite, short
+
+
+@dataclass(frozen=True)
+class Size:
+    """How much work each stage does. The notebook stage runs the default suite; the orchestration and fan-out
+    runs run it for `pipeline_epochs`."""
+
+    train_limit: int | None  # examples of the source's training split the stages use (None: all)
+    notebook: dict  # RunConfig fields of the notebook stage's run, beside the data source
+    pipeline_epochs: int
+    rounds: int  # alternating epochs of the training stage, each side
+
+
+SIZES = {
+    # every stage on a few hundred examples, one epoch, two optimizers: `make test` runs it, to keep the bench working
+    "smoke": Size(400, {"optimizers": ["adam", "sgd"], "epochs": 1, "train_limit": 400, "test_limit": 200}, 1, 2),
+    "small": Size(8000, {}, 2, 8),  # the default: the sample, or 8,000 examples of the source
+    "full": Size(None, {}, 2, 8),  # every example of the source; the notebook stage's run is the default run
+}
 
 
 def _dataset(source: str, train_limit: int | None, work: Path) -> str:
@@ -36,7 +55,7 @@ def _dataset(source: str, train_limit: int | None, work: Path) -> str:
 
 
 @click.command()
-@click.option("--size", type=click.Choice(["small", "full"]), default="small", show_default=True)
+@click.option("--size", type=click.Choice(list(SIZES)), default="small", show_default=True)
 @click.option("--data-source", default="auto", show_default=True)
 @click.option("--output", type=click.Path(file_okay=False), default=str(RESULTS), show_default=True)
 def main(size: str, data_source: str, output: str) -> None:
@@ -49,7 +68,8 @@ def main(size: str, data_source: str, output: str) -> None:
     from optbench.components.plan.options import RunConfig
     from optbench.components.shared.datasets import FASHION_MNIST
 
-    train_limit = SMALL_TRAIN_LIMIT if size == "small" else None
+    sizing = SIZES[size]
+    train_limit = sizing.train_limit
     if size == "full" and data_source == "auto":
         data_source = FASHION_MNIST.offline[0]
     started = time.perf_counter()
@@ -77,17 +97,23 @@ def main(size: str, data_source: str, output: str) -> None:
         path.write_text(json.dumps(results, indent=2) + "\n")
 
     click.echo(f"results: {path} (saved after every stage)", err=True)
-    stages["notebook"] = compare_with_notebook(RunConfig(data_source=data_source))
+    stages["notebook"] = compare_with_notebook(RunConfig(data_source=data_source, **sizing.notebook))
     save()
     stages["ingest"] = bench_ingest(data_source, train_limit)
     save()
-    config = RunConfig(epochs=PIPELINE_EPOCHS, train_limit=train_limit or 0, data_source=data_source)
+    config = RunConfig(
+        optimizers=sizing.notebook.get("optimizers"),
+        epochs=sizing.pipeline_epochs,
+        train_limit=train_limit or 0,
+        test_limit=sizing.notebook.get("test_limit", 0),
+        data_source=data_source,
+    )
     with tempfile.TemporaryDirectory() as work:
         dataset = _dataset(data_source, train_limit, Path(work))
-        stages["training"] = {m: bench_training(dataset, m) for m in ("mlp", "cnn")}
+        stages["training"] = {m: bench_training(dataset, m, rounds=sizing.rounds) for m in ("mlp", "cnn")}
         save()
         steps = bench_steps(config.resolve(), data_source, train_limit, Path(work) / "steps")
-        stages["steps"] = {"suite": config.suite, "epochs": PIPELINE_EPOCHS, **steps["steps"]}
+        stages["steps"] = {"suite": config.suite, "epochs": sizing.pipeline_epochs, **steps["steps"]}
         stages["evaluation"] = bench_evaluation(steps["models"], steps["dataset"], str(Path(work) / "eval"))
     save()
     parallel, sequential = bench_pipeline(config, parallelism=2), bench_pipeline(config, parallelism=1)

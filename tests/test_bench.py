@@ -1,8 +1,10 @@
-"""The benchmark's own arithmetic: the timing lines the steps print and the split of a run's wall time."""
+"""The benchmark: its own arithmetic (the timing lines the steps print, the split of a run's wall time), and `make
+bench` at its smoke size."""
 
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 
 import pytest
@@ -48,3 +50,33 @@ def test_imports_are_counted_once_however_deep_and_only_inside_the_block():
     import csv  # noqa: F401
 
     assert 0 < outside == spent[0]
+
+
+@pytest.mark.e2e
+def test_the_smoke_size_runs_every_stage_and_writes_complete_results(tmp_path):
+    """`make bench` at its smoke size: every stage on a few hundred examples, so that none breaks unseen."""
+    from optbench.bench.run import SIZES
+
+    result = subprocess.run(
+        [sys.executable, "-m", "optbench.bench.run", "--size", "smoke", "--data-source", "npm", "--output", tmp_path],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    (path,) = tmp_path.glob("*.json")
+    results = json.loads(path.read_text())
+    assert results["complete"] and results["size"] == "smoke"
+    stages = results["stages"]
+    assert set(stages) == {"notebook", "ingest", "training", "steps", "evaluation", "orchestration", "fan_out"}
+    notebook = stages["notebook"]
+    assert notebook["ratio"] == pytest.approx(
+        notebook["pipeline"]["wall_seconds"] / notebook["notebook"]["wall_seconds"]
+    )
+    assert notebook["notebook"]["examples"]["test"] == SIZES["smoke"].notebook["test_limit"]
+    assert set(notebook["notebook"]["test_accuracy"]) == {"adam.s0", "sgd.s0"}
+    steps = stages["steps"]
+    assert {"ingest", "init", "step_cost", "evaluate", "report"} <= set(steps) and steps["epochs"] == 1
+    assert all(stages["training"][m]["ratio"] > 0 for m in ("mlp", "cnn"))
+    assert stages["fan_out"]["speedup"] > 0 and stages["orchestration"]["ratio"] > 0
+    assert f"ratio {notebook['ratio']:.2f}" in result.stdout, "the table"

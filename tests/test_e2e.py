@@ -1,9 +1,11 @@
 """The whole KFP pipeline run locally, as a user runs it, and what must hold when things go wrong.
 
-One reference run (Adam, SGD, and an SGD whose huge learning rate makes it
-diverge; 1 epoch on 1,000 genuine digits) is compared with a run that was
-killed and resumed, and with two runs started at once into the same folder:
-training on CPU is deterministic, so all of them must report the same numbers.
+The reference run (Adam, SGD, and an SGD whose huge learning rate makes it
+diverge; 1 epoch on 1,000 genuine digits) is two runs started at once into the
+same folder; it is compared with a run that was killed and resumed, and with
+the same run in containers: training on CPU is deterministic, so all of them
+must report the same numbers. The shipped suites and the other protocols run
+in test_e2e_suites.py.
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
-import numpy as np
 import pytest
 from helpers import tensorboard_scalars
 
@@ -42,14 +44,14 @@ def env() -> dict:
     }
 
 
-def run_args(suite: Path, source: Path, output: Path) -> list[str]:
+def run_args(suite: Path, source: Path, output: Path, train_limit: int = 1000) -> list[str]:
     return [
         OPTBENCH,
         "run",
         "--suite",
         str(suite),
         "--train-limit",
-        "1000",
+        str(train_limit),
         "--data-source",
         str(source),
         "--output",
@@ -59,23 +61,43 @@ def run_args(suite: Path, source: Path, output: Path) -> list[str]:
 
 def finished_run(args: list[str], output: Path) -> tuple[subprocess.CompletedProcess, Path]:
     """`optbench run ARGS`, which must succeed, and the one run folder it wrote under `output`."""
-    result = subprocess.run(args, capture_output=True, text=True, env=env(), timeout=900)
+    result = subprocess.run(args, capture_output=True, text=True, env=env(), timeout=1800)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     (run_dir,) = output.iterdir()
     return result, run_dir
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def suite_file(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("suite") / "e2e.yaml"
     path.write_text(SUITE)
     return path
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory, suite_file, idx_source):
-    output = tmp_path_factory.mktemp("reference")
-    return finished_run(run_args(suite_file, idx_source, output), output)
+@pytest.fixture(scope="session")
+def two_at_once(tmp_path_factory, suite_file, idx_source) -> list[tuple[subprocess.CompletedProcess, Path]]:
+    """Two `optbench run`s of the suite started at once into one folder: each one's output and run folder."""
+    output, logs = tmp_path_factory.mktemp("reference"), tmp_path_factory.mktemp("reference-logs")
+    args = run_args(suite_file, idx_source, output)
+    with ExitStack() as files:  # output to files: a pipe nobody reads in the meantime would stall a run
+        procs = []
+        for name in "ab":
+            out, err = (files.enter_context(open(logs / f"{name}.{kind}", "w")) for kind in ("out", "err"))
+            procs.append(subprocess.Popen(args, stdout=out, stderr=err, text=True, env=env()))
+        for proc in procs:
+            proc.wait(timeout=1800)
+    runs = []
+    for name, proc in zip("ab", procs):
+        stdout, stderr = ((logs / f"{name}.{kind}").read_text() for kind in ("out", "err"))
+        assert proc.returncode == 0, stdout[-3000:] + stderr[-3000:]
+        (run_dir,) = (d for d in output.iterdir() if str(d / "report") in stdout)  # the report's path it printed
+        runs.append((subprocess.CompletedProcess(args, proc.returncode, stdout, stderr), run_dir))
+    return runs
+
+
+@pytest.fixture(scope="session")
+def reference(two_at_once) -> tuple[subprocess.CompletedProcess, Path]:
+    return two_at_once[0]
 
 
 def _without_timing(value):
@@ -231,7 +253,7 @@ def test_a_killed_run_resumes_only_unfinished_tasks_and_matches(tmp_path, suite_
         capture_output=True,
         text=True,
         env=env(),
-        timeout=900,
+        timeout=1800,
     )
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     hits = resumed.stdout.count("cache hit") + resumed.stderr.count("cache hit")
@@ -241,59 +263,12 @@ def test_a_killed_run_resumes_only_unfinished_tasks_and_matches(tmp_path, suite_
     assert numbers(run_dir) == numbers(reference[1])
 
 
-def test_two_runs_at_once_into_one_folder_share_nothing(tmp_path, suite_file, idx_source, reference):
-    procs = [
-        subprocess.Popen(
-            run_args(suite_file, idx_source, tmp_path),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=env(),
-        )
-        for _ in range(2)
-    ]
-    outputs = [p.communicate(timeout=900)[0] for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], "\n".join(o[-2000:] for o in outputs)
-    runs = sorted(tmp_path.iterdir())
-    assert len(runs) == 2 and runs[0].name != runs[1].name
-    for run_dir in runs:
+def test_two_runs_at_once_into_one_folder_share_nothing(two_at_once, reference):
+    (_, first), (_, second) = two_at_once
+    assert sorted(first.parent.iterdir()) == sorted([first, second]) and first.name != second.name
+    for run_dir in (first, second):
         assert json.loads((run_dir / "run.json").read_text())["run_id"] == run_dir.name
         assert numbers(run_dir) == numbers(reference[1])
-
-
-@pytest.mark.parametrize("suite", ["seed-000", "seed-004", "modern", "batch-size"])
-def test_every_shipped_suite_runs_and_reports_every_variant(tmp_path, idx_source, suite):
-    from optbench.components.plan import suites
-
-    result = subprocess.run(
-        [
-            OPTBENCH,
-            "run",
-            "--suite",
-            suite,
-            "--epochs",
-            "1",
-            "--train-limit",
-            "600",
-            "--test-limit",
-            "200",
-            "--data-source",
-            str(idx_source),
-            "--output",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        env=env(),
-        timeout=900,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    (run_dir,) = tmp_path.iterdir()
-    rows = json.loads((run_dir / "report" / "comparison.json").read_text())
-    expected = {t["variant"] for t in suites.expand(suites.load(suite))}
-    assert {r["optimizer"] for r in rows} == expected
-    html = (run_dir / "report" / "report.html").read_text()
-    assert all(variant in html for variant in expected)
 
 
 # The same reference run with every task in a container of the CPU image (kfp.local's DockerRunner).
@@ -302,6 +277,7 @@ def test_every_shipped_suite_runs_and_reports_every_variant(tmp_path, idx_source
 # `optbench run` as a user starts it, with kfp.local's DockerRunner made to note each container it starts.
 RECORDING_CLI = """
 import json, os, sys
+import optbench.docker_run  # its own run of each container, which this records
 from kfp.local import docker_task_handler
 
 start = docker_task_handler.run_docker_container
@@ -317,7 +293,7 @@ sys.exit(main(sys.argv[1:], prog_name="optbench"))
 """
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def in_containers(tmp_path_factory, suite_file, idx_source, cpu_image):
     """The reference run with --runner docker: its output, its folder, and the containers DockerRunner started."""
     output = tmp_path_factory.mktemp("containers")
@@ -328,7 +304,7 @@ def in_containers(tmp_path_factory, suite_file, idx_source, cpu_image):
         capture_output=True,
         text=True,
         env={**env(), "OPTBENCH_TEST_STARTED": str(started)},
-        timeout=900,
+        timeout=1800,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     (run_dir,) = (p for p in output.iterdir() if p.is_dir())
@@ -405,7 +381,7 @@ def test_each_container_ran_the_command_the_compiled_pipeline_names(tmp_path, in
 
 
 def test_a_task_failing_in_its_container_fails_the_run_with_its_log_and_no_report_and_alerts(
-    tmp_path, suite_file, idx_source, webhook
+    tmp_path, suite_file, idx_source, webhook, cpu_image
 ):
     from optbench.images import LOCAL_BASE  # an image without the project: the first task cannot start it
 
@@ -457,106 +433,3 @@ def test_docker_runner_refuses_data_its_user_cannot_read(tmp_path, suite_file, i
     assert result.returncode == 1 and f"chmod -R o+rX {private}" in result.stderr
     assert "uid 10001" in result.stderr and "Traceback" not in result.stderr
     assert not output.exists(), "refused before the run started"
-
-
-NET = """
-import keras
-from keras import layers
-
-
-def small_net():
-    inp = keras.Input((28, 28))
-    return keras.Model(inp, layers.Dense(10)(layers.Flatten()(inp)), name="small_net")
-"""
-
-
-@pytest.mark.parametrize("form", ["module:function", ".keras file"])
-def test_your_own_model_runs_end_to_end_and_travels_in_the_compiled_pipeline(tmp_path, idx_source, real_digits, form):
-    """With the .keras file, the data is the issue's mnist.npz: the genuine test split and 1,200 other digits."""
-    import yaml
-
-    from optbench.components.shared import models
-
-    (tmp_path / "net.py").write_text(NET)
-    spec, source = f"{tmp_path / 'net.py'}:small_net", idx_source
-    if form == ".keras file":
-        name, config = models.custom(spec)
-        models.build(name, config).save(tmp_path / "small_net.keras")
-        spec, source = str(tmp_path / "small_net.keras"), tmp_path / "mnist.npz"
-        images, labels = real_digits
-        np.savez(source, x_train=images[:1200], y_train=labels[:1200], x_test=images, y_test=labels)
-    common = ["--model", spec, "--optimizers", "adam,sgd", "--epochs", "1", "--test-limit", "200"]
-    _, run_dir = finished_run([*run_args(Path("seed-004"), source, tmp_path / "runs"), *common], tmp_path / "runs")
-    html = (run_dir / "report" / "report.html").read_text()
-    assert "small_net (7,850 parameters)" in html, "the network and its size are in the report"
-    if form == ".keras file":
-        assert "test 68e715da31a3 = MNIST&#39;s" in html or "test 68e715da31a3 = MNIST's" in html
-    rows = json.loads((run_dir / "report" / "comparison.json").read_text())
-    assert {r["optimizer"] for r in rows} == {"adam", "sgd"} and all(r["status"] == "ok" for r in rows)
-
-    package = tmp_path / "pipeline.yaml"
-    compiled = subprocess.run(
-        [OPTBENCH, "compile", "--image", "example.com/o/cpu:1", "--gpus", "0", *common, "--output", str(package)],
-        capture_output=True,
-        text=True,
-        env=env(),
-    )
-    assert compiled.returncode == 0, compiled.stderr
-    parameters = next(yaml.safe_load_all(package.read_text()))["root"]["inputDefinitions"]["parameters"]
-    travelled = models.build("", parameters["model_config"]["defaultValue"])
-    assert travelled.count_params() == 7850, "the cluster's init task rebuilds the network from the IR alone"
-
-
-def test_early_stopping_stops_trials_below_the_median_and_reports_them_as_stopped(tmp_path, idx_source):
-    """Five trials, two at a time: adam and rmsprop start together with no one to compare with; adadelta, last,
-    has at least two finished trials to be judged against at epoch 2 and is far below them."""
-    suite = tmp_path / "es.yaml"
-    suite.write_text(
-        "optimizers: [adam, rmsprop, momentum, sgd, adadelta]\nmodel: mlp\nepochs: 3\n"
-        "early_stopping: {grace_epochs: 1, min_trials: 2}\n"
-    )
-    mlflow = f"sqlite:///{tmp_path}/mlflow.db"
-    result, run_dir = finished_run(
-        [*run_args(suite, idx_source, tmp_path / "runs"), "--test-limit", "300", "--mlflow-uri", mlflow],
-        tmp_path / "runs",
-    )
-    rows = {r["optimizer"]: r for r in json.loads((run_dir / "report" / "comparison.json").read_text())}
-    assert rows["adadelta"]["status"] == "stopped" and rows["adadelta"]["stopped_at_epoch"] == 2
-    assert rows["adadelta"]["epochs"] == 2 and rows["adadelta"]["test_accuracy"] is None
-    for name in ("adam", "rmsprop"):
-        assert rows[name]["status"] == "ok" and rows[name]["epochs"] == 3 and rows[name]["test_accuracy"] > 0
-    stopped = [name for name, r in rows.items() if r["status"] == "stopped"]
-    assert "adadelta (stopped at ep 2)" in result.stdout
-    md = (run_dir / "report" / "report.md").read_text()
-    assert "Stopped early by the median stopping rule" in md and all(f"{n} at epoch" in md for n in stopped)
-    sig = json.loads((run_dir / "report" / "significance.json").read_text())
-    assert not {c["other"] for c in sig["comparisons"]} & set(stopped)
-    # --mlflow-uri reached the report step through the pipeline: every trial, stopped ones too, in MLflow
-    from mlflow import MlflowClient
-
-    client = MlflowClient(tracking_uri=mlflow)
-    (experiment,) = client.search_experiments(filter_string="name LIKE 'optbench-%'")
-    trials = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
-    assert trials.pop(run_dir.name).data.tags["optbench.run_id"] == run_dir.name
-    assert sorted(trials) == sorted(f"{n}.s0" for n in rows)
-    assert trials["adadelta.s0"].data.params["status"] == "stopped"
-    assert len(client.get_metric_history(trials["adadelta.s0"].info.run_id, "val_accuracy")) == 2
-
-
-def test_tune_confirm_reports_both_protocols_and_the_sensitivity_of_each_optimizer(tmp_path, idx_source):
-    """The grid on seed 0, each optimizer's choice on validation, then default and choice on both seeds."""
-    args = [*run_args(Path("seed-004"), idx_source, tmp_path / "runs"), "--optimizers", "adam,sgd", "--model", "mlp"]
-    args += ["--lr-grid", "0.1", "--seeds", "2", "--epochs", "2", "--protocol", "tune-confirm", "--test-limit", "300"]
-    _, run_dir = finished_run(args, tmp_path / "runs")
-    report = run_dir / "report"
-    rows = {r["optimizer"]: r for r in json.loads((report / "comparison.json").read_text())}
-    tuned = {r["family"]: name for name, r in rows.items() if r["tuned"]}
-    assert set(tuned) == {"adam", "sgd"} and {"adam", "sgd"} <= set(rows)
-    assert set(rows) == {"adam", "sgd"} | set(tuned.values()), "only defaults and choices are confirmed"
-    assert all(r["seeds_total"] == 2 and r["test_accuracy"] is not None for r in rows.values())
-    md = (report / "report.md").read_text()
-    assert "## Tuned, then confirmed" in md and (report / "sensitivity.png").exists()
-    assert "Protocol: tune, then confirm: each optimizer's learning rate was chosen on validation accuracy" in md
-    grid = [p for p in (run_dir / "pipeline").rglob("tuning.json")]
-    (choice,) = [json.loads(p.read_text()) for p in grid]
-    assert choice["chosen"] == tuned and {len(points) for points in choice["grid"].values()} == {2}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import gzip
 import io
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SHARED_MNIST, make_idx_source
+from conftest import make_idx_source
 from helpers import MULTI_PROCESS_BEAM_ARGS, bucket_files
 
 from optbench.components.ingest import idx, sources
@@ -27,49 +28,62 @@ from optbench.components.shared import datasets
 from optbench.components.shared.schema import SPLITS
 
 
-def test_genuine_test_split_passes_checksums_and_counts(real_digits):
+def test_the_npm_sample_is_ten_thousand_genuine_digits_of_every_class(real_digits):
     images, labels = real_digits
     assert images.shape == (10000, 28, 28) and images.dtype == np.uint8
+    assert np.bincount(labels).tolist() == [1001, 1127, 991, 1032, 980, 863, 1014, 1070, 944, 978]
+
+
+def test_the_genuine_test_split_passes_checksums_and_counts(published_mnist):
+    images, labels = idx.read_split(published_mnist, "test")
+    assert images.shape == (10000, 28, 28) and images.dtype == np.uint8
     assert np.bincount(labels).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+    assert datasets.fingerprint(images, labels) == datasets.MNIST.fingerprints["test"]
 
 
-def _copy_canonical(tmp_path: Path) -> Path:
-    dest = tmp_path / "t10k-images-idx3-ubyte.gz"
-    shutil.copyfile(SHARED_MNIST / dest.name, dest)
-    return dest
-
-
-def test_the_genuine_test_split_is_recognised_in_any_form_and_other_content_is_an_unknown_dataset(
-    tmp_path, real_digits
-):
-    """The issue's npz: x_test is MNIST's genuine test split, x_train something else (here 2,000 of its digits)."""
-    images, labels = real_digits
-    npz = tmp_path / "mnist.npz"
-    np.savez(npz, x_train=images[:2000], y_train=labels[:2000], x_test=images, y_test=labels)
+def test_a_known_split_is_recognised_in_any_form_and_other_content_is_an_unknown_dataset(tmp_path, real_digits):
+    """An npz whose x_test is a known split (Fashion-MNIST's genuine test split) and x_train something else."""
+    images, labels = idx.read_split(FASHION, "test")
+    digits, digit_labels = real_digits[0][:2000], real_digits[1][:2000]
+    npz = tmp_path / "mixed.npz"
+    np.savez(npz, x_train=digits, y_train=digit_labels, x_test=images, y_test=labels)
     resolved = validate_source(str(npz), str(tmp_path / "cache"))
-    assert resolved.splits["test"] == {"fingerprint": datasets.MNIST.fingerprints["test"], "dataset": "mnist"}
+    test = {"fingerprint": datasets.FASHION_MNIST.fingerprints["test"], "dataset": "fashion-mnist"}
+    assert resolved.splits["test"] == test
     assert resolved.splits["train"]["dataset"] == datasets.UNKNOWN and resolved.dataset == datasets.UNKNOWN
     assert describe(resolved).startswith("an unknown dataset (the npz file")
     assert f"train {resolved.splits['train']['fingerprint'][:12]}" in describe(resolved)
-    assert "test 68e715da31a3 = MNIST's" in describe(resolved)
+    assert "test 4550bfc5695e = Fashion-MNIST's" in describe(resolved)
 
     # The same content as IDX files, compressed differently: the fingerprints do not change.
-    folder = make_idx_source(tmp_path / "idx", images, labels, n_train=2000, n_test=0)
+    folder = make_idx_source(tmp_path / "idx", digits, digit_labels, n_train=2000, n_test=0)
     idx.write_images(folder / "t10k-images-idx3-ubyte.gz", images)
     idx.write_labels(folder / "t10k-labels-idx1-ubyte.gz", labels)
     assert validate_source(str(folder)).splits == resolved.splits
 
-    # One pixel changed: still a valid dataset, but no longer MNIST's test split.
+    # One pixel changed: still a valid dataset, but no longer Fashion-MNIST's test split.
     changed = images.copy()
     changed[0, 0, 0] ^= 0xFF
     idx.write_images(folder / "t10k-images-idx3-ubyte.gz", changed)
     assert validate_source(str(folder)).splits["test"]["dataset"] == datasets.UNKNOWN
 
 
-def test_the_published_files_are_recognised_byte_for_byte(tmp_path, real_digits):
+def test_files_are_recognised_byte_for_byte_by_their_published_checksums(tmp_path, real_digits, monkeypatch):
+    """Any file whose digest a known dataset publishes is that dataset's, whatever its content; one byte more and
+    it is not. (With OPTBENCH_PUBLISHED_MNIST, the next test does this with MNIST's own files.)"""
+    folder = make_idx_source(tmp_path, *real_digits, n_train=1000, n_test=100)
+    published = {name: datasets.file_digest(folder / name, "sha256") for name in idx.SPLIT_FILES["test"]}
+    monkeypatch.setitem(datasets.KNOWN, "mnist", dataclasses.replace(datasets.MNIST, published=published))
+    assert datasets.identify({"train": "x", "test": "y"}, folder) == {"train": datasets.UNKNOWN, "test": "mnist"}
+    labels = folder / idx.SPLIT_FILES["test"][1]
+    labels.write_bytes(labels.read_bytes() + b"\0")
+    assert datasets.identify({"train": "x", "test": "y"}, folder)["test"] == datasets.UNKNOWN
+
+
+def test_the_published_files_are_recognised_byte_for_byte(tmp_path, real_digits, published_mnist):
     folder = make_idx_source(tmp_path, *real_digits, n_train=1000, n_test=0)
     for name in idx.SPLIT_FILES["test"]:
-        shutil.copyfile(SHARED_MNIST / name, folder / name)
+        shutil.copyfile(published_mnist / name, folder / name)
         assert datasets.is_published(folder / name, datasets.MNIST)
     assert datasets.identify({"train": "x", "test": "y"}, folder) == {
         "train": datasets.UNKNOWN,
@@ -85,8 +99,9 @@ def test_fashion_mnist_is_known_by_its_class_names_and_an_unknown_name_lists_the
         datasets.known("cifar")
 
 
-def test_truncated_download_is_rejected(tmp_path):
-    path = _copy_canonical(tmp_path)
+def test_truncated_download_is_rejected(tmp_path, real_digits):
+    path = tmp_path / "t10k-images-idx3-ubyte.gz"
+    idx.write_images(path, real_digits[0][:500])
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     with pytest.raises(idx.DataError, match=r"t10k-images-idx3-ubyte.gz: not a complete gzip file"):
         idx.read_images(path)

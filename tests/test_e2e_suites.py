@@ -1,0 +1,168 @@
+"""The shipped suites, your own network, early stopping and tune-then-confirm, each through the whole pipeline.
+
+Every shipped suite runs once: seed-000 as the form's default in test_recurring.py (the run a person starts from
+the KFP UI), seed-004 here with your own network as a Python function, modern and batch-size as they ship. Your
+network as a .keras file runs with tune-then-confirm. Each run is small: one to three epochs on at most 1,000
+examples.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_e2e import OPTBENCH, env, finished_run, run_args
+
+from optbench.components.ingest import idx
+from optbench.components.plan import suites
+from optbench.components.shared.datasets import FASHION_MNIST
+
+pytestmark = pytest.mark.e2e
+
+# Where each shipped suite runs end to end.
+SHIPPED = {
+    "seed-000": "test_recurring.py::test_a_ui_run_with_only_suite_and_epochs_plans_and_runs_the_assignments_three",
+    "seed-004": "test_your_own_network_as_a_function_runs_every_variant_of_the_default_suite",
+    "modern": "test_a_shipped_suite_runs_and_reports_every_variant[modern]",
+    "batch-size": "test_a_shipped_suite_runs_and_reports_every_variant[batch-size]",
+}
+
+NET = """
+import keras
+from keras import layers
+
+
+def small_net():
+    inp = keras.Input((28, 28))
+    return keras.Model(inp, layers.Dense(10)(layers.Flatten()(inp)), name="small_net")
+"""
+
+
+def variants(suite: str) -> set[str]:
+    return {t["variant"] for t in suites.expand(suites.load(suite))}
+
+
+def reports_every_variant(run_dir: Path, expected: set[str]) -> None:
+    rows = json.loads((run_dir / "report" / "comparison.json").read_text())
+    assert {r["optimizer"] for r in rows} == expected and all(r["status"] == "ok" for r in rows)
+    html = (run_dir / "report" / "report.html").read_text()
+    assert all(variant in html for variant in expected)
+
+
+def compiled_network_parameters(tmp_path: Path, model: str) -> int:
+    """`optbench compile --model MODEL`: the parameters of the network the cluster's init task rebuilds from the IR."""
+    import yaml
+
+    from optbench.components.shared import models
+
+    package = tmp_path / "pipeline.yaml"
+    compiled = subprocess.run(
+        [OPTBENCH, "compile", "--image", "example.com/o/cpu:1", "--gpus", "0", "--model", model, "--output", package],
+        capture_output=True,
+        text=True,
+        env=env(),
+    )
+    assert compiled.returncode == 0, compiled.stderr
+    parameters = next(yaml.safe_load_all(package.read_text()))["root"]["inputDefinitions"]["parameters"]
+    return models.build("", parameters["model_config"]["defaultValue"]).count_params()
+
+
+def test_every_shipped_suite_runs_end_to_end_somewhere():
+    assert set(suites.available()) == set(SHIPPED), "a new shipped suite needs an end-to-end run"
+
+
+@pytest.mark.parametrize("suite", ["modern", "batch-size"])
+def test_a_shipped_suite_runs_and_reports_every_variant(tmp_path, idx_source, suite):
+    args = [
+        *run_args(Path(suite), idx_source, tmp_path),
+        "--epochs",
+        "1",
+        "--train-limit",
+        "600",
+        "--test-limit",
+        "200",
+    ]
+    _, run_dir = finished_run(args, tmp_path)
+    reports_every_variant(run_dir, variants(suite))
+
+
+def test_your_own_network_as_a_function_runs_every_variant_of_the_default_suite(tmp_path, idx_source):
+    (tmp_path / "net.py").write_text(NET)
+    spec = f"{tmp_path / 'net.py'}:small_net"
+    args = [*run_args(Path("seed-004"), idx_source, tmp_path / "runs", train_limit=600), "--model", spec]
+    _, run_dir = finished_run([*args, "--epochs", "1", "--test-limit", "200"], tmp_path / "runs")
+    reports_every_variant(run_dir, variants("seed-004"))
+    html = (run_dir / "report" / "report.html").read_text()
+    assert "small_net (7,850 parameters)" in html, "the network and its size are in the report"
+    assert compiled_network_parameters(tmp_path, spec) == 7850, "the network travels in the compiled pipeline"
+
+
+def test_early_stopping_stops_trials_below_the_median_and_reports_them_as_stopped(tmp_path, idx_source):
+    """Five trials, two at a time: adam and rmsprop start together with no one to compare with; adadelta, last,
+    has at least two finished trials to be judged against at epoch 2 and is far below them."""
+    suite = tmp_path / "es.yaml"
+    suite.write_text(
+        "optimizers: [adam, rmsprop, momentum, sgd, adadelta]\nmodel: mlp\nepochs: 3\n"
+        "early_stopping: {grace_epochs: 1, min_trials: 2}\n"
+    )
+    mlflow = f"sqlite:///{tmp_path}/mlflow.db"
+    result, run_dir = finished_run(
+        [*run_args(suite, idx_source, tmp_path / "runs"), "--test-limit", "300", "--mlflow-uri", mlflow],
+        tmp_path / "runs",
+    )
+    rows = {r["optimizer"]: r for r in json.loads((run_dir / "report" / "comparison.json").read_text())}
+    assert rows["adadelta"]["status"] == "stopped" and rows["adadelta"]["stopped_at_epoch"] == 2
+    assert rows["adadelta"]["epochs"] == 2 and rows["adadelta"]["test_accuracy"] is None
+    for name in ("adam", "rmsprop"):
+        assert rows[name]["status"] == "ok" and rows[name]["epochs"] == 3 and rows[name]["test_accuracy"] > 0
+    stopped = [name for name, r in rows.items() if r["status"] == "stopped"]
+    assert "adadelta (stopped at ep 2)" in result.stdout
+    md = (run_dir / "report" / "report.md").read_text()
+    assert "Stopped early by the median stopping rule" in md and all(f"{n} at epoch" in md for n in stopped)
+    sig = json.loads((run_dir / "report" / "significance.json").read_text())
+    assert not {c["other"] for c in sig["comparisons"]} & set(stopped)
+    # --mlflow-uri reached the report step through the pipeline: every trial, stopped ones too, in MLflow
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=mlflow)
+    (experiment,) = client.search_experiments(filter_string="name LIKE 'optbench-%'")
+    trials = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
+    assert trials.pop(run_dir.name).data.tags["optbench.run_id"] == run_dir.name
+    assert sorted(trials) == sorted(f"{n}.s0" for n in rows)
+    assert trials["adadelta.s0"].data.params["status"] == "stopped"
+    assert len(client.get_metric_history(trials["adadelta.s0"].info.run_id, "val_accuracy")) == 2
+
+
+def test_tune_confirm_with_your_own_keras_file_reports_both_protocols_and_each_optimizers_sensitivity(tmp_path):
+    """The grid on seed 0, each optimizer's choice on validation, then default and choice on both seeds; the network
+    is a .keras file, the data an npz whose test split is Fashion-MNIST's (recognised by content) and whose
+    training split is 1,200 of its training images."""
+    from optbench.components.shared import models
+
+    (tmp_path / "net.py").write_text(NET)
+    models.build(*models.custom(f"{tmp_path / 'net.py'}:small_net")).save(tmp_path / "small_net.keras")
+    (x_train, y_train), (x_test, y_test) = (idx.read_split(FASHION_MNIST.offline[0], s) for s in ("train", "test"))
+    source = tmp_path / "fashion.npz"
+    np.savez(source, x_train=x_train[:1200], y_train=y_train[:1200], x_test=x_test, y_test=y_test)
+    args = [*run_args(Path("seed-004"), source, tmp_path / "runs"), "--optimizers", "adam,sgd"]
+    args += ["--model", str(tmp_path / "small_net.keras"), "--lr-grid", "0.1", "--seeds", "2", "--epochs", "2"]
+    _, run_dir = finished_run([*args, "--protocol", "tune-confirm", "--test-limit", "300"], tmp_path / "runs")
+    report = run_dir / "report"
+    rows = {r["optimizer"]: r for r in json.loads((report / "comparison.json").read_text())}
+    tuned = {r["family"]: name for name, r in rows.items() if r["tuned"]}
+    assert set(tuned) == {"adam", "sgd"} and {"adam", "sgd"} <= set(rows)
+    assert set(rows) == {"adam", "sgd"} | set(tuned.values()), "only defaults and choices are confirmed"
+    assert all(r["seeds_total"] == 2 and r["test_accuracy"] is not None for r in rows.values())
+    md = (report / "report.md").read_text()
+    assert "## Tuned, then confirmed" in md and (report / "sensitivity.png").exists()
+    assert "Protocol: tune, then confirm: each optimizer's learning rate was chosen on validation accuracy" in md
+    grid = [p for p in (run_dir / "pipeline").rglob("tuning.json")]
+    (choice,) = [json.loads(p.read_text()) for p in grid]
+    assert choice["chosen"] == tuned and {len(points) for points in choice["grid"].values()} == {2}
+    html = (report / "report.html").read_text()
+    assert "small_net (7,850 parameters)" in html
+    assert "test 4550bfc5695e = Fashion-MNIST&#39;s" in html or "test 4550bfc5695e = Fashion-MNIST's" in html
+    assert compiled_network_parameters(tmp_path, str(tmp_path / "small_net.keras")) == 7850
