@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from optbench.components.evaluate.evaluate import check_inputs, evaluate
+from optbench.components.evaluate.evaluate import check_inputs, run_evaluate
 from optbench.components.evaluate.predict import example_batches, probabilities
 from optbench.components.shared.schema import NUM_CLASSES
 
@@ -48,7 +48,7 @@ def bench_evaluation(
     "max_loss_difference"}. The step's output goes to `work_dir`.
     """
     started = time.perf_counter()
-    summary = evaluate(models, dataset_dir, work_dir, beam_args=beam_args)
+    summary = run_evaluate(models, dataset_dir, work_dir, beam_args=beam_args)
     evaluate_seconds = time.perf_counter() - started
 
     started = time.perf_counter()

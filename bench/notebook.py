@@ -87,7 +87,7 @@ def notebook(
 
 def time_notebook(config) -> dict:
     """The notebook as a user runs it: a fresh `python -m optbench.bench.notebook`; its wall time and phases."""
-    from optbench.components.plan import suites
+    from optbench.components.question import suites
 
     suite = config.resolve()
     job = {
@@ -149,9 +149,9 @@ def compare_with_notebook(config) -> dict:
         "data (ingest; the notebook loads arrays)": split.get("ingest", 0.0),
         "training (with validation)": split.get("train", 0.0),
         "test evaluation (evaluate: TFMA)": split.get("evaluate", 0.0),
-        "initial weights": split.get("init", 0.0),
+        "initial weights": split.get("init_model", 0.0),
         "step cost": split.get("step_cost", 0.0),
-        "report and KFP UI metrics": split.get("report", 0.0) + split.get("metrics", 0.0),
+        "report and KFP UI metrics": split.get("report", 0.0) + split.get("trial_metrics", 0.0),
         BETWEEN: split.get(BETWEEN, 0.0),
     }
     theirs = {

@@ -26,8 +26,8 @@ def step(fn: str, **kwargs) -> dict:
 
 def bench_steps(suite: dict, data_source: str, train_limit: int | None, work: Path) -> dict:
     """Every step of the pipeline, one after another, each in its own process."""
-    from optbench.components.plan import suites
     from optbench.components.plan.plan import baseline_trial
+    from optbench.components.question import suites
     from optbench.components.shared.artifacts import saved_models_by_trial
 
     dataset, initial, cost, evaluation, report = (
@@ -41,8 +41,11 @@ def bench_steps(suite: dict, data_source: str, train_limit: int | None, work: Pa
             train_limit=train_limit,
         )
     }
-    steps["init"] = step(
-        "optbench.components.init_model.init_model:run_init", model_name=suite["model"], seed=0, output_dir=initial
+    steps["init_model"] = step(
+        "optbench.components.init_model.init_model:run_init_model",
+        model_name=suite["model"],
+        seed=0,
+        output_dir=initial,
     )
     trials = suites.expand(suite)
     model_dirs = [str(work / "models" / t["trial"]) for t in trials]
@@ -56,21 +59,21 @@ def bench_steps(suite: dict, data_source: str, train_limit: int | None, work: Pa
             epochs=suite["epochs"],
         )
     steps["step_cost"] = step(
-        "optbench.components.train.step_cost:run_step_cost",
+        "optbench.components.step_cost.step_cost:run_step_cost",
         dataset_dir=dataset,
         initial_dir=initial,
         model_dirs=model_dirs,
         output_dir=cost,
     )
     steps["evaluate"] = step(
-        "optbench.components.evaluate.evaluate:evaluate",
+        "optbench.components.evaluate.evaluate:run_evaluate",
         models=saved_models_by_trial(model_dirs),
         dataset_dir=dataset,
         output_dir=evaluation,
         baseline=baseline_trial(suite, trials) or None,
     )
     steps["report"] = step(
-        "optbench.components.report.build:build_report_from_artifacts",
+        "optbench.components.report.report:run_report",
         dataset_dir=dataset,
         model_dirs=model_dirs,
         evaluation_dir=evaluation,

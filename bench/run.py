@@ -65,7 +65,7 @@ def main(size: str, data_source: str, output: str) -> None:
     from optbench.bench.notebook import compare_with_notebook
     from optbench.bench.pipeline import bench_pipeline, bench_steps
     from optbench.bench.training import bench_training
-    from optbench.components.plan.options import RunConfig
+    from optbench.components.question.options import RunConfig
     from optbench.components.shared.datasets import FASHION_MNIST
 
     sizing = SIZES[size]
@@ -127,7 +127,7 @@ def main(size: str, data_source: str, output: str) -> None:
         "sequential_wall_seconds": sequential["wall_seconds"],
         "speedup": sequential["wall_seconds"] / parallel["wall_seconds"],
     }
-    results["device"] = run_isolated("optbench.components.train.train:describe_device")["result"]
+    results["device"] = run_isolated("optbench.components.shared.devices:describe_device")["result"]
     if results["device"]["device"] == "GPU":  # the full seed-004 suite (all data, 10 epochs) on this GPU
         stages["gpu_seed004_full"] = {
             **bench_pipeline(RunConfig(data_source=data_source), parallelism=1),

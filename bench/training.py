@@ -46,8 +46,8 @@ def interleaved_examples_per_second(dataset_dir: str, initial_dir: str, batch_si
     import numpy as np
 
     from optbench.components.shared import optimizers
+    from optbench.components.shared.batches import batches, load_split, split_size
     from optbench.components.shared.initial import load_initial
-    from optbench.components.train.data import batches, load_split, split_size
 
     def compiled():
         model, _ = load_initial(initial_dir, 0)
@@ -77,11 +77,11 @@ def interleaved_examples_per_second(dataset_dir: str, initial_dir: str, batch_si
 
 def bench_training(dataset_dir: str, model_name: str, batch_size: int = 64, rounds: int = 8) -> dict:
     """examples/s of ours and of plain model.fit (medians over alternating epochs), and their ratio."""
-    from optbench.components.init_model.init_model import run_init
-    from optbench.components.train.data import split_size
+    from optbench.components.init_model.init_model import run_init_model
+    from optbench.components.shared.batches import split_size
 
     with tempfile.TemporaryDirectory() as initial_dir:
-        run_init(model_name, 0, initial_dir)
+        run_init_model(model_name, 0, initial_dir)
         per_epoch = run_isolated(
             "optbench.bench.training:interleaved_examples_per_second",
             dataset_dir=dataset_dir,

@@ -1,4 +1,4 @@
-"""`optbench plan`: what a suite costs before it is submitted, from measured per-step figures.
+"""`optbench estimate`: what a suite costs before it is submitted, from measured per-step figures.
 
 Per trial: steps = epochs x ceil(training examples / batch size), and its
 compute = steps x the per-step cost of its variant. The per-step costs are
@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import heapq
 import logging
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from optbench.components.plan.suites import FULL_BATCH
+from optbench.components.question.suites import FULL_BATCH, steps_per_epoch
 
 POD_START_SECONDS = 60.0  # one trial's pod on a cluster: scheduling, a cached image, Python and TensorFlow start
 
@@ -67,19 +66,15 @@ def train_examples(config) -> int:
     return int((codes == TRAIN_CODE).sum())
 
 
-def steps_per_epoch(batch_size: int, examples: int) -> int:
-    return 1 if batch_size == FULL_BATCH else math.ceil(examples / batch_size)
-
-
 def measured_here(suite: dict, trials: list[dict], examples: int) -> tuple[dict[str, float], str]:
     """variant -> seconds per training step, timed on this machine now; and the device's description."""
     import keras
     import numpy as np
 
     from optbench.components.shared import models, optimizers
+    from optbench.components.shared.devices import describe_device
     from optbench.components.shared.schema import IMAGE_SHAPE, NUM_CLASSES
-    from optbench.components.train.step_cost import measure
-    from optbench.components.train.train import describe_device
+    from optbench.components.step_cost.step_cost import measure
 
     logging.getLogger("tensorflow").setLevel(logging.ERROR)  # one traced step per variant is the point, not a waste
     rng = np.random.default_rng(0)
@@ -122,7 +117,7 @@ def read_costs(path: str) -> tuple[dict[str, float], str]:
 
 def estimate(config, parallel: int, gpus_per_trial: int, costs_from: str | None = None) -> Estimate:
     """The suite `config` resolves to, priced; raises ValueError for a variant the costs do not cover."""
-    from optbench.components.plan import suites
+    from optbench.components.question import suites
 
     if parallel < 1 or gpus_per_trial < 0:
         raise ValueError("--parallel must be at least 1 and --gpus at least 0")

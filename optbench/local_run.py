@@ -18,9 +18,9 @@ from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from optbench.components.plan.form import to_form
-from optbench.components.plan.options import RunConfig
-from optbench.components.plan.suites import expand
+from optbench.components.question.form import to_form
+from optbench.components.question.options import RunConfig
+from optbench.components.question.suites import expand
 from optbench.components.shared.files import publish_dir_atomic, read_json, write_json_atomic
 from optbench.components.shared.notify import ENV as NOTIFY_ENV
 from optbench.components.shared.notify import message, post

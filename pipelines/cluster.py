@@ -20,7 +20,7 @@ from kfp import compiler, dsl, kubernetes
 from optbench.components.shared.notify import ENV as NOTIFY_ENV
 from optbench.pipelines.pipeline import build_pipeline
 
-STEPS = ("plan", "ingest", "init", "train", "tune", "evaluate", "metrics", "report", "notify")
+STEPS = ("plan", "ingest", "init_model", "train", "tune", "evaluate", "trial_metrics", "report", "notify")
 # The step-cost step times training steps, so it runs where the trials train: their image, resources, GPU.
 LIKE_TRAIN = "step_cost"
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -50,11 +50,11 @@ class Resources:
 DEFAULT_RESOURCES: Mapping[str, Resources] = {
     "plan": Resources("1", "2Gi"),
     "ingest": Resources("2", "8Gi"),
-    "init": Resources("1", "4Gi"),
+    "init_model": Resources("1", "4Gi"),
     "train": Resources("4", "16Gi"),
     "tune": Resources("500m", "1Gi"),
     "evaluate": Resources("4", "16Gi"),
-    "metrics": Resources("500m", "1Gi"),
+    "trial_metrics": Resources("500m", "1Gi"),
     "report": Resources("1", "4Gi"),
     "notify": Resources("250m", "512Mi"),
 }
@@ -176,7 +176,7 @@ class Dataflow:
 
 
 def compile_pipeline(config: ClusterConfig, form: dict, output: Path, *, beam_args: list[str], runner: str) -> Path:
-    """Write the KFP IR YAML (what the KFP UI uploads) with the `form`'s values (components/plan/form.py) as the
+    """Write the KFP IR YAML (what the KFP UI uploads) with the `form`'s values (components/question/form.py) as the
     parameters' defaults; `beam_args` and `runner` are fixed in it (pipelines/pipeline.py)."""
     output.parent.mkdir(parents=True, exist_ok=True)
     pipeline = build_pipeline(

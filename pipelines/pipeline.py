@@ -5,7 +5,7 @@
                                             └─> ParallelFor(plan's trials: trial_metrics)
 
 The pipeline's parameters are the question, as a form a person fills in
-(components/plan/form.py): a suite and optional overrides, each described.
+(components/question/form.py): a suite and optional overrides, each described.
 The plan step validates them as the CLI does and expands the suite into the
 trials the first ParallelFor iterates over, writing the settings every later
 step reads (plan.json). The suite decides the protocol at run time, so the
@@ -36,13 +36,14 @@ from kfp import dsl
 from optbench.components.evaluate.component import evaluate
 from optbench.components.ingest.component import ingest
 from optbench.components.init_model.component import init_model
-from optbench.components.notify.component import notify_failure
+from optbench.components.notify.component import notify
 from optbench.components.plan.component import plan
-from optbench.components.plan.form import parameters
+from optbench.components.question.form import parameters
 from optbench.components.report.component import report
-from optbench.components.train.component import step_cost, train, train_confirmed
+from optbench.components.step_cost.component import step_cost
+from optbench.components.train.component import train, train_confirmed
 from optbench.components.trial_metrics.component import trial_metrics
-from optbench.components.tune.component import select_learning_rates
+from optbench.components.tune.component import tune
 
 PIPELINE_NAME = "optbench-compare"
 DESCRIPTION = "Which optimizer should I train this network with?"
@@ -51,7 +52,7 @@ Configure = Callable[[dsl.PipelineTask, str], None]
 
 def _with_form(body: Callable[[dict], object], returns: type) -> Callable:
     """`body(form)` as a function whose parameters are the form's (types, defaults, and descriptions in the
-    docstring, which KFP puts in the compiled IR): the form is declared once, in components/plan/form.py."""
+    docstring, which KFP puts in the compiled IR): the form is declared once, in components/question/form.py."""
     form = parameters()
 
     def compare_optimizers(*values):
@@ -114,13 +115,13 @@ def build_pipeline(
             "ingest",
             "ingest (Beam)",
         ).after(planned)  # a bad form stops before any work
-        init = step(init_model(settings=settings), "init", "initial weights")
+        init = step(init_model(settings=settings), "init_model", "initial weights")
         hardware = dict(threads=train_threads, mixed_precision=form["mixed_precision"], xla=form["xla"])
         inputs = dict(dataset=data.output, initial=init.output, settings=settings, **hardware)
         with dsl.ParallelFor(planned.outputs["Output"], parallelism=parallelism) as trial:
             first = step(train(trial_json=trial, **inputs), "train", "train (Keras)")
         tuned = step(
-            select_learning_rates(models=dsl.Collected(first.outputs["model"]), settings=settings),
+            tune(models=dsl.Collected(first.outputs["model"]), settings=settings),
             "tune",
             "choose learning rates",
         )
@@ -146,7 +147,7 @@ def build_pipeline(
             "evaluate (TFMA)",
         ).after(cost)  # the step cost is timed alone: nothing else runs then
         with dsl.ParallelFor(planned.outputs["Output"]) as trial:
-            step(trial_metrics(evaluation=evaluation.output, trial_json=trial), "metrics", "metrics (KFP UI)")
+            step(trial_metrics(evaluation=evaluation.output, trial_json=trial), "trial_metrics", "metrics (KFP UI)")
         published = step(
             report(
                 dataset=data.output,
@@ -164,7 +165,7 @@ def build_pipeline(
         return published.outputs["report_dir"]
 
     def guarded(form: dict) -> None:
-        alert = notify_failure(suite=form["suite"], run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER)
+        alert = notify(suite=form["suite"], run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER)
         with dsl.ExitHandler(step(alert, "notify", "alert on failure"), name="comparison"):
             comparison(form)
 

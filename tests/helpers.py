@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from optbench.components.plan import suites
+from optbench.components.question import suites
 
 
 def single_trial(optimizer: str, seed: int = 0, batch_size: int = 64, **params: Any) -> dict:

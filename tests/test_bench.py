@@ -76,7 +76,7 @@ def test_the_smoke_size_runs_every_stage_and_writes_complete_results(tmp_path):
     assert notebook["notebook"]["examples"]["test"] == SIZES["smoke"].notebook["test_limit"]
     assert set(notebook["notebook"]["test_accuracy"]) == {"adam.s0", "sgd.s0"}
     steps = stages["steps"]
-    assert {"ingest", "init", "step_cost", "evaluate", "report"} <= set(steps) and steps["epochs"] == 1
+    assert {"ingest", "init_model", "step_cost", "evaluate", "report"} <= set(steps) and steps["epochs"] == 1
     assert all(stages["training"][m]["ratio"] > 0 for m in ("mlp", "cnn"))
     assert stages["fan_out"]["speedup"] > 0 and stages["orchestration"]["ratio"] > 0
     assert f"ratio {notebook['ratio']:.2f}" in result.stdout, "the table"

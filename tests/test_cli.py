@@ -112,7 +112,7 @@ def test_plan_prices_a_suite_from_a_runs_per_step_costs(tmp_path, idx_source):
             }
         )
     )
-    args = ["plan", "--optimizers", "adam,sgd", "--seeds", "5", "--epochs", "3", "--data-source", str(idx_source)]
+    args = ["estimate", "--optimizers", "adam,sgd", "--seeds", "5", "--epochs", "3", "--data-source", str(idx_source)]
     result = optbench(*args, "--costs-from", str(costs), "--parallel", "2", "--gpus", "1")
     lines = _plan_lines(result)
     assert "10 trials" in result.stdout and "1,080 training examples" in result.stdout and "H100" in result.stdout
@@ -124,7 +124,7 @@ def test_plan_prices_a_suite_from_a_runs_per_step_costs(tmp_path, idx_source):
 
 
 def test_plan_measures_the_per_step_costs_here_without_a_run(idx_source):
-    result = optbench("plan", "--optimizers", "adam,sgd", "--model", "mlp", "--data-source", str(idx_source))
+    result = optbench("estimate", "--optimizers", "adam,sgd", "--model", "mlp", "--data-source", str(idx_source))
     lines = _plan_lines(result)
     assert "CPU, here, now" in result.stdout
     assert float(lines["adam"][3]) > 0 and float(lines["sgd"][3]) > 0
@@ -144,5 +144,5 @@ def test_plan_refuses_wrong_values_in_one_line(tmp_path, idx_source, args, messa
     costs.write_text(json.dumps({"variants": {"adam": {"seconds_per_step": 0.002}}}))
     args = [a.replace("{costs}", str(costs)).replace("{folder}", str(tmp_path / "empty")) for a in args]
     (tmp_path / "empty").mkdir()
-    result = optbench("plan", "--data-source", str(idx_source), "--costs-from", str(costs), *args)
+    result = optbench("estimate", "--data-source", str(idx_source), "--costs-from", str(costs), *args)
     assert result.returncode != 0 and message in result.stderr and "Traceback" not in result.stderr

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from kfp import components as kfp_components
 
 from optbench.cli.cluster import compile_command
-from optbench.components.plan import form
+from optbench.components.question import form
 from optbench.pipelines import cluster
 from optbench.pipelines.pipeline import PIPELINE_NAME, build_pipeline
 
@@ -64,12 +64,12 @@ def test_the_loops_iterate_over_the_plans_trials_and_the_tune_steps(tmp_path):
     assert items == [
         "pipelinechannel--plan-Output",
         "pipelinechannel--plan-Output",
-        "pipelinechannel--select-learning-rates-Output",
+        "pipelinechannel--tune-Output",
     ]
     report = spec["root"]["dag"]["tasks"]["report"]["inputs"]["artifacts"]
     assert report["tuning"]["taskOutputArtifact"] == {
         "outputArtifactKey": "tuning",
-        "producerTask": "select-learning-rates",
+        "producerTask": "tune",
     }
     assert report["settings"]["taskOutputArtifact"] == {"outputArtifactKey": "settings", "producerTask": "plan"}
 
@@ -242,7 +242,7 @@ def test_every_command_group_reaches_the_cli_with_the_names_users_type():
         "run",
         "suites",
         "optimizers",
-        "plan",
+        "estimate",
         "report",
         "compile",
         "submit",
@@ -258,10 +258,10 @@ def test_every_command_group_reaches_the_cli_with_the_names_users_type():
 def test_a_notify_secret_compiles_an_exit_handler_and_the_url_from_the_secret_only(tmp_path):
     spec, k8s, path = compile_yaml(tmp_path, "--image", CPU, "--gpus", "0", "--notify-secret", "optbench-notify")
     tasks = spec["root"]["dag"]["tasks"]
-    assert set(tasks) == {"exit-handler-1", "notify-failure"}
+    assert set(tasks) == {"exit-handler-1", "notify"}
     guarded = spec["components"]["comp-exit-handler-1"]["dag"]["tasks"]
     assert {"plan", "ingest", "evaluate", "report"} <= set(guarded), "the whole comparison is guarded"
-    alert = tasks["notify-failure"]
+    alert = tasks["notify"]
     assert alert["triggerPolicy"]["strategy"] == "ALL_UPSTREAM_TASKS_COMPLETED"
     assert alert["dependentTasks"] == ["exit-handler-1"]
     assert "outputDefinitions" not in spec["root"], "KFP allows an exit handler no pipeline outputs"
@@ -273,14 +273,14 @@ def test_a_notify_secret_compiles_an_exit_handler_and_the_url_from_the_secret_on
     }
     assert {name: e["secretAsEnv"] for name, e in k8s.items() if "secretAsEnv" in e} == {
         "exec-report": [secret],
-        "exec-notify-failure": [secret],
+        "exec-notify": [secret],
     }
     assert kfp_components.load_component_from_file(str(path)).name == PIPELINE_NAME
 
 
 def test_without_a_notify_secret_there_is_no_exit_handler(tmp_path):
     spec, k8s, _ = compile_yaml(tmp_path, "--image", CPU, "--gpus", "0")
-    assert "notify-failure" not in spec["root"]["dag"]["tasks"]
+    assert "notify" not in spec["root"]["dag"]["tasks"]
     assert not any("secretAsEnv" in e for e in k8s.values())
 
 

@@ -186,22 +186,24 @@ def test_every_step_times_itself_in_the_run_log_and_the_split_covers_the_run(ref
     assert sorted(set(steps)) == [
         "evaluate",
         "ingest",
-        "init",
-        "metrics",
+        "init_model",
         "plan",
         "report",
         "step_cost",
         "train",
+        "trial_metrics",
         "tune",
     ]
     # the default protocol's confirming round is one trial that skips at once: it trains nothing, times nothing
-    assert steps.count("train") == steps.count("metrics") == 3 and steps.count("tune") == steps.count("plan") == 1
+    assert steps.count("train") == steps.count("trial_metrics") == 3 and steps.count("tune") == steps.count("plan") == 1
     for m in markers:
         assert m["process"] <= m["start"] <= m["end"] and 0 <= m["imports"] <= m["end"] - m["start"], m
     start, end = min(m["process"] for m in markers), max(m["end"] for m in markers)
     split = split_timeline(markers, start, end)
     assert sum(split.values()) == pytest.approx(end - start, abs=0.05)
-    assert split[STARTING] > 0 and all(split[step] > 0 for step in ("ingest", "init", "train", "step_cost", "evaluate"))
+    assert split[STARTING] > 0 and all(
+        split[step] > 0 for step in ("ingest", "init_model", "train", "step_cost", "evaluate")
+    )
 
 
 def test_no_credentials_reach_logs_reports_or_artifacts(reference):

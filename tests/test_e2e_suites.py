@@ -17,7 +17,7 @@ import pytest
 from test_e2e import OPTBENCH, env, finished_run, run_args
 
 from optbench.components.ingest import idx
-from optbench.components.plan import suites
+from optbench.components.question import suites
 from optbench.components.shared.datasets import FASHION_MNIST
 
 pytestmark = pytest.mark.e2e

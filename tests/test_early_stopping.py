@@ -7,7 +7,7 @@ import json
 import pytest
 from helpers import single_trial
 
-from optbench.components.init_model.init_model import run_init
+from optbench.components.init_model.init_model import run_init_model
 from optbench.components.train.early_stopping import board_of, post, read_others, should_stop
 from optbench.components.train.train import run_train
 
@@ -42,7 +42,7 @@ def test_the_board_holds_each_trial_once_and_skips_what_it_did_not_write(tmp_pat
 
 def test_a_trial_below_the_others_median_stops_and_says_so(tiny_dataset, tmp_path):
     initial = tmp_path / "initial"
-    run_init("mlp", seed=0, output_dir=str(initial))
+    run_init_model("mlp", seed=0, output_dir=str(initial))
     board = str(tmp_path / "board")
     for name in ("a.s0", "b.s0", "c.s0"):  # three trials that did better at every epoch
         post(board, name, [0.99, 0.99, 0.99, 0.99])

@@ -16,7 +16,7 @@ from helpers import MULTI_PROCESS_BEAM_ARGS, bucket_files
 from scipy.stats import rankdata
 
 from optbench.bench.evaluation import bench_evaluation, keras_metrics
-from optbench.components.evaluate.evaluate import evaluate
+from optbench.components.evaluate.evaluate import run_evaluate
 from optbench.components.shared import predictions
 from optbench.components.shared.beam import pipeline_args
 from optbench.components.shared.files import read_json
@@ -38,8 +38,8 @@ def _train(dataset_dir, optimizer, seed: int = 0):
     """A small MLP fitted for one epoch on the 1,000 training digits (no optimizer: left untrained)."""
     import keras
 
+    from optbench.components.shared.batches import batches, load_split
     from optbench.components.shared.models import build
-    from optbench.components.train.data import batches, load_split
 
     keras.utils.set_random_seed(seed)
     model = build("mlp")
@@ -62,7 +62,7 @@ def trained(tmp_path_factory, tiny_dataset):
     """Five exported models, their own test probabilities, and the test labels."""
     import keras
 
-    from optbench.components.train.data import batches, load_split
+    from optbench.components.shared.batches import batches, load_split
     from optbench.components.train.export import export_saved_model
 
     root = tmp_path_factory.mktemp("models")
@@ -98,7 +98,7 @@ def run(tmp_path_factory, tiny_dataset, trained):
     if acc["rmsprop.s0"] < acc["adam.s0"]:
         assert acc["adam.s0"] - acc["rmsprop.s0"] < thresholds["max_drop_vs_baseline"]
     output = tmp_path_factory.mktemp("evaluation")
-    summary = evaluate(trained["paths"], str(tiny_dataset), str(output), baseline="adam.s0", thresholds=thresholds)
+    summary = run_evaluate(trained["paths"], str(tiny_dataset), str(output), baseline="adam.s0", thresholds=thresholds)
     return {**trained, "summary": summary, "output": output, "thresholds": thresholds}
 
 
@@ -202,7 +202,7 @@ def test_evaluate_from_and_to_gs_with_workers_that_share_no_memory_gives_the_sam
     for path in tiny_dataset.rglob("*"):
         if path.is_file():
             bucket.blob(f"run/dataset/{path.relative_to(tiny_dataset)}").upload_from_filename(str(path))
-    summary = evaluate(
+    summary = run_evaluate(
         run["paths"],
         f"gs://{bucket.name}/run/dataset",
         f"gs://{bucket.name}/run/evaluation",
@@ -237,7 +237,7 @@ def test_summary_on_disk_is_the_returned_one(run):
 def test_the_report_reads_this_evaluation(run, tmp_path):
     """The contract between the steps: the report finds every trial of summary.json and predictions.npz,
     takes the NaN model for diverged, and tests the best against the others on these predictions."""
-    from optbench.components.report.build import build_report_from_artifacts
+    from optbench.components.report.report import run_report
 
     model_dirs = []
     for trial in run["paths"]:
@@ -270,7 +270,7 @@ def test_the_report_reads_this_evaluation(run, tmp_path):
     (tmp_path / "dataset" / STATS_FILE).write_text("{}")
     (tmp_path / "step_cost").mkdir()
     (tmp_path / "step_cost" / STEP_COST_FILE).write_text(json.dumps({"variants": {}}))
-    rows = build_report_from_artifacts(
+    rows = run_report(
         str(tmp_path / "dataset"),
         [str(d) for d in model_dirs],
         str(run["output"]),
@@ -304,7 +304,7 @@ def _macro_auc(probs: np.ndarray, labels: np.ndarray) -> float:
 
 def test_calibration_and_auc_when_asked(trained, tiny_dataset, tmp_path):
     names = ("adam.s0", "sgd.s0")
-    summary = evaluate(
+    summary = run_evaluate(
         {n: trained["paths"][n] for n in names},
         str(tiny_dataset),
         str(tmp_path),
@@ -350,7 +350,7 @@ def test_plain_metrics_are_the_summary_numbers(run):
 def test_one_model_and_an_absent_baseline(run, tiny_dataset, tmp_path, caplog):
     """A baseline that was not trained is dropped with a warning; a lone model still gets its metrics."""
     with caplog.at_level(logging.WARNING, logger="components.evaluate.evaluate"):
-        summary = evaluate(
+        summary = run_evaluate(
             {"adam.s0": run["paths"]["adam.s0"]},
             str(tiny_dataset),
             str(tmp_path),
@@ -368,15 +368,15 @@ def test_one_model_and_an_absent_baseline(run, tiny_dataset, tmp_path, caplog):
 def test_bad_inputs_fail_early_and_name_the_path(run, tiny_dataset, tmp_path):
     out = tmp_path / "evaluation"
     with pytest.raises(ValueError, match=str(tiny_dataset)):
-        evaluate({}, str(tiny_dataset), str(out), None)
+        run_evaluate({}, str(tiny_dataset), str(out), None)
     with pytest.raises(ValueError, match="unknown threshold.*max_drop_vs_baseline"):
-        evaluate({"sgd.s0": run["paths"]["sgd.s0"]}, str(tiny_dataset), str(out), None, {"min_acc": 0.5})
+        run_evaluate({"sgd.s0": run["paths"]["sgd.s0"]}, str(tiny_dataset), str(out), None, {"min_acc": 0.5})
     missing = tmp_path / "nowhere" / "saved_model"
     with pytest.raises(FileNotFoundError, match=str(missing)):
-        evaluate({"sgd.s0": run["paths"]["sgd.s0"], "adam.s0": str(missing)}, str(tiny_dataset), str(out), None)
+        run_evaluate({"sgd.s0": run["paths"]["sgd.s0"], "adam.s0": str(missing)}, str(tiny_dataset), str(out), None)
     empty = tmp_path / "empty_dataset"
     with pytest.raises(FileNotFoundError, match=str(empty / "test")):
-        evaluate({"sgd.s0": run["paths"]["sgd.s0"]}, str(empty), str(out), None)
+        run_evaluate({"sgd.s0": run["paths"]["sgd.s0"]}, str(empty), str(out), None)
     assert not out.exists()
 
 

@@ -21,10 +21,10 @@ from test_report import PNG_MAGIC, SETTINGS, STEP_COST, VARIANTS, realistic_run,
 from test_report_browser import open_in_chromium
 
 from optbench.cli.cluster import runs
-from optbench.components.report import history as hist
-from optbench.components.report.build import build_report, build_report_from_artifacts
-from optbench.components.report.changes import what_changed
-from optbench.components.report.history import History, earlier_runs
+from optbench.components.history import records as hist
+from optbench.components.history.changes import what_changed
+from optbench.components.history.records import History, earlier_runs
+from optbench.components.report.report import build_report, run_report
 from optbench.components.shared.files import write_json_atomic
 from optbench.components.shared.schema import CHANGES_JSON, RECORD_JSON, REPORT_MD
 
@@ -264,7 +264,7 @@ def test_a_gs_history_is_read_and_written_by_the_report_step(gcs, labels, tmp_pa
     inputs = realistic_run(labels, variants=SMALL)
     for run_id in ("cluster-1", "cluster-2"):
         (tmp_path / run_id).mkdir()
-        build_report_from_artifacts(
+        run_report(
             *write_artifacts(tmp_path / run_id, *inputs),
             {**SETTINGS, "run_id": run_id},
             str(tmp_path / run_id / "out"),
@@ -282,7 +282,7 @@ def test_a_history_root_that_cannot_be_listed_is_a_note_not_a_failed_report(labe
     (tmp_path / "file").write_text("not a folder")
     inputs = realistic_run(labels, variants=SMALL)
     (tmp_path / "a").mkdir()
-    build_report_from_artifacts(
+    run_report(
         *write_artifacts(tmp_path / "a", *inputs), SETTINGS, str(tmp_path / "out"), history_root=str(tmp_path / "file")
     )
     assert changes_of(tmp_path / "out")["notes"] == [f"cannot list the runs under {tmp_path / 'file'}: not a folder"]

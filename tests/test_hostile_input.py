@@ -13,8 +13,8 @@ import pytest
 import yaml
 from test_cli import optbench
 
-from optbench.components.plan import suites
-from optbench.components.plan.suites import MAX_TRIALS, SuiteError
+from optbench.components.question import suites
+from optbench.components.question.suites import MAX_TRIALS, SuiteError
 
 
 def refused(result, *messages: str) -> None:

@@ -403,7 +403,7 @@ def test_beam_ingest_writes_splits_stats_and_is_reproducible(tmp_path, idx_sourc
     for split in ("train", "validation", "test"):
         assert _records(tmp_path / "a", split) == _records(tmp_path / "b", split), f"{split} differs between runs"
 
-    from optbench.components.train.data import parse_examples
+    from optbench.components.shared.batches import parse_examples
 
     train = {r for r in _records(tmp_path / "a", "train")}
     validation = {r for r in _records(tmp_path / "a", "validation")}

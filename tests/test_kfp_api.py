@@ -90,7 +90,7 @@ def test_submit_sends_the_compiled_spec_with_its_parameters_to_the_experiment(ap
     spec = body["pipeline_spec"]["pipeline_spec"]
     assert spec["pipelineInfo"]["name"] == PIPELINE_NAME
     assert spec["deploymentSpec"]["executors"]["exec-train"]["container"]["image"] == GPU
-    params = body["runtime_config"]["parameters"]  # the form (components/plan/form.py), as the CLI filled it in
+    params = body["runtime_config"]["parameters"]  # the form (components/question/form.py), as the CLI filled it in
     assert (params["suite"], params["optimizers"], params["epochs"]) == ("seed-004", "adam,sgd", 2)
     defaults = spec["root"]["inputDefinitions"]["parameters"]
     assert set(params) == set(defaults) and all(defaults[k]["defaultValue"] == v for k, v in params.items())

@@ -1,5 +1,6 @@
 """The house rules, checked on the source: one import package, no cycles, steps that do not import each other,
-logic that imports no KFP, and every name of the run layout spelled once."""
+libraries that import no step, each folder used only by whom its docstring says, logic that imports no KFP,
+one name per step, and every name of the run layout spelled once."""
 
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ PACKAGE = REPO / "optbench"
 # import name -> folder: the package, and the top-level folders it links to (optbench/components -> ../components)
 PACKAGE_DIRS = {"optbench": PACKAGE} | {f"optbench.{p.name}": p.resolve() for p in PACKAGE.iterdir() if p.is_symlink()}
 COMPONENTS = "optbench.components"
-SHARED = {f"{COMPONENTS}.shared", f"{COMPONENTS}.image"}  # what every step may import
 
 
 def modules() -> dict[str, Path]:
@@ -55,13 +55,31 @@ def imports_of(name: str) -> set[str]:
 
 
 GRAPH = {name: imports_of(name) for name in MODULES}
+# A folder of components/ is a step when it has a component.py (the pipeline's task); otherwise a library.
+STEPS = {name.split(".")[2] for name in MODULES if name.startswith(COMPONENTS) and name.endswith(".component")}
+HOST = "optbench.bench"  # measures the steps' logic directly: it may import any of it
+
+
+def group_of(name: str) -> str | None:
+    """The folder of components/ a module is in (None outside components/, or for components/image.py)."""
+    parts = name.split(".")
+    package = MODULES.get(".".join(parts[:3])) if name.startswith(f"{COMPONENTS}.") else None
+    return parts[2] if package is not None and package.name == "__init__.py" else None
 
 
 def step_of(name: str) -> str | None:
-    parts = name.split(".")
-    return (
-        parts[2] if name.startswith(f"{COMPONENTS}.") and len(parts) > 2 and ".".join(parts[:3]) not in SHARED else None
-    )
+    group = group_of(name)
+    return group if group in STEPS else None
+
+
+def used_by(group: str) -> set[str]:
+    """Who a folder of components/ says uses it: its docstring's line "Used by: steps" or "Used by: steps, host"."""
+    doc = ast.get_docstring(ast.parse(MODULES[f"{COMPONENTS}.{group}"].read_text())) or ""
+    found = [line for line in doc.splitlines() if line.startswith("Used by: ")]
+    assert len(found) == 1, f"components/{group}/__init__.py: say who uses it in one line, 'Used by: steps[, host] ...'"
+    users = set(found[0].removeprefix("Used by: ").split(" (")[0].rstrip(".").split(", "))
+    assert users in ({"steps"}, {"steps", "host"}), f"components/{group}: {found[0]!r} is not 'steps' or 'steps, host'"
+    return users
 
 
 def test_every_package_folder_is_in_pyproject():
@@ -149,9 +167,31 @@ def test_no_step_imports_another_step_and_components_import_nothing_above_them()
             continue
         above = {m for m in imported if not m.startswith(COMPONENTS)}
         assert not above, f"{name} imports {sorted(above)}: components import only components"
-        if step_of(name):
-            others = {m for m in imported if step_of(m) not in (None, step_of(name))}
-            assert not others, f"{name} imports another step: {sorted(others)}"
+        steps = {m for m in imported if step_of(m) not in (None, step_of(name))}
+        assert not steps, f"{name} imports a step it is not part of: {sorted(steps)}"
+
+
+def test_each_folder_of_components_is_used_only_by_whom_it_says():
+    """A folder used only by steps can change without a look at the host's code, and the other way round."""
+    groups = {group_of(name) for name in MODULES} - {None}
+    host_users = {group for group in groups if "host" in used_by(group)}
+    for name, imported in GRAPH.items():
+        if name.startswith(COMPONENTS) or name.startswith(HOST):
+            continue
+        for module in imported:
+            group = group_of(module)
+            if group is None or group in host_users:
+                continue
+            # the pipeline is assembled from the steps' component modules, and from nothing else of theirs
+            assert name.startswith("optbench.pipelines") and module.endswith(".component"), (
+                f"{name} imports {module}, but components/{group}/ says it is used by steps only"
+            )
+    unused = {
+        g
+        for g in host_users
+        if not any(group_of(m) == g for n, i in GRAPH.items() if not n.startswith((COMPONENTS, HOST)) for m in i)
+    }
+    assert not unused, f"these folders say the host uses them, and nothing of the host imports them: {sorted(unused)}"
 
 
 def test_only_component_modules_import_kfp():
@@ -165,13 +205,41 @@ def test_only_component_modules_import_kfp():
 
 
 def test_every_step_has_its_component_beside_its_logic_and_pipelines_declares_none():
-    steps = {step_of(name) for name in MODULES if step_of(name)}
-    assert steps == {"plan", "ingest", "init_model", "train", "tune", "evaluate", "trial_metrics", "report", "notify"}
-    for step in steps:
-        assert f"{COMPONENTS}.{step}.component" in MODULES, f"{step} has no component.py"
+    for step in STEPS:
+        if step == "notify":  # the webhook's logic is the shared library's: the report step alerts too
+            continue
+        logic = ast.parse(MODULES[f"{COMPONENTS}.{step}.{step}"].read_text())
+        entry = {n.name for n in logic.body if isinstance(n, ast.FunctionDef)}
+        assert f"run_{step}" in entry, f"components/{step}/{step}.py has no run_{step}: the step's entry point"
     for name, path in MODULES.items():
         if name.startswith("optbench.pipelines"):
             assert "dsl.component" not in path.read_text(), f"{name} declares a component"
+
+
+def test_each_step_has_one_name_for_its_folder_task_resources_and_timing():
+    """A step's folder name is what the pipeline passes its task's settings under, the cluster's resources key,
+    and the name its timing line carries in the run log."""
+    from optbench.pipelines.cluster import DEFAULT_RESOURCES, LIKE_TRAIN
+    from optbench.pipelines.pipeline import build_pipeline
+
+    named: set[str] = set()
+    for notify in (False, True):
+        build_pipeline(lambda task, step: named.add(step), notify_failures=notify)
+    assert named == STEPS
+    assert set(DEFAULT_RESOURCES) | {LIKE_TRAIN} == STEPS
+    timed = set()
+    for path in MODULES.values():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "timed" and node.args:
+                timed.add(node.args[0].value)  # type: ignore[attr-defined]
+    assert timed == STEPS - {"notify"}, "every step but the exit handler times itself under its own name"
+    for step in STEPS:  # a step's component functions are named for it (the confirming round is train's)
+        defined = {
+            n.name
+            for n in ast.parse(MODULES[f"{COMPONENTS}.{step}.component"].read_text()).body
+            if isinstance(n, ast.FunctionDef)
+        }
+        assert step in defined, f"components/{step}/component.py defines {sorted(defined)}, not {step}"
 
 
 def literals(path: Path) -> list[str]:
@@ -195,7 +263,7 @@ def literals(path: Path) -> list[str]:
 def layout_names() -> list[str]:
     """Every file or folder name of the run layout that is specific enough to find in the source."""
     names = []
-    for module in ("optbench.layout", f"{COMPONENTS}.shared.schema", f"{COMPONENTS}.report.trends"):
+    for module in ("optbench.layout", f"{COMPONENTS}.shared.schema", f"{COMPONENTS}.history.trends"):
         for node in ast.parse(MODULES[module].read_text()).body:
             if (
                 isinstance(node, ast.Assign)

@@ -194,7 +194,7 @@ def run_pipeline_with_exit_handler(body_fails: bool, tmp_path):
     from kfp import dsl, local
 
     from optbench.components.image import component
-    from optbench.components.notify.component import notify_failure
+    from optbench.components.notify.component import notify
 
     @component
     def body(fail: bool):
@@ -203,7 +203,7 @@ def run_pipeline_with_exit_handler(body_fails: bool, tmp_path):
 
     @dsl.pipeline
     def guarded(suite: str, run_name: str, fail: bool) -> str:
-        exit_task = notify_failure(suite=suite, run_name=run_name)
+        exit_task = notify(suite=suite, run_name=run_name)
         with dsl.ExitHandler(exit_task=exit_task):
             body(fail=fail)
         return exit_task.output

@@ -9,10 +9,10 @@ import yaml
 from click.testing import CliRunner
 from kfp import local
 
-from optbench.cli.run import plan as plan_command
-from optbench.components.plan import form, suites
-from optbench.components.plan.options import RunConfig
+from optbench.cli.run import estimate_command
 from optbench.components.plan.plan import make_plan, run_plan
+from optbench.components.question import form, suites
+from optbench.components.question.options import RunConfig
 from optbench.components.shared.schema import PLAN_FILE
 from optbench.pipelines.pipeline import build_pipeline
 
@@ -94,7 +94,7 @@ def test_a_bad_value_fails_the_plan_with_the_clis_message(values, message):
 
 
 def test_the_cli_says_the_same_for_the_same_value():
-    result = CliRunner().invoke(plan_command, ["--epochs", "-1", "--costs-from", "x"])
+    result = CliRunner().invoke(estimate_command, ["--epochs", "-1", "--costs-from", "x"])
     assert result.exit_code != 0 and "epochs must be an integer in 1-1000, got -1" in result.output
 
 

@@ -24,9 +24,9 @@ import numpy as np
 import pytest
 from scipy.stats import t as student_t
 
-from optbench.components.report.build import build_report, build_report_from_artifacts, format_table
-from optbench.components.report.comparison import SCALAR_COLUMNS, fmt_time
 from optbench.components.report.kfp_ui import best_confusion_matrix, metric_name, scalar_metrics
+from optbench.components.report.report import build_report, format_table, run_report
+from optbench.components.results.row import SCALAR_COLUMNS, fmt_time
 from optbench.components.shared import datasets
 from optbench.components.shared import predictions as preds
 from optbench.components.shared.schema import (
@@ -689,7 +689,7 @@ def test_the_report_step_reads_its_artifacts_nan_tokens_included(tmp_path, input
     events = Path(model_dirs[1]) / "tensorboard" / "validation" / "events.out.tfevents.1.host"
     events.parent.mkdir(parents=True)
     events.write_bytes(b"\x00event bytes")
-    rows = build_report_from_artifacts(
+    rows = run_report(
         dataset,
         model_dirs,
         evaluation,
@@ -716,7 +716,7 @@ def test_predictions_named_but_missing_is_an_error(inputs, tmp_path):
     dataset, model_dirs, evaluation, cost = write_artifacts(tmp_path, *inputs)
     (Path(evaluation) / PREDICTIONS_FILE).unlink()
     with pytest.raises(FileNotFoundError, match=PREDICTIONS_FILE):
-        build_report_from_artifacts(dataset, model_dirs, evaluation, cost, {}, str(tmp_path / "report"))
+        run_report(dataset, model_dirs, evaluation, cost, {}, str(tmp_path / "report"))
     assert not (tmp_path / "report").exists(), "nothing is written for a report that cannot be built"
 
 
@@ -751,7 +751,7 @@ def test_failed_write_leaves_no_finished_page(tmp_path, monkeypatch, inputs):
     def fail(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr("optbench.components.report.build.write_json_atomic", fail)
+    monkeypatch.setattr("optbench.components.report.report.write_json_atomic", fail)
     with pytest.raises(OSError):
         build_report(histories[:6], summary, stats, {}, str(out))
     assert not (out / "report.html").exists()
@@ -776,7 +776,8 @@ def test_kfp_ui_metrics_and_confusion_matrix(report):
 
 def test_imports_neither_tensorflow_nor_kfp():
     code = (
-        "import sys, components.report, components.report.trends, components.report.kfp_ui; "
+        "import sys, optbench.components.report.report, optbench.components.report.kfp_ui, "
+        "optbench.components.history.changes, optbench.components.history.trends; "
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'kfp', 'keras')); "
         "assert not bad, bad"
     )
@@ -809,7 +810,7 @@ def test_trials_are_exported_to_mlflow_and_read_back_with_its_client(tmp_path, i
 
     histories, summary, stats, predictions = inputs
     uri = f"sqlite:///{tmp_path}/mlflow.db"  # a real store, the one MLflow recommends
-    rows = build_report_from_artifacts(
+    rows = run_report(
         *write_artifacts(tmp_path, histories, summary, stats, predictions),
         SETTINGS,
         str(tmp_path / "report"),
@@ -843,9 +844,7 @@ def test_a_tracking_store_that_is_down_costs_the_run_nothing_and_the_report_says
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         uri = f"http://127.0.0.1:{s.getsockname()[1]}"
-    rows = build_report_from_artifacts(
-        *write_artifacts(tmp_path, *inputs), SETTINGS, str(tmp_path / "report"), mlflow_uri=uri
-    )
+    rows = run_report(*write_artifacts(tmp_path, *inputs), SETTINGS, str(tmp_path / "report"), mlflow_uri=uri)
     assert rows and (tmp_path / "report" / REPORT_HTML).exists()
     markdown = (tmp_path / "report" / REPORT_MD).read_text()
     assert uri in markdown and "failed:" in markdown

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from test_report import CHARTS, SETTINGS, STEP_COST, realistic_run
 
-from optbench.components.report.build import build_report
+from optbench.components.report.report import build_report
 
 CHROMIUM_FLAGS = [
     "--no-sandbox",
@@ -145,7 +145,7 @@ def test_markup_in_variant_names_and_settings_renders_as_text(tmp_path, real_dig
     from test_report import VARIANTS
     from test_trends import make_run
 
-    from optbench.components.report.trends import build_trend_report
+    from optbench.components.history.trends import build_trend_report
     from optbench.layout import read_run
 
     variants = {HOSTILE.get(name, name): spec for name, spec in VARIANTS.items()}

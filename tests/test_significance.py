@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest
 
-from optbench.components.report.significance import (
+from optbench.components.results.significance import (
     REPLICATES,
     bootstrap_difference,
     compare_with_winner,

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from helpers import single_trial
 
-from optbench.components.init_model.init_model import run_init
+from optbench.components.init_model.init_model import run_init_model
 from optbench.components.report.comparison import comparison_rows
 from optbench.components.shared.files import read_json
 from optbench.components.shared.schema import HISTORY_FILE, STEP_COST_FILE
-from optbench.components.train.step_cost import MIN_ROUNDS, measure, run_step_cost
+from optbench.components.step_cost.step_cost import MIN_ROUNDS, measure, run_step_cost
 from optbench.components.train.train import time_to_accuracy
 
 TARGET = 0.5  # a validation accuracy the MLP reaches on 1,000 digits within two epochs
@@ -42,7 +42,7 @@ for p in spinners:
 # The step-cost step in its own process, with the trials' one thread (TensorFlow fixes its threads once).
 STEP_COST = """
 import json, sys
-from optbench.components.train.step_cost import run_step_cost
+from optbench.components.step_cost.step_cost import run_step_cost
 
 dataset, initial, dirs, out = sys.argv[1:]
 run_step_cost(dataset, initial, json.loads(dirs), out, threads=1)
@@ -92,7 +92,7 @@ def _run(tiny_dataset, initial, folder: Path, beside_slowed: bool) -> list[dict]
 
 def test_a_slowed_neighbour_moves_wall_time_but_not_the_cost(tiny_dataset, tmp_path):
     initial = tmp_path / "initial"
-    run_init("mlp", seed=0, output_dir=str(initial))
+    run_init_model("mlp", seed=0, output_dir=str(initial))
     alone_rows = _run(tiny_dataset, initial, tmp_path / "alone", beside_slowed=False)
     crowded_rows = _run(tiny_dataset, initial, tmp_path / "crowded", beside_slowed=True)
     alone, crowded = alone_rows["adam"], crowded_rows["adam"]
@@ -118,7 +118,7 @@ def test_every_variant_is_timed_once_on_the_lowest_seed(tiny_dataset, tmp_path):
     initial = tmp_path / "initial"
     dirs = []
     for seed in (0, 1):
-        run_init("mlp", seed=seed, output_dir=str(initial))
+        run_init_model("mlp", seed=seed, output_dir=str(initial))
         for name, trial in (("sgd", single_trial("sgd", seed, batch_size=32)), ("fast", single_trial("adam", seed))):
             dirs.append(tmp_path / f"{name}{seed}")
             dirs[-1].mkdir()

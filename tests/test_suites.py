@@ -7,8 +7,8 @@ import re
 import pytest
 import yaml
 
-from optbench.components.plan import suites
-from optbench.components.plan.suites import SuiteError
+from optbench.components.question import suites
+from optbench.components.question.suites import SuiteError
 
 
 def test_shipped_suites_reproduce_the_seed_documents():

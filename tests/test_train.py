@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from helpers import single_trial, tensorboard_scalars
 
-from optbench.components.init_model.init_model import run_init
+from optbench.components.init_model.init_model import run_init_model
 from optbench.components.shared import optimizers
 from optbench.components.shared.initial import load_initial
 from optbench.components.train.train import optimizer_state_bytes, run_train, time_to_accuracy
@@ -19,7 +19,7 @@ from optbench.components.train.train import optimizer_state_bytes, run_train, ti
 @pytest.fixture(scope="module")
 def initial(tmp_path_factory):
     out = tmp_path_factory.mktemp("initial")
-    run_init("mlp", seed=7, output_dir=str(out))
+    run_init_model("mlp", seed=7, output_dir=str(out))
     return out
 
 
@@ -35,11 +35,11 @@ def test_initial_weights_are_one_file_every_optimizer_loads(initial, tmp_path):
     drawer = threading.Thread(target=lambda: [random.random() for _ in iter(lambda: stop.wait(0.0001), True)])
     drawer.start()
     try:
-        run_init("mlp", seed=7, output_dir=str(tmp_path / "same"))
+        run_init_model("mlp", seed=7, output_dir=str(tmp_path / "same"))
     finally:
         stop.set()
         drawer.join()
-    run_init("mlp", seed=8, output_dir=str(tmp_path / "other"))
+    run_init_model("mlp", seed=8, output_dir=str(tmp_path / "other"))
     same, _ = load_initial(str(tmp_path / "same"), 7)
     other, _ = load_initial(str(tmp_path / "other"), 8)
     assert all(np.array_equal(x, y) for x, y in zip(a.get_weights(), same.get_weights()))
@@ -47,7 +47,7 @@ def test_initial_weights_are_one_file_every_optimizer_loads(initial, tmp_path):
 
 
 def _order(dataset_dir, seed, epochs=2):
-    from optbench.components.train.data import batches, load_split
+    from optbench.components.shared.batches import batches, load_split
 
     ds = batches(load_split(str(dataset_dir), "train"), 64, shuffle_seed=seed)
     return [np.concatenate([y.numpy() for _, y in ds]) for _ in range(epochs)]

@@ -13,8 +13,8 @@ from test_report import PNG_MAGIC, SETTINGS, VARIANTS, realistic_run
 from test_report_browser import open_in_chromium
 
 from optbench.cli.report import report
-from optbench.components.report.build import build_report
-from optbench.components.report.trends import build_trend_report
+from optbench.components.history.trends import build_trend_report
+from optbench.components.report.report import build_report
 from optbench.components.shared.files import write_json_atomic
 from optbench.layout import read_run
 

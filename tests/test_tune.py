@@ -6,7 +6,7 @@ import json
 
 from helpers import single_trial
 
-from optbench.components.plan import suites
+from optbench.components.question import suites
 from optbench.components.shared.artifacts import SKIPPED, trained, write_skipped
 from optbench.components.shared.files import read_json
 from optbench.components.shared.schema import HISTORY_FILE

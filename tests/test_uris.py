@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 from pathlib import Path
 
@@ -25,7 +26,7 @@ def test_write_read_match_fetch_and_remove_behave_alike_locally_and_on_gs(root, 
     local.write_bytes(b"records")
     uris.put(str(local), uris.join(root, "a", "part-0.tfrecord"))
     assert not local.exists(), "put moves the file"
-    assert uris.read_json(uris.join(root, "a", "stats.json")) == {"n": 1}
+    assert json.loads(uris.read_bytes(uris.join(root, "a", "stats.json"))) == {"n": 1}
     assert [u.rsplit("/", 1)[1] for u in uris.match(uris.join(root, "a", "part-*"))] == ["part-0.tfrecord"]
     copy = Path(uris.fetch_tree(root, tmp_path / "copy"))  # a local root is its own copy
     assert (copy / "a" / "part-0.tfrecord").read_bytes() == b"records"

@@ -17,7 +17,7 @@ def evaluate(
     evaluation: Output[Artifact],
 ):
     """TFMA: one analysis over every model on the test split, against the baseline."""
-    from optbench.components.evaluate.evaluate import evaluate as run_evaluate
+    from optbench.components.evaluate.evaluate import run_evaluate
     from optbench.components.shared.artifacts import final_models, read_plan, saved_models_by_trial
 
     plan = read_plan(settings.path)

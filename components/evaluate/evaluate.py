@@ -79,7 +79,7 @@ CALIBRATION_BINS = 10  # the usual reliability-diagram resolution; ECE is comput
 
 
 @timed("evaluate")
-def evaluate(
+def run_evaluate(
     models: dict[str, str],
     dataset_dir: str,
     output_dir: str,
@@ -139,7 +139,7 @@ def evaluate(
             "calibration": calibration,
             "auc": auc,
             "predictions": PREDICTIONS_FILE,
-            "class_names": class_names(uris.read_json(uris.join(dataset_dir, STATS_FILE))),
+            "class_names": class_names(json.loads(uris.read_bytes(uris.join(dataset_dir, STATS_FILE)))),
         }
     )
     uris.write_json(uris.join(output_dir, EVAL_SUMMARY_FILE), summary)

@@ -1,1 +1,4 @@
-"""Init model: the initial weights that every optimizer of a seed starts from."""
+"""Init model: the initial weights that every optimizer of a seed starts from.
+
+Used by: steps.
+"""

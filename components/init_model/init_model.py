@@ -29,8 +29,8 @@ def pin_seeds(config: Any, rng: random.Random) -> Any:
     return config
 
 
-@timed("init")
-def run_init(model_name: str, seed: int, output_dir: str, model_config: str = "") -> dict:
+@timed("init_model")
+def run_init_model(model_name: str, seed: int, output_dir: str, model_config: str = "") -> dict:
     """Write `output_dir/seed-<seed>/` with the model's initial weights for that seed.
 
     `model_config` is the user's network as a Keras config (components/shared/models.py:custom); empty for

@@ -12,7 +12,7 @@ from optbench.components.image import component
 
 
 @component
-def notify_failure(status: dsl.PipelineTaskFinalStatus, suite: str, run_name: str) -> str:
+def notify(status: dsl.PipelineTaskFinalStatus, suite: str, run_name: str) -> str:
     """Alert the webhook that the run failed, with KFP's error message and the run's resource name; returns
     what happened ("" when the run succeeded or no webhook is configured). Never fails: a webhook that is
     down is no reason to mark the run's clean-up failed."""

@@ -1,2 +1,5 @@
-"""Plan: what a comparison asks for (options), its suite validated and expanded into trials (suites), and
-the pipeline's arguments (arguments). The CLI plans before it runs or compiles anything."""
+"""Plan: validate the form as the CLI does, expand the suite into the trials the pipeline fans out over,
+and write the settings every later step reads (plan.json).
+
+Used by: steps.
+"""

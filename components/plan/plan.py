@@ -16,8 +16,8 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from optbench.components.plan import suites
-from optbench.components.plan.form import from_form
+from optbench.components.question import suites
+from optbench.components.question.form import from_form
 from optbench.components.shared import models
 from optbench.components.shared.files import write_json_atomic
 from optbench.components.shared.schema import PLAN_FILE

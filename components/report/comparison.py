@@ -18,7 +18,7 @@ finished, so it is never scored, nor counted as a loser of a significance
 test. A variant whose every trial was stopped has the status "stopped".
 
 Costs: a trial's `cost_seconds` is the steps it took times its variant's
-per-step cost, measured alone by the step-cost step (components/train/step_cost.py),
+per-step cost, measured alone by the step-cost step (components/step_cost/step_cost.py),
 so no neighbour moves it; time to accuracy is counted the same way. Its
 `train_seconds` is the wall time it took, which on a shared machine says as
 much about the trials that ran beside it as about the optimizer.
@@ -32,63 +32,12 @@ from typing import Any
 
 from scipy.special import stdtrit  # the Student t quantile; scipy.stats would take 3x longer to import
 
+from optbench.components.question.suites import steps_per_epoch
+from optbench.components.results.row import ComparisonRow
 from optbench.components.shared.tuning import family_of
 
-NA = "n/a"
 CONFIDENCE = 0.95
 
-# The seed article's table: validation accuracy and loss at epochs 1, 5 and the last.
-ARTICLE_KEYS = (
-    "val_accuracy_epoch_1",
-    "val_loss_epoch_1",
-    "val_accuracy_epoch_5",
-    "val_loss_epoch_5",
-    "val_accuracy_last",
-    "val_loss_last",
-)
-
-# The columns comparison.csv carries (comparison.json also has the per-epoch lists, per-seed values and more).
-SCALAR_COLUMNS = (
-    "optimizer",
-    "status",
-    "seeds_ok",
-    "seeds_total",
-    "diverged_at_epoch",
-    "stopped_at_epoch",
-    "base_optimizer",
-    "learning_rate",
-    "batch_size",
-    "lr_sweep",
-    "tuned",
-    "epochs",
-    "steps",
-    "step_seconds",
-    "cost_seconds",
-    "cost_seconds_std",
-    "train_seconds",
-    "train_seconds_std",
-    *ARTICLE_KEYS,
-    "test_accuracy",
-    "test_accuracy_std",
-    "test_accuracy_ci_low",
-    "test_accuracy_ci_high",
-    "test_loss",
-    "test_loss_std",
-    "test_loss_ci_low",
-    "test_loss_ci_high",
-    "test_top3_accuracy",
-    "test_macro_auc",
-    "test_ece",
-    "test_accuracy_diff_vs_baseline",
-    "blessed",
-    "optimizer_state_bytes",
-    "optimizer_state_ratio",
-    "parameter_bytes",
-    "best",
-    "winner",
-    "p_vs_winner",
-    "significant_vs_winner",
-)
 # Row list -> history.json epoch field; averaged over seeds epoch by epoch.
 SERIES = {
     "val_accuracy": "val_accuracy",
@@ -98,6 +47,22 @@ SERIES = {
     "epoch_seconds": "seconds",
 }
 BANDED = ("val_accuracy", "val_loss")  # series that also get a per-epoch standard deviation (the plot's band)
+
+# What a row keeps of each seed (comparison.json's per_seed), beside its last validation accuracy.
+SEED_KEYS = (
+    "seed",
+    "trial",
+    "diverged",
+    "diverged_at_epoch",
+    "stopped",
+    "stopped_at_epoch",
+    "steps",
+    "cost_seconds",
+    "train_seconds",
+    "test_accuracy",
+    "test_loss",
+    "blessed",
+)
 
 
 def finite(x: Any) -> float | None:
@@ -190,12 +155,6 @@ def comparison_rows(
     )
 
 
-def steps_per_epoch(history: dict) -> int | None:
-    """The training steps of one epoch: the last batch of an epoch may be short, and is still a step."""
-    examples, batch = history.get("train_examples"), history.get("batch_size")
-    return math.ceil(examples / batch) if isinstance(examples, int) and isinstance(batch, int) and batch > 0 else None
-
-
 def _trial(history: dict, metrics: dict | None, step_seconds: float | None) -> dict:
     """One seed's numbers, with the divergence verdict applied."""
     epochs = sorted(history.get("epochs") or [], key=lambda e: e["epoch"])
@@ -211,7 +170,12 @@ def _trial(history: dict, metrics: dict | None, step_seconds: float | None) -> d
     for s in series["epoch_seconds"]:
         total = total + s if s is not None and total is not None else None
         elapsed.append(total)
-    per_epoch = steps_per_epoch(history)
+    examples, batch = history.get("train_examples"), history.get("batch_size")
+    per_epoch = (
+        steps_per_epoch(batch, examples)
+        if isinstance(examples, int) and isinstance(batch, int) and batch >= 0
+        else None
+    )
     epoch_cost = per_epoch * step_seconds if per_epoch and step_seconds is not None else None
 
     def cost(epoch: float | None) -> float | None:
@@ -270,86 +234,76 @@ def _row(histories: list[dict], models: dict, step_seconds: float | None) -> dic
         key: spread([t[key] for t in ok]) for key in ("test_accuracy", "test_loss", "train_seconds", "cost_seconds")
     }
     evaluated = [t for t in trials if t["blessed"] is not None]
-    return {
-        "optimizer": variant_of(first),
-        "base_optimizer": first.get("optimizer"),
-        "family": family_of(first),
-        "status": "diverged"
+    return ComparisonRow(
+        optimizer=variant_of(first),
+        base_optimizer=first.get("optimizer"),
+        family=family_of(first),
+        status="diverged"
         if not ok
         else "stopped"
         if all(t["stopped"] for t in ok)
         else "partial"
         if diverged
         else "ok",
-        "seeds": [t["seed"] for t in trials],
-        "seeds_ok": len(ok),
-        "seeds_total": len(trials),
-        "diverged_seeds": [t["seed"] for t in diverged],
-        "diverged_at_epoch": min((t["diverged_at_epoch"] for t in diverged if t["diverged_at_epoch"]), default=None),
-        "stopped_seeds": [t["seed"] for t in ok if t["stopped"]],
-        "stopped_at_epoch": min((t["stopped_at_epoch"] for t in ok if t["stopped"]), default=None),
-        "learning_rate": finite(first.get("learning_rate")),
-        "batch_size": first.get("batch_size"),
-        "lr_sweep": bool(first.get("lr_sweep")),
-        "tuned": False,
-        "epochs": n,
-        "steps": mean_or_none([t["steps"] for t in ok]),
-        "step_seconds": step_seconds if ok else None,  # a diverged variant has no figures
-        "cost_seconds": stats["cost_seconds"]["mean"],
-        "cost_seconds_std": stats["cost_seconds"]["std"],
-        "train_seconds": stats["train_seconds"]["mean"],
-        "train_seconds_std": stats["train_seconds"]["std"],
-        "val_accuracy_epoch_1": at("val_accuracy", 1),
-        "val_loss_epoch_1": at("val_loss", 1),
-        "val_accuracy_epoch_5": at("val_accuracy", 5),
-        "val_loss_epoch_5": at("val_loss", 5),
-        "val_accuracy_last": at("val_accuracy", n),
-        "val_loss_last": at("val_loss", n),
-        **{
-            f"{key}{suffix}": stats[key][part]
-            for key in ("test_accuracy", "test_loss")
-            for suffix, part in (("", "mean"), ("_std", "std"), ("_ci_low", "ci_low"), ("_ci_high", "ci_high"))
-        },
-        **{
-            key: mean_or_none([t[key] for t in ok])
-            for key in ("test_top3_accuracy", "test_macro_auc", "test_ece", "test_accuracy_diff_vs_baseline")
-        },
-        "blessed": None if not evaluated else all(t["blessed"] for t in evaluated),
-        "failed_thresholds": [f"seed {t['seed']}: {reason}" for t in trials for reason in t["failed_thresholds"]],
-        "time_to_accuracy": _time_to_accuracy(ok),
-        "optimizer_state_bytes": finite(first.get("optimizer_state_bytes")),
-        "optimizer_state_ratio": finite(first.get("optimizer_state_ratio")),
-        "parameter_bytes": finite(first.get("parameter_bytes")),
-        "per_label_accuracy": _per_label(ok),
-        "confusion_matrix": _summed_matrix(ok),
-        "calibration": next((t["calibration"] for t in ok if t["calibration"]), None),
-        "per_seed": [
-            {
-                key: t[key]
-                for key in (
-                    "seed",
-                    "trial",
-                    "diverged",
-                    "diverged_at_epoch",
-                    "stopped",
-                    "stopped_at_epoch",
-                    "steps",
-                    "cost_seconds",
-                    "train_seconds",
-                    "test_accuracy",
-                    "test_loss",
-                    "blessed",
-                )
-            }
+        seeds=[t["seed"] for t in trials],
+        seeds_ok=len(ok),
+        seeds_total=len(trials),
+        diverged_seeds=[t["seed"] for t in diverged],
+        diverged_at_epoch=min((t["diverged_at_epoch"] for t in diverged if t["diverged_at_epoch"]), default=None),
+        stopped_seeds=[t["seed"] for t in ok if t["stopped"]],
+        stopped_at_epoch=min((t["stopped_at_epoch"] for t in ok if t["stopped"]), default=None),
+        learning_rate=finite(first.get("learning_rate")),
+        batch_size=first.get("batch_size"),
+        lr_sweep=bool(first.get("lr_sweep")),
+        epochs=n,
+        steps=mean_or_none([t["steps"] for t in ok]),
+        step_seconds=step_seconds if ok else None,  # a diverged variant has no figures
+        cost_seconds=stats["cost_seconds"]["mean"],
+        cost_seconds_std=stats["cost_seconds"]["std"],
+        train_seconds=stats["train_seconds"]["mean"],
+        train_seconds_std=stats["train_seconds"]["std"],
+        val_accuracy_epoch_1=at("val_accuracy", 1),
+        val_loss_epoch_1=at("val_loss", 1),
+        val_accuracy_epoch_5=at("val_accuracy", 5),
+        val_loss_epoch_5=at("val_loss", 5),
+        val_accuracy_last=at("val_accuracy", n),
+        val_loss_last=at("val_loss", n),
+        test_accuracy=stats["test_accuracy"]["mean"],
+        test_accuracy_std=stats["test_accuracy"]["std"],
+        test_accuracy_ci_low=stats["test_accuracy"]["ci_low"],
+        test_accuracy_ci_high=stats["test_accuracy"]["ci_high"],
+        test_loss=stats["test_loss"]["mean"],
+        test_loss_std=stats["test_loss"]["std"],
+        test_loss_ci_low=stats["test_loss"]["ci_low"],
+        test_loss_ci_high=stats["test_loss"]["ci_high"],
+        test_top3_accuracy=mean_or_none([t["test_top3_accuracy"] for t in ok]),
+        test_macro_auc=mean_or_none([t["test_macro_auc"] for t in ok]),
+        test_ece=mean_or_none([t["test_ece"] for t in ok]),
+        test_accuracy_diff_vs_baseline=mean_or_none([t["test_accuracy_diff_vs_baseline"] for t in ok]),
+        blessed=None if not evaluated else all(t["blessed"] for t in evaluated),
+        failed_thresholds=[f"seed {t['seed']}: {reason}" for t in trials for reason in t["failed_thresholds"]],
+        time_to_accuracy=_time_to_accuracy(ok),
+        optimizer_state_bytes=finite(first.get("optimizer_state_bytes")),
+        optimizer_state_ratio=finite(first.get("optimizer_state_ratio")),
+        parameter_bytes=finite(first.get("parameter_bytes")),
+        per_label_accuracy=_per_label(ok),
+        confusion_matrix=_summed_matrix(ok),
+        calibration=next((t["calibration"] for t in ok if t["calibration"]), None),
+        per_seed=[
+            {key: t[key] for key in SEED_KEYS}
             | {"val_accuracy_last": next((v for v in reversed(t["series"]["val_accuracy"]) if v is not None), None)}
             for t in trials
         ],
-        "best": False,
-        "winner": False,
-        "p_vs_winner": None,
-        "significant_vs_winner": None,
-        **series,
-    }
+        val_accuracy=series["val_accuracy"],
+        val_loss=series["val_loss"],
+        train_accuracy=series["train_accuracy"],
+        train_loss=series["train_loss"],
+        epoch_seconds=series["epoch_seconds"],
+        elapsed_seconds=series["elapsed_seconds"],
+        elapsed_cost_seconds=series["elapsed_cost_seconds"],
+        val_accuracy_std=series["val_accuracy_std"],
+        val_loss_std=series["val_loss_std"],
+    ).to_json()
 
 
 def _time_to_accuracy(ok: list[dict]) -> dict:
@@ -400,86 +354,3 @@ def _mark_tuned(rows: list[dict]) -> None:
         scored = [r for r in members if r["status"] == "ok" and r["val_accuracy_last"] is not None]
         if scored:
             max(scored, key=lambda r: (r["val_accuracy_last"], not r["lr_sweep"]))["tuned"] = True
-
-
-def contenders(rows: list[dict]) -> list[dict]:
-    """The rows the verdict, the plots and the significance tests compare.
-
-    Without a learning-rate sweep, every row. With one, per optimizer the default learning rate
-    and the tuned one: the rest of the grid is in the sweep table and comparison.json.
-    """
-    return [r for r in rows if not r["lr_sweep"] or r["tuned"]]
-
-
-def fmt(x: float | None, signed: bool = False) -> str:
-    return NA if x is None else f"{x:+.4f}" if signed else f"{x:.4f}"
-
-
-def fmt_time(seconds: float | None) -> str:
-    """m:ss, as the seed article reports training time (minutes may exceed 59)."""
-    if seconds is None:
-        return NA
-    s = round(seconds)
-    return f"{s // 60}:{s % 60:02d}"
-
-
-def fmt_interval(low: float | None, high: float | None) -> str:
-    return NA if low is None or high is None else f"[{low:.4f}, {high:.4f}]"
-
-
-def display_name(row: dict) -> str:
-    """The variant's name, marked when some or all of its seeds diverged."""
-    if row["status"] == "diverged":
-        return f"{row['optimizer']} (diverged)"
-    if row["status"] == "partial":
-        return f"{row['optimizer']} (diverged {len(row['diverged_seeds'])}/{row['seeds_total']})"
-    if row["status"] == "stopped":
-        return f"{row['optimizer']} (stopped at ep {row['stopped_at_epoch']})"
-    if row["stopped_seeds"]:
-        return f"{row['optimizer']} (stopped {len(row['stopped_seeds'])}/{row['seeds_total']})"
-    return row["optimizer"]
-
-
-def last_epoch_label(rows: list[dict]) -> str:
-    """ "ep10" when every trained variant ran the same number of epochs, else "last"."""
-    counts = {r["epochs"] for r in rows if r["epochs"]}
-    return f"ep{counts.pop()}" if len(counts) == 1 else "last"
-
-
-def article_header(rows: list[dict]) -> list[str]:
-    last = last_epoch_label(rows)
-    return [
-        "Optimizer",
-        "Val acc ep1",
-        "Val loss ep1",
-        "Val acc ep5",
-        "Val loss ep5",
-        f"Val acc {last}",
-        f"Val loss {last}",
-        "Cost (m:ss)",
-    ]
-
-
-def article_cells(row: dict) -> list[str]:
-    return [display_name(row), *(fmt(row[k]) for k in ARTICLE_KEYS), fmt_time(row["cost_seconds"])]
-
-
-def format_table(rows: list[dict]) -> str:
-    """Fixed-width plain text: the article table plus test accuracy (with its CI over seeds) and loss."""
-    multi = any(r["seeds_ok"] > 1 for r in rows)
-    header = article_header(rows) + ["Test acc", *(["95% CI"] if multi else []), "Test loss"]
-    body = [
-        article_cells(r)
-        + [
-            fmt(r["test_accuracy"]),
-            *([fmt_interval(r["test_accuracy_ci_low"], r["test_accuracy_ci_high"])] if multi else []),
-            fmt(r["test_loss"]),
-        ]
-        for r in rows
-    ]
-    widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
-
-    def line(cells: list[str]) -> str:
-        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
-
-    return "\n".join([line(header), "  ".join("-" * w for w in widths), *map(line, body)])

@@ -1,4 +1,4 @@
-"""The report step as a KFP component: a thin wrapper around components/report/build.py."""
+"""The report step as a KFP component: a thin wrapper around components/report/report.py."""
 
 from typing import List
 
@@ -29,8 +29,8 @@ def report(
     tracking store; an alert to the webhook the environment names."""
     import os
 
-    from optbench.components.report.build import build_report_from_artifacts
     from optbench.components.report.kfp_ui import best_confusion_matrix, scalar_metrics
+    from optbench.components.report.report import run_report
     from optbench.components.shared import notify
     from optbench.components.shared.artifacts import final_models, persist_metadata, read_plan, stats_path
     from optbench.components.shared.datasets import class_names
@@ -43,7 +43,7 @@ def report(
         said = notify.message(event, run["suite"], run["run_id"], run["verdict"], run["changes"], report=html.uri)
         return notify.post(said)
 
-    rows = build_report_from_artifacts(
+    rows = run_report(
         dataset.path,
         final_models([m.path for m in models], [m.path for m in confirmed]),
         evaluation.path,

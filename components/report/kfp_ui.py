@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 
-from optbench.components.report.comparison import contenders
 from optbench.components.report.verdict import candidate
+from optbench.components.results.row import contenders
 
 UI_KEYS = (
     "test_accuracy",

@@ -11,25 +11,10 @@ significant; otherwise it says which ones show no significant difference.
 
 from __future__ import annotations
 
-from optbench.components.report.comparison import contenders, fmt, fmt_interval, fmt_time
-from optbench.components.report.significance import compare_with_winner
+from optbench.components.results.row import contenders, fmt, fmt_interval, fmt_time
+from optbench.components.results.significance import TEST_WORDS, compare_with_winner, scored_trials
 from optbench.components.shared.predictions import Predictions
 from optbench.components.shared.schema import DEFAULT_THRESHOLDS
-
-TEST_WORDS = {"mcnemar-exact": "exact McNemar test", "paired-bootstrap": "paired bootstrap over seeds and examples"}
-
-
-def scored_trials(row: dict, predictions: Predictions) -> list[dict]:
-    """The row's per-seed entries whose predictions a paired test may use: trained to the end without diverging,
-    with finite predictions. The run's record keeps exactly these (components/report/history.py)."""
-    return [
-        s
-        for s in row["per_seed"]
-        if not s["diverged"]
-        and not s["stopped"]  # a trial stopped early never finished: it is never scored
-        and s["trial"] in predictions.predicted
-        and predictions.finite(s["trial"])
-    ]
 
 
 def _correct(row: dict, predictions: Predictions) -> dict:

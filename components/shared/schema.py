@@ -39,8 +39,8 @@ REPORT_MD = "report.md"
 COMPARISON_JSON = "comparison.json"
 COMPARISON_CSV = "comparison.csv"
 SIGNIFICANCE_JSON = "significance.json"
-RECORD_JSON = "record.json"  # what later runs of the suite read (components/report/history.py)
-CHANGES_JSON = "changes.json"  # what changed since the suite's previous run (components/report/changes.py)
+RECORD_JSON = "record.json"  # what later runs of the suite read (components/history/records.py)
+CHANGES_JSON = "changes.json"  # what changed since the suite's previous run (components/history/changes.py)
 # and TENSORBOARD_DIR/<trial>/: every trial's event files, for one `tensorboard --logdir`
 
 # A run's folder, <root>/<run_id>/ (optbench/layout.py): its record of settings and status, and the report step's

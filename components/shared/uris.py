@@ -99,10 +99,6 @@ def write_bytes(uri: str, data: bytes) -> str:
     return uri
 
 
-def read_json(uri: str) -> Any:
-    return json.loads(read_bytes(uri))
-
-
 def write_json(uri: str, obj: Any) -> str:
     return write_bytes(uri, (json.dumps(obj, indent=2, allow_nan=False) + "\n").encode())
 

@@ -1,1 +1,4 @@
-"""Train: one training run (an optimizer variant and a seed) from the shared initial weights."""
+"""Train: one training run (an optimizer variant and a seed) from the shared initial weights.
+
+Used by: steps.
+"""

@@ -4,10 +4,7 @@
 tune-confirm protocol: the same step, told by the tune step's choice (an
 artifact: kfp.local mixes up a task's output parameter with the loop's item
 inside a ParallelFor) whether its trial is one to train or to skip.
-`step_cost` times every variant's training step, alone, after training.
 """
-
-from typing import List
 
 from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
 
@@ -63,30 +60,3 @@ def train_confirmed(
         persist_metadata(metrics)
         return
     run_train_task(dataset, initial, trial, model, metrics, read_plan(settings.path), threads, mixed_precision, xla)
-
-
-@component
-def step_cost(
-    dataset: Input[Dataset],
-    initial: Input[Model],
-    models: Input[List[Model]],
-    confirmed: Input[List[Model]],
-    threads: int,
-    mixed_precision: bool,
-    xla: bool,
-    cost: Output[Artifact],
-):
-    """Keras: time one training step of every optimizer variant, interleaved, alone: a cost no neighbour moves."""
-    from optbench.components.shared.artifacts import final_models
-    from optbench.components.train.step_cost import run_step_cost
-
-    result = run_step_cost(
-        dataset.path,
-        initial.path,
-        final_models([m.path for m in models], [m.path for m in confirmed]),
-        cost.path,
-        threads=threads or None,
-        mixed_precision=mixed_precision,
-        xla=xla,
-    )
-    cost.metadata.update({name: v["seconds_per_step"] for name, v in result["variants"].items()})

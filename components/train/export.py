@@ -2,7 +2,7 @@
 
 TFMA 0.52 cannot read `.keras` files, and it feeds models serialized
 tf.Examples; so the export's `serving_default` parses the examples itself,
-with the same decoding the training input uses (components/train/data.py).
+with the same decoding the training input uses (components/shared/batches.py).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from optbench.components.shared.schema import SERVING_INPUT, SERVING_OUTPUT, SER
 def export_saved_model(model, path: str) -> str:
     import tensorflow as tf
 
-    from optbench.components.train.data import parse_examples
+    from optbench.components.shared.batches import parse_examples
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=SERVING_INPUT)])
     def serve(examples):

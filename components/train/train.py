@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from optbench.components.shared import optimizers
+from optbench.components.shared.devices import configure_threads, describe_device
 from optbench.components.shared.files import write_json_atomic
 from optbench.components.shared.schema import HISTORY_FILE, SAVED_MODEL_DIR, TENSORBOARD_DIR
 from optbench.components.shared.timing import timed
@@ -23,21 +24,6 @@ log = logging.getLogger(__name__)
 
 EXPLODED_LOSS = 1e6  # a cross-entropy this large never comes back
 METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")  # recorded per epoch, in this order
-
-
-def configure_threads(threads: int | None) -> None:
-    """Give TF a share of the cores, and of the GPU: locally two training tasks run side by side.
-
-    TensorFlow takes all of a GPU's memory by default, which would fail the
-    second task on a shared GPU; memory growth lets both fit.
-    """
-    import tensorflow as tf
-
-    for gpu in tf.config.list_physical_devices("GPU"):
-        tf.config.experimental.set_memory_growth(gpu, True)
-    if threads:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(max(1, threads))
 
 
 def _progress_callback(
@@ -141,16 +127,6 @@ def optimizer_state_bytes(optimizer) -> int:
     return _bytes(v for v in optimizer.variables if len(v.shape) >= 1)
 
 
-def describe_device() -> dict:
-    import tensorflow as tf
-
-    gpus = tf.config.list_physical_devices("GPU")
-    if not gpus:
-        return {"device": "CPU", "device_name": None}
-    details = tf.config.experimental.get_device_details(gpus[0])
-    return {"device": "GPU", "device_name": details.get("device_name", gpus[0].name)}
-
-
 def run_train(
     dataset_dir: str,
     initial_dir: str,
@@ -176,8 +152,8 @@ def run_train(
     configure_threads(threads)
     import keras
 
+    from optbench.components.shared.batches import batches, load_split, split_size
     from optbench.components.shared.initial import load_initial
-    from optbench.components.train.data import batches, load_split, split_size
     from optbench.components.train.export import export_saved_model
 
     if mixed_precision:

@@ -1,1 +1,4 @@
-"""Trial metrics: one trial's test metrics and confusion matrix, for the KFP UI."""
+"""Trial metrics: one trial's test metrics and confusion matrix, for the KFP UI.
+
+Used by: steps.
+"""

@@ -16,9 +16,9 @@ def trial_metrics(
     import json
 
     from optbench.components.shared.artifacts import persist_metadata
-    from optbench.components.trial_metrics.trial_metrics import test_metrics_of
+    from optbench.components.trial_metrics.trial_metrics import run_trial_metrics
 
-    found = test_metrics_of(evaluation.path, json.loads(trial_json)["trial"])
+    found = run_trial_metrics(evaluation.path, json.loads(trial_json)["trial"])
     if found is None:  # a confirming trial the tune step skipped: nothing was evaluated
         persist_metadata(metrics)
         persist_metadata(confusion)

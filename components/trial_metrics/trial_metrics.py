@@ -11,8 +11,8 @@ from optbench.components.shared.files import read_json
 from optbench.components.shared.timing import timed
 
 
-@timed("metrics")
-def test_metrics_of(evaluation_dir: str, trial: str) -> tuple[dict[str, float], list[str], list[list[int]]] | None:
+@timed("trial_metrics")
+def run_trial_metrics(evaluation_dir: str, trial: str) -> tuple[dict[str, float], list[str], list[list[int]]] | None:
     """(scalar test metrics, class names, confusion matrix) of one trial, from the evaluation summary; None for a
     trial it does not hold (one the tune-confirm protocol skipped)."""
     summary = read_json(summary_path(evaluation_dir))

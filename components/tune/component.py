@@ -8,7 +8,7 @@ from optbench.components.image import component
 
 
 @component
-def select_learning_rates(models: Input[List[Model]], settings: Input[Artifact], tuning: Output[Artifact]) -> List[str]:
+def tune(models: Input[List[Model]], settings: Input[Artifact], tuning: Output[Artifact]) -> List[str]:
     """Under tune-confirm, pick each optimizer's learning rate on validation accuracy (tuning seed), as the
     artifact the confirming trials read; returns the trials of the confirming round (components/tune/tune.py)."""
     from optbench.components.shared.artifacts import history_paths, read_plan

@@ -60,7 +60,7 @@ def _compile(opts: dict, output: Path) -> dict:
 
     The report calls a cluster run by KFP's run id, which every run of a schedule has of its own.
     """
-    from optbench.components.plan.form import to_form
+    from optbench.components.question.form import to_form
     from optbench.pipelines.cluster import ClusterConfig, Dataflow, compile_pipeline
 
     if not opts["image"]:
@@ -168,7 +168,7 @@ def compile_command(**opts: Any) -> None:
     The pipeline's parameters are a form (the suite and its overrides), whose defaults are this command's
     options; images, GPUs, resources and Beam's runner are fixed here, at compile time.
     """
-    from optbench.components.plan.suites import expand
+    from optbench.components.question.suites import expand
 
     suite = _suite(opts)
     _compile(opts, opts["output"])
@@ -343,7 +343,7 @@ def runs(**opts: Any) -> None:
     if opts["live"]:
         _live_runs(opts)
         return
-    from optbench.components.report.history import read_records
+    from optbench.components.history.records import read_records
 
     root = opts["history_root"] or "runs"
     if "://" not in root and not Path(root).is_dir():

@@ -1,6 +1,6 @@
 """The options the commands share, declared once, and the cluster --config file that sets their defaults.
 
-Suite options come from RunConfig's fields (components/plan/options.py), so
+Suite options come from RunConfig's fields (components/question/options.py), so
 `optbench run` locally and `optbench submit` on a cluster accept the same
 overrides and validate them the same way (RunConfig.resolve, not click).
 Every cluster setting can come from the command line or from a YAML file given
@@ -21,7 +21,7 @@ from typing import Any
 import click
 import yaml
 
-from optbench.components.plan.options import RunConfig
+from optbench.components.question.options import RunConfig
 from optbench.components.shared.notify import ENV as NOTIFY_ENV
 
 CONFIG_ENV = "OPTBENCH_CLUSTER_CONFIG"

@@ -44,7 +44,7 @@ def resolve_run(run: str, runs_dir: str) -> str:
 def report(compare: bool, runs: tuple[str, ...], runs_dir: str, output: str | None) -> None:
     """Build a trend report across runs (folders, or run ids under --runs-dir), e.g. a suite's scheduled runs."""
     # Imported here: matplotlib and scipy would slow down every other optbench command.
-    from optbench.components.report.trends import TREND_HTML, build_trend_report, format_trend_table
+    from optbench.components.history.trends import TREND_HTML, build_trend_report, format_trend_table
     from optbench.layout import read_run
 
     if not compare:

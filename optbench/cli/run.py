@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from optbench.cli.config import NOTIFY_OPTION, SUITE_OPTIONS, apply, friendly, run_config
-from optbench.components.plan import suites
+from optbench.components.question import suites
 from optbench.components.shared.optimizers import REGISTRY
 from optbench.local_run import RUNNERS
 
@@ -65,7 +65,7 @@ def run(
     **opts,
 ) -> None:
     """Run the whole comparison locally with kfp.local and print the table."""
-    from optbench.components.report.comparison import format_table
+    from optbench.components.results.row import format_table
     from optbench.components.shared.schema import CHANGES_JSON, REPORT_HTML
     from optbench.local_run import resume_local, run_local
     from optbench.storage import PublishError, publish_run, split_gs
@@ -92,7 +92,7 @@ def run(
 
 
 def _echo_changes(path: Path) -> None:
-    """What changed since the suite's previous run, as the report decided it (components/report/changes.py)."""
+    """What changed since the suite's previous run, as the report decided it (components/history/changes.py)."""
     from optbench.components.shared.files import read_json
     from optbench.components.shared.untrusted import printable
 
@@ -129,7 +129,7 @@ def optimizers() -> None:
         click.echo(f"{spec.name:<10} {spec.class_name}({params})  {spec.summary}")
 
 
-@click.command()
+@click.command("estimate")
 @apply(*SUITE_OPTIONS)
 @click.option("--parallel", default=8, show_default=True, help="Trials training at once on the cluster (nodes).")
 @click.option("--gpus", default=1, show_default=True, help="GPUs per trial's node.")
@@ -141,7 +141,7 @@ def optimizers() -> None:
     "run's; default: measured here, now.",
 )
 @friendly
-def plan(parallel: int, gpus: int, costs_from: str | None, **opts) -> None:
+def estimate_command(parallel: int, gpus: int, costs_from: str | None, **opts) -> None:
     """What a suite costs before you submit it: trials, steps, compute, wall time and GPU-hours on the cluster."""
     from optbench.estimate import POD_START_SECONDS, estimate
 
@@ -176,4 +176,4 @@ def _duration(seconds: float) -> str:
     return f"{hours}:{m:02d}:{s:02d}" if hours else f"{m}:{s:02d}"
 
 
-COMMANDS = (run, suites_command, optimizers, plan)
+COMMANDS = (run, suites_command, optimizers, estimate_command)

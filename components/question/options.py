@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from optbench.components.plan import suites
+from optbench.components.question import suites
 from optbench.components.shared.datasets import known
 from optbench.components.shared.untrusted import MAX_TEXT_BYTES, tracking_uri
 

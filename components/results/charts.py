@@ -20,7 +20,7 @@ from matplotlib.colors import ListedColormap, LogNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from optbench.components.report.comparison import display_name, fmt_time
+from optbench.components.results.row import display_name, fmt_time
 
 FIGSIZE = (7, 4.5)
 WIDE = (11, 4.8)

@@ -53,7 +53,7 @@ def variants_of(model_dirs: list[str]) -> list[dict]:
 
 
 def _first_batch(dataset_dir: str, batch_size: int):
-    from optbench.components.train.data import batches, load_split
+    from optbench.components.shared.batches import batches, load_split
 
     return next(iter(batches(load_split(dataset_dir, "train"), batch_size)))
 
@@ -110,7 +110,7 @@ def run_step_cost(
     xla: bool = False,
 ) -> dict:
     """Time every variant's training step and write step_cost.json (docs/artifacts.md); return what it holds."""
-    from optbench.components.train.train import configure_threads, describe_device
+    from optbench.components.shared.devices import configure_threads, describe_device
 
     configure_threads(threads)
     import keras

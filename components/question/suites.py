@@ -23,7 +23,7 @@ from optbench.components.shared.optimizers import REGISTRY, get_spec
 from optbench.components.shared.schema import DEFAULT_THRESHOLDS
 from optbench.components.shared.untrusted import UntrustedInput, plain_name, read_small_text
 
-SUITES_PACKAGE = "optbench.components.plan.suites_data"
+SUITES_PACKAGE = "optbench.components.question.suites_data"
 DEFAULT_SUITE = "seed-004"
 MAX_SEEDS = 50
 MAX_EPOCHS = 1000
@@ -63,6 +63,11 @@ _RANGES = {
     "weight_decay": (0.0, 1.0, True),
     "initial_accumulator_value": (0.0, 1e6, True),
 }
+
+
+def steps_per_epoch(batch_size: int, examples: int) -> int:
+    """Training steps in one epoch: the last batch may be short and is still a step; FULL_BATCH is one step."""
+    return 1 if batch_size == FULL_BATCH else math.ceil(examples / batch_size)
 
 
 class SuiteError(ValueError):

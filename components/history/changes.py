@@ -1,6 +1,6 @@
 """What changed since the suite's previous run, decided with the verdict's statistics; and the report's history.
 
-This run's record (components/report/history.py) is compared with the most recent earlier one:
+This run's record (components/history/records.py) is compared with the most recent earlier one:
 
 - the winner: the verdict's answer (a significant winner, or none) is compared as it stands;
 - each optimizer's test accuracy: on the same test set (the same fingerprint) its trials are paired with the
@@ -10,7 +10,7 @@ This run's record (components/report/history.py) is compared with the most recen
   compared instead (a change when they do not overlap); with one seed there is no interval, and the accuracy
   is not judged (a note, not a flag);
 - divergence: a seed that diverged now and not before, or the other way round;
-- the cost of a step (the step-cost step's median, components/train/step_cost.py): this run's against the
+- the cost of a step (the step-cost step's median, components/step_cost/step_cost.py): this run's against the
   earlier runs', flagged when it lies outside their 95% prediction interval (Student's t). The unit is the run,
   not the timing round: the rounds of one run share its machine's state that night, so a test on them would
   call every few per cent between two nights significant and alert on noise. With fewer than MIN_COST_RUNS
@@ -30,13 +30,13 @@ from typing import Any
 
 import numpy as np
 
-from optbench.components.report import charts, trends
-from optbench.components.report.comparison import NA, fmt, fmt_interval
-from optbench.components.report.history import correct_by_seed, flat_settings
-from optbench.components.report.render import figure
-from optbench.components.report.significance import ALPHA, holm, paired_test
-from optbench.components.report.tables import Table
-from optbench.components.report.verdict import TEST_WORDS
+from optbench.components.history import trends
+from optbench.components.history.records import correct_by_seed, flat_settings
+from optbench.components.results import charts
+from optbench.components.results.render import figure
+from optbench.components.results.row import NA, fmt, fmt_interval
+from optbench.components.results.significance import ALPHA, TEST_WORDS, holm, paired_test
+from optbench.components.results.tables import Table
 
 HISTORY_PNG = "history.png"
 MIN_COST_RUNS = 2  # a prediction interval needs a spread between runs: two runs at least

@@ -5,8 +5,8 @@ Everything is rendered in memory first, so a bad input or a template error
 writes nothing. Files are then written one by one, atomically, with
 report.html last: its presence means the report is complete.
 
-With a history root, the report also reads the suite's earlier runs there (components/report/history.py), says
-what changed since the previous one (components/report/changes.py) and shows the trend; on a remote root the
+With a history root, the report also reads the suite's earlier runs there (components/history/records.py), says
+what changed since the previous one (components/history/changes.py) and shows the trend; on a remote root the
 run then records itself there, for the runs after it.
 """
 
@@ -18,12 +18,15 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from optbench.components.report import charts, tracking
-from optbench.components.report.changes import history_section, notify_summary, what_changed
-from optbench.components.report.comparison import SCALAR_COLUMNS, comparison_rows, contenders, format_table
-from optbench.components.report.history import History, earlier_runs, make_record, publish_record
-from optbench.components.report.render import figure, render
-from optbench.components.report.tables import (
+from optbench.components.history.changes import history_section, notify_summary, what_changed
+from optbench.components.history.records import History, earlier_runs, make_record, publish_record
+from optbench.components.report import tracking
+from optbench.components.report.comparison import comparison_rows
+from optbench.components.report.verdict import candidate, significance, verdict
+from optbench.components.results import charts
+from optbench.components.results.render import figure, render
+from optbench.components.results.row import SCALAR_COLUMNS, contenders, format_table
+from optbench.components.results.tables import (
     article_table,
     dataset_table,
     efficiency_table,
@@ -33,7 +36,6 @@ from optbench.components.report.tables import (
     significance_table,
     sweep_table,
 )
-from optbench.components.report.verdict import candidate, significance, verdict
 from optbench.components.shared import predictions as preds
 from optbench.components.shared import uris
 from optbench.components.shared.artifacts import history_paths, stats_path, summary_path
@@ -54,11 +56,11 @@ from optbench.components.shared.schema import (
 from optbench.components.shared.timing import timed
 from optbench.components.shared.untrusted import plain_name
 
-__all__ = ["build_report", "build_report_from_artifacts", "format_table"]
+__all__ = ["build_report", "run_report", "format_table"]
 
 
 @timed("report")
-def build_report_from_artifacts(
+def run_report(
     dataset_dir: str,
     model_dirs: list[str],
     evaluation_dir: str,

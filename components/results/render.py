@@ -13,7 +13,7 @@ import base64
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 _ENV = Environment(
-    loader=PackageLoader("optbench.components.report", "templates"),
+    loader=PackageLoader("optbench.components.results", "templates"),
     autoescape=select_autoescape(enabled_extensions=("html.j2",), default_for_string=False, default=False),
     undefined=StrictUndefined,
     trim_blocks=True,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from optbench.components.report.comparison import (
+from optbench.components.results.row import (
     NA,
     article_cells,
     article_header,

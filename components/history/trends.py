@@ -4,7 +4,7 @@ Works on what every run already wrote (its id, status, settings and
 comparison rows, as optbench/layout.py's `read_run` reads them from a run
 folder), so it needs no models, no TensorFlow and no re-evaluation. `optbench report --compare`
 lines runs up in run-id order, which is chronological (local ids start with the UTC start time);
-the report's history section (components/report/changes.py) lines up the records of a suite's
+the report's history section (components/history/changes.py) lines up the records of a suite's
 runs in the order they finished, and shows cost rather than wall time. A failed
 run has no report: it stays in the table as a column of n/a, so a gap in a
 scheduled series is visible rather than silently skipped. Settings that
@@ -16,10 +16,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from optbench.components.report import charts
-from optbench.components.report.comparison import NA, fmt, fmt_interval, fmt_time
-from optbench.components.report.render import figure, render
-from optbench.components.report.tables import Table
+from optbench.components.results import charts
+from optbench.components.results.render import figure, render
+from optbench.components.results.row import NA, fmt, fmt_interval, fmt_time
+from optbench.components.results.tables import Table
 from optbench.components.shared.files import write_bytes_atomic, write_json_atomic, write_text_atomic
 
 TREND_JSON = "trend.json"

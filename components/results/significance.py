@@ -41,6 +41,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import bdtr
 
+from optbench.components.shared.predictions import Predictions
+
 ALPHA = 0.05
 REPLICATES = 4000
 CONFIDENCE = 0.95
@@ -48,6 +50,21 @@ SEED = 0  # a fixed generator: the same inputs give the same report
 _CHUNK = 500  # replicates drawn at a time, to bound memory for large test sets
 
 Correct = dict[int, np.ndarray]  # seed -> bool [N]: which test examples the trial of that seed got right
+
+TEST_WORDS = {"mcnemar-exact": "exact McNemar test", "paired-bootstrap": "paired bootstrap over seeds and examples"}
+
+
+def scored_trials(row: dict, predictions: Predictions) -> list[dict]:
+    """The row's per-seed entries whose predictions a paired test may use: trained to the end without diverging,
+    with finite predictions. The run's record keeps exactly these (components/history/records.py)."""
+    return [
+        s
+        for s in row["per_seed"]
+        if not s["diverged"]
+        and not s["stopped"]  # a trial stopped early never finished: it is never scored
+        and s["trial"] in predictions.predicted
+        and predictions.finite(s["trial"])
+    ]
 
 
 def mcnemar_exact(winner: np.ndarray, other: np.ndarray) -> tuple[float, int, int]:

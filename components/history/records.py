@@ -1,7 +1,7 @@
 """Every run knows its history: the record a run leaves for the later runs of its suite, and reading them back.
 
 The report step writes record.json (components/shared/schema.py) into its folder: what a later run needs to say
-what changed (components/report/changes.py), nothing else. That is the run's settings, its comparison rows
+what changed (components/history/changes.py), nothing else. That is the run's settings, its comparison rows
 reduced to the scalar columns and per-seed figures, the verdict and the winner, each variant's hyperparameters
 and step-cost measurement, a fingerprint of the test set, and for every scored trial which test examples it got
 right, as packed bits (10,000 examples are 1.7 KB a trial): with those a later run on the same test set runs the
@@ -32,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from optbench.components.report.comparison import SCALAR_COLUMNS
-from optbench.components.report.verdict import scored_trials
+from optbench.components.results.row import SCALAR_COLUMNS
+from optbench.components.results.significance import scored_trials
 from optbench.components.shared import uris
 from optbench.components.shared.predictions import Predictions
 from optbench.components.shared.schema import RECORD_JSON, REPORT_DIR, RUN_JSON, TEST_SPLIT
