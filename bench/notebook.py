@@ -9,7 +9,7 @@ timed as a user meets them: `python -m optbench.bench.notebook` and the
 `optbench run` command, each a fresh process, interpreter start included.
 
 The pipeline's wall time is split with the timing lines every step prints
-(components/shared/timing.py): at each instant, the steps doing their own work
+(the steps' timing lines): at each instant, the steps doing their own work
 share it; when none is, a task starting (interpreter, imports) takes it; when
 no task process is alive, it is kfp.local's own time between tasks (compiling,
 scheduling, passing artifacts).
@@ -178,7 +178,7 @@ def compare_with_notebook(config) -> dict:
 
 
 def markers_of(log: Path) -> list[dict]:
-    """The timing lines (components/shared/timing.py) of a run's pipeline.log."""
+    """The timing lines every step prints, read back from a run's pipeline.log."""
     return [json.loads(line.split(MARKER, 1)[1]) for line in log.read_text().splitlines() if MARKER in line]
 
 

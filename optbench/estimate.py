@@ -2,8 +2,7 @@
 
 Per trial: steps = epochs x ceil(training examples / batch size), and its
 compute = steps x the per-step cost of its variant. The per-step costs are
-either measured here, now (the step-cost step's own timer, components/train/
-step_cost.py, on one batch of each variant's size), or read from a finished
+either measured here, now (the step-cost step's own timer, on one batch of each variant's size), or read from a finished
 run's step_cost.json, e.g. one from the cluster's GPU nodes (`--costs-from`).
 On the cluster each trial is a pod: it adds a start-up (scheduling, image,
 TensorFlow's import) and trials run `parallel` at once, longest first; the

@@ -18,7 +18,7 @@ and `optbench run --publish` uploads it to gs://BUCKET/PREFIX/<suite>/<run_id>/ 
         _COMPLETE           written last: every object's size and CRC32C
 
 The names of the files inside each step's folder are the steps' contract
-(components/shared/schema.py).
+(`shared.schema`).
 """
 
 from __future__ import annotations

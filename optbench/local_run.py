@@ -1,6 +1,6 @@
 """Run the comparison pipeline on this machine with `kfp.local`.
 
-Each run gets its own folder `<output>/<run_id>/` (optbench/layout.py): KFP's
+Each run gets its own folder `<output>/<run_id>/` (the run layout): KFP's
 artifacts under `pipeline/`, and, only once every step has succeeded, the
 report under `report/` (published atomically, so a failed or killed run never
 leaves something that looks like a finished report).
@@ -71,7 +71,7 @@ def run_local(
 ) -> RunResult:
     """Validate, then run the whole pipeline with kfp.local; returns where the report is.
 
-    `notify` is a webhook URL (components/shared/notify.py): the report step alerts it when the run
+    `notify` is a webhook URL: the report step alerts it when the run
     finishes or its answer changed, this function when the run fails. It reaches the tasks in their
     environment, never as a parameter, and is kept out of run.json and the log.
 

@@ -1,6 +1,6 @@
 """A run's artifacts in Google Cloud Storage, and the same view of a local run folder.
 
-The published layout (optbench/layout.py) renames the local folder's pieces
+The published layout renames the local folder's pieces
 for people, not for KFP: the dataset, the models, the evaluation and the
 report, with `_COMPLETE` (every object's size and CRC32C) written last.
 
@@ -123,7 +123,7 @@ def _tree(root: Path, into: str) -> dict[str, Path]:
 
 def _outputs_with(kfp_run: Path, contract_file: str) -> list[Path]:
     """The step outputs under a kfp.local run folder that hold `contract_file`: a step's output is known by
-    the file its contract says it writes (components/shared/schema.py), not by where kfp.local put it."""
+    the file its contract says it writes, not by where kfp.local put it."""
     return sorted(p.parent for p in kfp_run.rglob(contract_file))
 
 

@@ -1,6 +1,6 @@
 """The pipeline as a Kubeflow cluster runs it: images, GPUs, resources, retries and caching per step.
 
-The DAG lives in pipelines/pipeline.py and is the same locally and on a cluster.
+The DAG is the same locally and on a cluster.
 Everything that only matters on Kubernetes is attached here, at compile time,
 through `build_pipeline`'s `configure` hook: local runs never see an image name
 or a GPU request, and the compiled YAML never carries an image nobody chose
@@ -176,8 +176,8 @@ class Dataflow:
 
 
 def compile_pipeline(config: ClusterConfig, form: dict, output: Path, *, beam_args: list[str], runner: str) -> Path:
-    """Write the KFP IR YAML (what the KFP UI uploads) with the `form`'s values (components/question/form.py) as the
-    parameters' defaults; `beam_args` and `runner` are fixed in it (pipelines/pipeline.py)."""
+    """Write the KFP IR YAML (what the KFP UI uploads) with the `form`'s values as the
+    parameters' defaults; `beam_args` and `runner` are fixed in it."""
     output.parent.mkdir(parents=True, exist_ok=True)
     pipeline = build_pipeline(
         config.configure,

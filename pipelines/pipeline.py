@@ -4,8 +4,8 @@
          ─> step_cost ─> evaluate (fan-in) ─┬─> report
                                             └─> ParallelFor(plan's trials: trial_metrics)
 
-The pipeline's parameters are the question, as a form a person fills in
-(components/question/form.py): a suite and optional overrides, each described.
+The pipeline's parameters are the question, as a form a person fills in:
+a suite and optional overrides, each described.
 The plan step validates them as the CLI does and expands the suite into the
 trials the first ParallelFor iterates over, writing the settings every later
 step reads (plan.json). The suite decides the protocol at run time, so the
@@ -14,14 +14,14 @@ follow the first round. Under tune-confirm the first round is the learning-rate
 grid on one seed, the tune step picks each optimizer's learning rate, and the
 confirming round trains the chosen ones on every seed; under the default
 protocol the first round trains every trial and the confirming round is one
-trial that skips at once (components/tune/tune.py). The steps after training
+trial that skips at once. The steps after training
 take both rounds and use the confirming one when it trained anything
-(components/shared/artifacts.py: `final_models`).
+(`final_models`).
 
 The same definition runs locally (`kfp.local`, `optbench run`) and compiles to
 the IR YAML a Kubeflow cluster runs; `build_pipeline(configure)` lets the
 compiler attach cluster settings (images, GPUs, resources) to each step
-without touching the DAG (pipelines/cluster.py). How the machine runs it (the
+without touching the DAG. How the machine runs it (the
 training threads, Beam's options, the runner's name) is fixed when the
 pipeline is built, not asked in the form.
 """
@@ -52,7 +52,7 @@ Configure = Callable[[dsl.PipelineTask, str], None]
 
 def _with_form(body: Callable[[dict], object], returns: type) -> Callable:
     """`body(form)` as a function whose parameters are the form's (types, defaults, and descriptions in the
-    docstring, which KFP puts in the compiled IR): the form is declared once, in components/question/form.py."""
+    docstring, which KFP puts in the compiled IR): the form is declared once, in `question.form`."""
     form = parameters()
 
     def compare_optimizers(*values):
@@ -88,7 +88,7 @@ def build_pipeline(
     is TensorFlow's threads per training task (0: TensorFlow's choice); `beam_args` go to ingest's and
     evaluate's Beam; `runner` names what runs it in the report; `run_id` is the run's id, by default KFP's.
     `notify_failures` wraps the comparison in an exit handler whose task alerts the webhook when the run
-    fails (on a cluster; a local run's runner does it, optbench/local_run.py). KFP forbids outputs then, so the
+    fails (on a cluster; a local run's runner does it). KFP forbids outputs then, so the
     pipeline returns the report only without it.
     """
 

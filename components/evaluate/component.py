@@ -1,4 +1,4 @@
-"""The evaluate step as a KFP component: a thin wrapper around components/evaluate/evaluate.py."""
+"""The evaluate step as a KFP component: a thin wrapper around `run_evaluate`, beside it."""
 
 from typing import List
 

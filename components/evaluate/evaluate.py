@@ -8,10 +8,10 @@ no model files, only the file's URI. TFMA, told which model is the baseline, com
 differences against it on every slice and checks the thresholds in the same
 pass. TFMA's raw output stays under `tfma/` for TFMA's own tools; the small
 `summary.json` digest (docs/artifacts.md) is what the report step reads, and
-`predictions.npz` (components/shared/predictions.py) holds each model's
+`predictions.npz` holds each model's
 predicted class per test example for the paired significance tests. Every
 output goes to `output_dir`, a path or the artifact's gs:// URI
-(components/shared/uris.py).
+(`uris`).
 
 Blessing: a model is blessed when TFMA's validation passes for it: overall
 accuracy at least `min_accuracy` (a value threshold) and at most

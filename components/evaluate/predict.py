@@ -4,7 +4,7 @@ Each SavedModel's `serving_default` sees the serialized test examples in file
 order. Its probabilities go into the scored examples TFMA evaluates (as
 precomputed predictions, so TFMA never loads a model: on Dataflow its workers
 need no model files) and its argmax class into the predictions file
-(components/shared/predictions.py).
+(`Predictions`).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """What changed since the suite's previous run, decided with the verdict's statistics; and the report's history.
 
-This run's record (components/history/records.py) is compared with the most recent earlier one:
+This run's record is compared with the most recent earlier one:
 
 - the winner: the verdict's answer (a significant winner, or none) is compared as it stands;
 - each optimizer's test accuracy: on the same test set (the same fingerprint) its trials are paired with the
@@ -10,7 +10,7 @@ This run's record (components/history/records.py) is compared with the most rece
   compared instead (a change when they do not overlap); with one seed there is no interval, and the accuracy
   is not judged (a note, not a flag);
 - divergence: a seed that diverged now and not before, or the other way round;
-- the cost of a step (the step-cost step's median, components/step_cost/step_cost.py): this run's against the
+- the cost of a step (the step-cost step's median): this run's against the
   earlier runs', flagged when it lies outside their 95% prediction interval (Student's t). The unit is the run,
   not the timing round: the rounds of one run share its machine's state that night, so a test on them would
   call every few per cent between two nights significant and alert on noise. With fewer than MIN_COST_RUNS

@@ -1,7 +1,7 @@
 """Every run knows its history: the record a run leaves for the later runs of its suite, and reading them back.
 
-The report step writes record.json (components/shared/schema.py) into its folder: what a later run needs to say
-what changed (components/history/changes.py), nothing else. That is the run's settings, its comparison rows
+The report step writes record.json into its folder: what a later run needs to say
+what changed, nothing else. That is the run's settings, its comparison rows
 reduced to the scalar columns and per-seed figures, the verdict and the winner, each variant's hyperparameters
 and step-cost measurement, a fingerprint of the test set, and for every scored trial which test examples it got
 right, as packed bits (10,000 examples are 1.7 KB a trial): with those a later run on the same test set runs the
@@ -10,7 +10,7 @@ verdict's paired tests against this one, no models and no probabilities needed.
 Earlier runs are read at `<root>/<run_id>/report/record.json`. `root` is a folder of runs (`optbench run`'s
 --output, into which the local runner publishes each finished run's report folder) or a gs:// prefix, where a
 cluster run's report step writes its record once its report is complete (`publish_record`). Both are read
-through Beam's file systems (components/shared/uris.py).
+through Beam's file systems.
 
 Whoever can write under the root can put a file there, so each record is read as untrusted input: at most
 MAX_RECORD_BYTES, checked against the schema, names plain. A record that fails, the record of another suite, a

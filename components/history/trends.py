@@ -1,10 +1,10 @@
 """Trends across runs: how each variant's test accuracy and training time moved from run to run.
 
 Works on what every run already wrote (its id, status, settings and
-comparison rows, as optbench/layout.py's `read_run` reads them from a run
+comparison rows, as the host's `read_run` reads them from a run
 folder), so it needs no models, no TensorFlow and no re-evaluation. `optbench report --compare`
 lines runs up in run-id order, which is chronological (local ids start with the UTC start time);
-the report's history section (components/history/changes.py) lines up the records of a suite's
+the report's history section lines up the records of a suite's
 runs in the order they finished, and shows cost rather than wall time. A failed
 run has no report: it stays in the table as a column of n/a, so a gap in a
 scheduled series is visible rather than silently skipped. Settings that

@@ -1,4 +1,4 @@
-"""The ingest step as a KFP component: a thin wrapper around components/ingest/ingest.py."""
+"""The ingest step as a KFP component: a thin wrapper around `run_ingest`, beside it."""
 
 from typing import List
 

@@ -5,7 +5,7 @@ bad download stops the run before any training starts. A file is hostile until
 checked: its header is checked before anything is allocated for the data, and
 no more is decompressed than the header says plus one byte, so a decompression
 bomb costs neither memory nor time. Which dataset the files hold is
-components/ingest/datasets.py's question, not this module's.
+the question of `shared.datasets`, not this module's.
 """
 
 from __future__ import annotations

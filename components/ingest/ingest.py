@@ -4,7 +4,7 @@ The driver resolves and validates the source first (so bad data stops the run
 before Beam or any training starts), then a Beam pipeline reads the IDX files
 in chunks, encodes tf.Examples, assigns splits and writes the shards.
 
-The output is a path or the artifact's gs:// URI (components/shared/uris.py):
+The output is a path or the artifact's gs:// URI (`uris`):
 with a remote output the validated source is staged beside it first, so a
 distributed runner's workers (Dataflow) read nothing from this machine.
 
@@ -135,7 +135,7 @@ def _write_shard(keyed: tuple, output_dir: str, shards: dict[str, int]) -> dict:
     fd, tmp = tempfile.mkstemp(prefix=f".part-{shard:05d}.", suffix=".tfrecord", dir=local)
     os.close(fd)
     os.chmod(tmp, 0o644)  # mkstemp creates 0600; the shards are read by every later step, whoever runs it
-    with tf.io.TFRecordWriter(tmp) as w:  # TensorFlow writes a local file; uris moves it (components/shared/uris.py)
+    with tf.io.TFRecordWriter(tmp) as w:  # TensorFlow writes a local file; uris moves it
         for _, _, example in records:
             w.write(example)
     uris.put(tmp, shard_path(output_dir, split, shard, shards[split]))

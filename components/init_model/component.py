@@ -1,4 +1,4 @@
-"""The init_model step as a KFP component: a thin wrapper around components/init_model/init_model.py."""
+"""The init_model step as a KFP component: a thin wrapper around `run_init_model`, beside it."""
 
 from kfp.dsl import Artifact, Input, Model, Output
 

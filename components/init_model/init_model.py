@@ -33,7 +33,7 @@ def pin_seeds(config: Any, rng: random.Random) -> Any:
 def run_init_model(model_name: str, seed: int, output_dir: str, model_config: str = "") -> dict:
     """Write `output_dir/seed-<seed>/` with the model's initial weights for that seed.
 
-    `model_config` is the user's network as a Keras config (components/shared/models.py:custom); empty for
+    `model_config` is the user's network as a Keras config (`models.custom`); empty for
     the built-in `model_name`.
     """
     import keras

@@ -1,6 +1,6 @@
-"""The plan step as a KFP component: a thin wrapper around components/plan/plan.py.
+"""The plan step as a KFP component: a thin wrapper around `run_plan`, beside it.
 
-Its inputs are the pipeline's form (components/question/form.py; a test holds the
+Its inputs are the pipeline's form (a test holds the
 two to the same names and types) plus what the runner knows: the run's id and
 the runner's name.
 """

@@ -1,6 +1,6 @@
 """The plan step: the form's values, validated as the CLI validates them, expanded into the trials to train.
 
-It writes plan.json (components/shared/schema.py), which every later step
+It writes plan.json, which every later step
 reads for the settings the suite decides (the network, the seeds, the
 epochs, the baseline ...), and returns the first round's trials, the list
 the first ParallelFor iterates over: every trial, or under tune-confirm the

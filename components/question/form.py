@@ -1,6 +1,6 @@
 """The pipeline's form: the question a person asks, as KFP parameters a person can fill in.
 
-Each suite option of RunConfig (components/question/options.py) is one parameter,
+Each suite option of RunConfig is one parameter,
 named after its flag (`--batch-size` -> `batch_size`) and described by its
 help. An override a suite already answers is optional: 0 or an empty text
 means "the suite's". Two parameters carry content a task cannot read from the

@@ -3,7 +3,7 @@
 `RunConfig` is the declaration. Each field that a person sets carries its
 option in its metadata (flag, help, how the text is parsed; a
 bool field is an on/off flag); the command line
-derives its options from these fields (optbench/cli/config.py), the local
+derives its options from these fields, the local
 runner records the whole config in run.json, and a cluster's --config file may
 set the fields marked `config_file` (the data a team's cluster reads by
 default, not the comparison itself). Parsing raises ValueError; validation of

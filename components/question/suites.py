@@ -285,7 +285,7 @@ def _thresholds(source: str, value: Any) -> dict:
 
 def _early_stopping(source: str, value: Any, epochs: int) -> dict | None:
     """None (off) or {grace_epochs, min_trials}: Katib's median stopping rule, checked after every epoch past
-    the grace period (components/train/early_stopping.py)."""
+    the grace period."""
     if value is None:
         return None
     if not isinstance(value, dict) or "grace_epochs" not in value or set(value) - {"grace_epochs", "min_trials"}:

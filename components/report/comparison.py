@@ -18,7 +18,7 @@ finished, so it is never scored, nor counted as a loser of a significance
 test. A variant whose every trial was stopped has the status "stopped".
 
 Costs: a trial's `cost_seconds` is the steps it took times its variant's
-per-step cost, measured alone by the step-cost step (components/step_cost/step_cost.py),
+per-step cost, measured alone by the step-cost step,
 so no neighbour moves it; time to accuracy is counted the same way. Its
 `train_seconds` is the wall time it took, which on a shared machine says as
 much about the trials that ran beside it as about the optimizer.

@@ -1,4 +1,4 @@
-"""The report step as a KFP component: a thin wrapper around components/report/report.py."""
+"""The report step as a KFP component: a thin wrapper around `run_report`, beside it."""
 
 from typing import List
 
@@ -38,7 +38,7 @@ def report(
     from optbench.components.shared.tuning import tuned
 
     def alert(run: dict) -> str:
-        """Tell the webhook (components/shared/notify.py) how the run ended; the report shows what it answered."""
+        """Tell the webhook how the run ended; the report shows what it answered."""
         event = "changed" if run["changed"] else "finished"
         said = notify.message(event, run["suite"], run["run_id"], run["verdict"], run["changes"], report=html.uri)
         return notify.post(said)

@@ -5,8 +5,8 @@ Everything is rendered in memory first, so a bad input or a template error
 writes nothing. Files are then written one by one, atomically, with
 report.html last: its presence means the report is complete.
 
-With a history root, the report also reads the suite's earlier runs there (components/history/records.py), says
-what changed since the previous one (components/history/changes.py) and shows the trend; on a remote root the
+With a history root, the report also reads the suite's earlier runs there, says
+what changed since the previous one and shows the trend; on a remote root the
 run then records itself there, for the runs after it.
 """
 
@@ -77,7 +77,7 @@ def run_report(
     """The report step: read the dataset's stats, every trial's history, the step costs, the evaluation summary
     and the predictions it names, then `build_report`; copy report.md and report.html to `markdown` and `html`
     (the KFP UI's Markdown and HTML artifacts) when given. With `mlflow_uri`, the trials are exported to MLflow
-    first (components/report/tracking.py), the report states how that went and is attached to MLflow's run.
+    first, the report states how that went and is attached to MLflow's run.
 
     With `history_root` (a folder of runs or a gs:// prefix), the suite's earlier runs are read there and the
     report says what changed; a root that cannot be listed is a note in the report, not a failed run. On a

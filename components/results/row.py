@@ -1,6 +1,6 @@
 """The comparison row: one variant of a run, aggregated over its seeds, declared once.
 
-The report step builds rows (components/report/comparison.py), writes them as
+The report step builds rows, writes them as
 comparison.json (every field) and comparison.csv (the scalar fields, in the
 order declared here), and the run history keeps their scalar fields; the
 terminal table and the report's tables read them back. The rest of the code

@@ -56,7 +56,7 @@ TEST_WORDS = {"mcnemar-exact": "exact McNemar test", "paired-bootstrap": "paired
 
 def scored_trials(row: dict, predictions: Predictions) -> list[dict]:
     """The row's per-seed entries whose predictions a paired test may use: trained to the end without diverging,
-    with finite predictions. The run's record keeps exactly these (components/history/records.py)."""
+    with finite predictions. The run's record keeps exactly these."""
     return [
         s
         for s in row["per_seed"]

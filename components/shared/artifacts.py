@@ -53,7 +53,7 @@ def final_models(first: list[str], confirming: list[str]) -> list[str]:
 
 
 def read_plan(plan_dir: str) -> dict:
-    """The plan step's plan.json: the validated suite, its settings and trials (components/plan/plan.py)."""
+    """The plan step's plan.json: the validated suite, its settings and trials."""
     return read_json(Path(plan_dir) / PLAN_FILE)
 
 

@@ -2,7 +2,7 @@
 
 TFMA reports aggregates only; a paired test (McNemar, a paired bootstrap)
 needs to know, for each test example, which models got it right. The evaluate
-step writes `predictions.npz` beside summary.json (components/evaluate/predict.py
+step writes `predictions.npz` beside summary.json (the evaluate step
 runs the models), and the report step reads it for its significance tests.
 
 The file holds `labels` (int64 [N]), `trials` (str [T]) and `predicted`

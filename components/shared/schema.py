@@ -14,7 +14,7 @@ NUM_CLASSES = 10
 SPLITS = ("train", "validation", "test")
 TEST_SPLIT = SPLITS[2]
 
-# plan -> plan/: the validated suite, the settings, the trials (components/plan/plan.py)
+# plan -> plan/: the validated suite, the settings, the trials
 PLAN_FILE = "plan.json"
 # ingest -> dataset/
 STATS_FILE = "stats.json"
@@ -39,11 +39,11 @@ REPORT_MD = "report.md"
 COMPARISON_JSON = "comparison.json"
 COMPARISON_CSV = "comparison.csv"
 SIGNIFICANCE_JSON = "significance.json"
-RECORD_JSON = "record.json"  # what later runs of the suite read (components/history/records.py)
-CHANGES_JSON = "changes.json"  # what changed since the suite's previous run (components/history/changes.py)
+RECORD_JSON = "record.json"  # what later runs of the suite read
+CHANGES_JSON = "changes.json"  # what changed since the suite's previous run
 # and TENSORBOARD_DIR/<trial>/: every trial's event files, for one `tensorboard --logdir`
 
-# A run's folder, <root>/<run_id>/ (optbench/layout.py): its record of settings and status, and the report step's
+# A run's folder, <root>/<run_id>/: its record of settings and status, and the report step's
 # folder. The report step reads earlier runs' records at <history root>/<run_id>/REPORT_DIR/RECORD_JSON.
 RUN_JSON = "run.json"
 REPORT_DIR = "report"

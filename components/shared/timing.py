@@ -1,7 +1,7 @@
 """One line per step in the run's log saying when its process started, when its work began and ended, and how
 much of that was spent importing modules.
 
-The benchmark (optbench/bench/notebook.py) splits a pipeline's wall time with
+The benchmark splits a pipeline's wall time with
 these lines into process starts and imports, each step's own work, and the
 time no task ran (kfp.local between tasks). The steps import TensorFlow, Beam
 and TFMA lazily, inside the call, so the imports are counted there: the time

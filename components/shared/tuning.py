@@ -3,7 +3,7 @@
 Under tune-confirm the confirming round loops over every variant on every
 seed (the tune step's output list), and a trial the tune step did not choose
 is skipped at once: its history says "skipped", it has no model, and the
-steps after it leave it out (components/shared/artifacts.py: `trained`).
+steps after it leave it out (`artifacts.trained`).
 """
 
 from __future__ import annotations

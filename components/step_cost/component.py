@@ -1,4 +1,4 @@
-"""The step-cost step as a KFP component: a thin wrapper around components/step_cost/step_cost.py."""
+"""The step-cost step as a KFP component: a thin wrapper around `run_step_cost`, beside it."""
 
 from typing import List
 

@@ -1,4 +1,4 @@
-"""The train step as KFP components: thin wrappers around components/train/train.py.
+"""The train step as KFP components: thin wrappers around `run_train`, beside them.
 
 `train` trains one trial. `train_confirmed` is the confirming phase of the
 tune-confirm protocol: the same step, told by the tune step's choice (an

@@ -2,7 +2,7 @@
 
 TFMA 0.52 cannot read `.keras` files, and it feeds models serialized
 tf.Examples; so the export's `serving_default` parses the examples itself,
-with the same decoding the training input uses (components/shared/batches.py).
+with the same decoding the training input uses.
 """
 
 from __future__ import annotations

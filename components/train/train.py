@@ -143,7 +143,7 @@ def run_train(
     """Train one trial (docs/artifacts.md), export the SavedModel and write history.json; return the history.
 
     `early_stopping` ({grace_epochs, min_trials}) turns on the median stopping rule against the other trials'
-    posts on `board` (components/train/early_stopping.py).
+    posts on `board`.
     """
     spec = optimizers.get_spec(trial["optimizer"])
     seed, batch_size = int(trial["seed"]), int(trial["batch_size"])
@@ -223,8 +223,8 @@ def run_train(
 
 @timed("train")
 def run_train_task(dataset, initial, trial: dict, model, metrics, plan: dict, threads: int, mixed, xla) -> None:
-    """The body of the train components (components/train/component.py): train `trial` for the plan's epochs
-    (components/plan/plan.py), then fill their KFP artifacts."""
+    """The body of the train components: train `trial` for the plan's epochs
+    (plan.json), then fill their KFP artifacts."""
     from optbench.components.shared.artifacts import persist_metadata
     from optbench.components.train.early_stopping import board_of
 

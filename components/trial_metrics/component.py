@@ -1,4 +1,4 @@
-"""The trial_metrics step as a KFP component: a thin wrapper around components/trial_metrics/trial_metrics.py."""
+"""The trial_metrics step as a KFP component: a thin wrapper around `run_trial_metrics`, beside it."""
 
 from kfp.dsl import Artifact, ClassificationMetrics, Input, Metrics, Output
 

@@ -1,4 +1,4 @@
-"""The tune step as a KFP component: a thin wrapper around components/tune/tune.py."""
+"""The tune step as a KFP component: a thin wrapper around `run_tune`, beside it."""
 
 from typing import List
 
@@ -10,7 +10,7 @@ from optbench.components.image import component
 @component
 def tune(models: Input[List[Model]], settings: Input[Artifact], tuning: Output[Artifact]) -> List[str]:
     """Under tune-confirm, pick each optimizer's learning rate on validation accuracy (tuning seed), as the
-    artifact the confirming trials read; returns the trials of the confirming round (components/tune/tune.py)."""
+    artifact the confirming trials read; returns the trials of the confirming round."""
     from optbench.components.shared.artifacts import history_paths, read_plan
     from optbench.components.shared.files import read_json
     from optbench.components.tune.tune import run_tune

@@ -9,7 +9,7 @@ only, each optimizer's best learning rate is chosen on validation accuracy
 every seed. The report shows both, with intervals over seeds, and the
 sensitivity of each optimizer to its learning rate.
 
-What the confirming trials read of the choice is in components/shared/tuning.py.
+What the confirming trials read of the choice is `shared.tuning`.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def _last_val_accuracy(history: dict) -> float | None:
 
 @timed("tune")
 def run_tune(histories: list[dict], plan: dict, tuning_dir: str) -> list[str]:
-    """The tune step: write the choice (components/shared/tuning.py) and return the confirming round's trials.
+    """The tune step: write the choice and return the confirming round's trials.
 
     Every protocol has the confirming round, so the pipeline has one shape whatever the suite asks (the plan
     decides the protocol at run time, and a loop over nothing would fail kfp.local). Under tune-confirm it is

@@ -1,6 +1,6 @@
 """The options the commands share, declared once, and the cluster --config file that sets their defaults.
 
-Suite options come from RunConfig's fields (components/question/options.py), so
+Suite options come from RunConfig's fields, so
 `optbench run` locally and `optbench submit` on a cluster accept the same
 overrides and validate them the same way (RunConfig.resolve, not click).
 Every cluster setting can come from the command line or from a YAML file given

@@ -92,7 +92,7 @@ def run(
 
 
 def _echo_changes(path: Path) -> None:
-    """What changed since the suite's previous run, as the report decided it (components/history/changes.py)."""
+    """What changed since the suite's previous run, as the report decided it."""
     from optbench.components.shared.files import read_json
     from optbench.components.shared.untrusted import printable
 
