@@ -20,7 +20,7 @@ pipeline-yaml: $(STAMP) ## Compile pipeline.yaml for the cluster from CLUSTER_CO
 	$(VENV)/bin/optbench compile --config $(CLUSTER_CONFIG) --output pipeline.yaml
 
 check-cluster: $(STAMP) ## Lint the Dockerfile (hadolint) and validate infra/ (HCL, Kubernetes schemas, yamllint); make test runs these too
-	$(VENV)/bin/python -m pytest -q tests/test_containers.py tests/test_infra.py
+	$(VENV)/bin/python -m pytest -q tests/optbench/test_containers.py tests/infra/test_infra.py
 
 gpu-lock: $(STAMP) ## Re-resolve containers/requirements-gpu.lock (the CUDA wheels of tensorflow[and-cuda]) against requirements.lock
 	$(VENV)/bin/pip install -q --dry-run --ignore-installed --report /tmp/optbench-gpu.json -c requirements.lock \

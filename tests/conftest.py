@@ -1,11 +1,11 @@
-"""Shared fixtures: small slices of genuine MNIST digits, fetched from a public registry and cached."""
+"""Shared fixtures: small slices of genuine MNIST digits, fetched from a public registry and cached; the realistic
+run's report; the storage emulator, the KFP API double and a webhook; the CPU image. And the order of the test files."""
 
 from __future__ import annotations
 
 import fcntl
 import json
 import os
-import socket
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import HOOK_PATH, free_port, make_idx_source
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = Path(__file__).resolve().parent.parent
@@ -47,16 +48,34 @@ def published_mnist() -> Path:
     return Path(PUBLISHED_MNIST)
 
 
-def make_idx_source(folder: Path, images: np.ndarray, labels: np.ndarray, n_train: int, n_test: int) -> Path:
-    """A folder of the four IDX .gz files cut from genuine digits (not the canonical files: no checksum applies)."""
-    from optbench.components.ingest.idx import SPLIT_FILES, write_images, write_labels
+@pytest.fixture(scope="session")
+def labels(real_digits) -> np.ndarray:
+    """The genuine labels of MNIST's 10,000 test digits."""
+    return real_digits[1].astype(np.int64)
 
-    folder.mkdir(parents=True, exist_ok=True)
-    cuts = {"train": slice(0, n_train), "test": slice(n_train, n_train + n_test)}
-    for split, (images_name, labels_name) in SPLIT_FILES.items():
-        write_images(folder / images_name, images[cuts[split]])
-        write_labels(folder / labels_name, labels[cuts[split]])
-    return folder
+
+# The realistic run and its report, built once per test process and shared by the tests of the report and the
+# results (once one module's: its tests read them and change nothing).
+@pytest.fixture(scope="session")
+def inputs(labels):
+    """The realistic run's inputs to the report (tests/report_inputs.py): (histories, summary, stats, predictions)."""
+    from report_inputs import realistic_run
+
+    return realistic_run(labels)
+
+
+@pytest.fixture(scope="session")
+def report(tmp_path_factory, inputs) -> tuple[list[dict], Path]:
+    """The report of the realistic run: (rows, report folder)."""
+    from report_inputs import SETTINGS, STEP_COST
+
+    from optbench.components.report.report import build_report
+
+    histories, summary, stats, predictions = inputs
+    out = tmp_path_factory.mktemp("run") / "report"
+    return build_report(
+        histories, summary, stats, SETTINGS, str(out), predictions=predictions, step_cost=STEP_COST
+    ), out
 
 
 @pytest.fixture(scope="session")
@@ -74,12 +93,6 @@ def tiny_dataset(tmp_path_factory, real_digits) -> Path:
     out = tmp_path_factory.mktemp("tiny_dataset")
     run_ingest(str(source), str(out), validation_fraction=1 / 6)
     return out
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -116,6 +129,19 @@ def gcs(emulator):
 
     client = storage.Client()
     return client, client.create_bucket("optbench-runs")
+
+
+@pytest.fixture
+def api(monkeypatch, tmp_path):
+    """The test double of the KFP API (tests/kfp_api_double.py), a real HTTP server, for kfp.Client to talk to."""
+    import kfp
+    from kfp_api_double import KfpApiDouble
+
+    # kfp.Client reads (and set_user_namespace writes) ~/.config/kfp/context.json: keep the user's out of it.
+    monkeypatch.setattr(kfp.Client, "_LOCAL_KFP_CONTEXT", str(tmp_path / "kfp-context.json"))
+    monkeypatch.delenv("KF_PIPELINES_ENDPOINT", raising=False)
+    with KfpApiDouble() as double:
+        yield double
 
 
 _image_build: Future[str] | None = None
@@ -170,9 +196,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def cpu_image() -> str:
     """The CPU image, built as `make images` builds it (starting Docker Engine where this may); its name."""
     return _image_build.result() if _image_build else _build_cpu_image()
-
-
-HOOK_PATH = "/hooks/T000/B000/SECRET7d1e"  # the secret part of a Slack-style webhook URL
 
 
 @pytest.fixture

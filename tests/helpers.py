@@ -1,8 +1,18 @@
-"""Helpers several test modules use."""
+"""Helpers several test modules use (tests/ is on pytest's pythonpath: `from helpers import ...`)."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
 
 from optbench.components.question import suites
 
@@ -39,3 +49,158 @@ def tensorboard_scalars(log_dir, tag: str) -> list[tuple[int, float]]:
 
     events = EventAccumulator(str(log_dir), size_guidance={"tensors": 0}).Reload()
     return [(e.step, float(tensor_util.make_ndarray(e.tensor_proto))) for e in events.Tensors(tag)]
+
+
+# --- Data and servers on this machine ---
+
+
+def make_idx_source(folder: Path, images: np.ndarray, labels: np.ndarray, n_train: int, n_test: int) -> Path:
+    """A folder of the four IDX .gz files cut from genuine digits (not the canonical files: no checksum applies)."""
+    from optbench.components.ingest.idx import SPLIT_FILES, write_images, write_labels
+
+    folder.mkdir(parents=True, exist_ok=True)
+    cuts = {"train": slice(0, n_train), "test": slice(n_train, n_train + n_test)}
+    for split, (images_name, labels_name) in SPLIT_FILES.items():
+        write_images(folder / images_name, images[cuts[split]])
+        write_labels(folder / labels_name, labels[cuts[split]])
+    return folder
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+HOOK_PATH = "/hooks/T000/B000/SECRET7d1e"  # the secret part of a Slack-style webhook URL
+
+
+# --- The console script, as a user runs it ---
+
+
+OPTBENCH = str(Path(sys.executable).with_name("optbench"))
+
+
+def optbench(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [OPTBENCH, *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=900,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+
+
+SECRET = "sentinel-secret-7f3a9c"  # planted in credential variables; must never be written anywhere
+
+
+def env() -> dict:
+    return {
+        **os.environ,
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "KF_PIPELINES_TOKEN": SECRET,
+        "GOOGLE_OAUTH_ACCESS_TOKEN": SECRET,
+        "AWS_SECRET_ACCESS_KEY": SECRET,
+    }
+
+
+def run_args(suite: Path, source: Path, output: Path, train_limit: int = 1000) -> list[str]:
+    return [
+        OPTBENCH,
+        "run",
+        "--suite",
+        str(suite),
+        "--train-limit",
+        str(train_limit),
+        "--data-source",
+        str(source),
+        "--output",
+        str(output),
+    ]
+
+
+def finished_run(args: list[str], output: Path) -> tuple[subprocess.CompletedProcess, Path]:
+    """`optbench run ARGS`, which must succeed, and the one run folder it wrote under `output`."""
+    result = subprocess.run(args, capture_output=True, text=True, env=env(), timeout=1800)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    (run_dir,) = output.iterdir()
+    return result, run_dir
+
+
+# --- Commands invoked in this process, and an image to compile for (the KFP API double's tests) ---
+
+
+CPU = "europe-docker.pkg.dev/proj/optbench/cpu:0.1.0"
+
+
+def invoke(command, *args: str):
+    result = CliRunner().invoke(command, list(args))
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result
+
+
+# --- Pages opened in Debian's chromium, driven by Playwright ---
+
+
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+# Each <img>: loaded, decodable (decode() rejects what the browser cannot draw), its size and alt text.
+IMAGES_JS = """Promise.all([...document.images].map(async i => ({
+    alt: i.alt, complete: i.complete, width: i.naturalWidth,
+    decoded: await i.decode().then(() => true, () => false)})))"""
+
+
+def chromium_path() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        pytest.fail(
+            "Debian's chromium is not installed; the report's browser test needs it: "
+            "apt-get update && apt-get install -y chromium"
+        )
+    return path
+
+
+def open_in_chromium(page_path: Path, screenshot: Path | None = None) -> dict:
+    """Load `page_path` in headless chromium (a fresh, empty profile) and report what a reader would meet."""
+    executable = chromium_path()
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("the Python package playwright is missing: pip install playwright==1.65.2")
+    problems, requests = [], []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on(
+                "console",
+                lambda m: problems.append(f"console {m.type}: {m.text}") if m.type in ("error", "warning") else None,
+            )
+            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+            page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url} {r.failure}"))
+            page.on("request", lambda r: requests.append(r.url))
+            response = page.goto(page_path.resolve().as_uri(), wait_until="load")
+            result = {
+                "ok": response is not None and response.ok,
+                "images": page.evaluate(IMAGES_JS),
+                "title": page.title(),
+                "verdict": page.inner_text("p.verdict"),
+            }
+            if screenshot is not None:
+                page.screenshot(path=str(screenshot), full_page=True)
+        finally:
+            browser.close()
+    return {
+        **result,
+        "problems": problems,
+        "outside_requests": [u for u in requests if not u.startswith(("data:", "file:"))],
+    }

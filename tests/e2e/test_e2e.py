@@ -22,49 +22,14 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-from helpers import tensorboard_scalars
+from helpers import OPTBENCH, SECRET, env, run_args, tensorboard_scalars
 
 from optbench.progress import ANSI
 
 pytestmark = pytest.mark.e2e
 
-OPTBENCH = str(Path(sys.executable).with_name("optbench"))
-SECRET = "sentinel-secret-7f3a9c"  # planted in credential variables; must never be written anywhere
 SUITE = "optimizers: [adam, sgd, {name: sgd, label: exploding, learning_rate: 1000}]\nmodel: cnn\nepochs: 1\n"
 TIMING = ("train_seconds", "epoch_seconds", "seconds", "examples_per_second", "time_to_accuracy")
-
-
-def env() -> dict:
-    return {
-        **os.environ,
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-        "KF_PIPELINES_TOKEN": SECRET,
-        "GOOGLE_OAUTH_ACCESS_TOKEN": SECRET,
-        "AWS_SECRET_ACCESS_KEY": SECRET,
-    }
-
-
-def run_args(suite: Path, source: Path, output: Path, train_limit: int = 1000) -> list[str]:
-    return [
-        OPTBENCH,
-        "run",
-        "--suite",
-        str(suite),
-        "--train-limit",
-        str(train_limit),
-        "--data-source",
-        str(source),
-        "--output",
-        str(output),
-    ]
-
-
-def finished_run(args: list[str], output: Path) -> tuple[subprocess.CompletedProcess, Path]:
-    """`optbench run ARGS`, which must succeed, and the one run folder it wrote under `output`."""
-    result = subprocess.run(args, capture_output=True, text=True, env=env(), timeout=1800)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    (run_dir,) = output.iterdir()
-    return result, run_dir
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_e2e import OPTBENCH, env, finished_run, run_args
+from helpers import OPTBENCH, env, finished_run, run_args
 
 from optbench.components.ingest import idx
 from optbench.components.question import suites

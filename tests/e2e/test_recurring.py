@@ -12,10 +12,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import HOOK_PATH
+from helpers import CPU, HOOK_PATH, OPTBENCH, env, invoke, run_args
 from kfp import components, local
-from test_e2e import OPTBENCH, env, run_args
-from test_kfp_api import CPU, api, invoke  # noqa: F401 - `api` is a fixture
 
 from optbench import kfp_api
 from optbench.cli.cluster import compile_command
@@ -25,7 +23,7 @@ pytestmark = pytest.mark.e2e
 SUITE = "name: nightly\nmodel: mlp\nepochs: 1\noptimizers: [adam, {name: sgd, learning_rate: %s}]\n"
 
 
-def test_a_ui_run_with_only_suite_and_epochs_plans_and_runs_the_assignments_three_optimizers(api, tmp_path):  # noqa: F811
+def test_a_ui_run_with_only_suite_and_epochs_plans_and_runs_the_assignments_three_optimizers(api, tmp_path):
     package = tmp_path / "pipeline.yaml"
     assert invoke(compile_command, "--image", CPU, "--gpus", "0", "--output", str(package)).exit_code == 0
     kfp_api.Connection(host=api.url).pipelines().submit(

@@ -23,7 +23,7 @@ from hcl2 import SerializationOptions
 from optbench.cli.config import CONFIG_KEYS
 from optbench.pipelines.cluster import GPU_TAINT, ClusterConfig
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]  # tests/infra/ is two folders down
 TF = REPO / "infra" / "terraform"
 KFP = REPO / "infra" / "kfp"
 OPTIONS = SerializationOptions(

@@ -6,24 +6,10 @@ import json
 import os
 import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from helpers import OPTBENCH, optbench
 from kfp_api_double import KfpApiDouble
-
-OPTBENCH = str(Path(sys.executable).with_name("optbench"))
-
-
-def optbench(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [OPTBENCH, *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=900,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
-    )
 
 
 def test_unknown_optimizer_stops_before_any_work(tmp_path):

@@ -23,7 +23,7 @@ from packaging.requirements import Requirement
 from optbench import images
 from optbench.pipelines.cluster import RUN_AS_USER, check_image
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]  # tests/optbench/ is two folders down
 DOCKERFILE = REPO / images.DOCKERFILE
 DATAFLOW = REPO / images.DATAFLOW_DOCKERFILE
 TARGETS = images.TARGETS

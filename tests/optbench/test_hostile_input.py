@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_cli import optbench
+from helpers import optbench
 
 from optbench.components.question import suites
 from optbench.components.question.suites import MAX_TRIALS, SuiteError

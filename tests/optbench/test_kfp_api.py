@@ -12,39 +12,20 @@ from __future__ import annotations
 import json
 import re
 
-import kfp
 import pytest
 import yaml
-from click.testing import CliRunner
-from conftest import free_port
 from google.protobuf import json_format
+from helpers import CPU, free_port, invoke
 from kfp.pipeline_spec import pipeline_spec_pb2
-from kfp_api_double import API, HANG, KfpApiDouble
+from kfp_api_double import API, HANG
 
 from optbench import kfp_api
 from optbench.cli.cluster import compile_command, runs, schedule, schedules, submit
 from optbench.pipelines.pipeline import PIPELINE_NAME
 
-CPU = "europe-docker.pkg.dev/proj/optbench/cpu:0.1.0"
 GPU = "europe-docker.pkg.dev/proj/optbench/gpu:0.1.0"
 IMAGES = ["--image", CPU, "--gpu-image", GPU]
 SUITE = ["--optimizers", "adam,sgd", "--epochs", "2"]
-
-
-@pytest.fixture
-def api(monkeypatch, tmp_path):
-    # kfp.Client reads (and set_user_namespace writes) ~/.config/kfp/context.json: keep the user's out of it.
-    monkeypatch.setattr(kfp.Client, "_LOCAL_KFP_CONTEXT", str(tmp_path / "kfp-context.json"))
-    monkeypatch.delenv("KF_PIPELINES_ENDPOINT", raising=False)
-    with KfpApiDouble() as double:
-        yield double
-
-
-def invoke(command, *args: str):
-    result = CliRunner().invoke(command, list(args))
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result
 
 
 def spec_as_the_client_sends_it(path) -> dict:

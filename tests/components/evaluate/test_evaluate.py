@@ -18,7 +18,6 @@ from scipy.stats import rankdata
 from optbench.bench.evaluation import bench_evaluation, keras_metrics
 from optbench.components.evaluate.evaluate import run_evaluate
 from optbench.components.shared import predictions
-from optbench.components.shared.beam import pipeline_args
 from optbench.components.shared.files import read_json
 from optbench.components.shared.schema import (
     EVAL_SUMMARY_FILE,
@@ -378,10 +377,3 @@ def test_bad_inputs_fail_early_and_name_the_path(run, tiny_dataset, tmp_path):
     with pytest.raises(FileNotFoundError, match=str(empty / "test")):
         run_evaluate({"sgd.s0": run["paths"]["sgd.s0"]}, str(empty), str(out), None)
     assert not out.exists()
-
-
-def test_beam_runner_defaults_to_fnapi_unless_given():
-    assert pipeline_args(None) == ["--runner=FnApiRunner"]
-    assert pipeline_args(["--direct_num_workers=2"]) == ["--runner=FnApiRunner", "--direct_num_workers=2"]
-    dataflow = ["--runner", "DataflowRunner", "--project=p", "--region=europe-west1"]
-    assert pipeline_args(dataflow) == dataflow

@@ -1,7 +1,7 @@
 """Every run knows its history: three runs of one suite through the real report builder, the third with another
 learning rate for one optimizer; what is skipped under a history root; gs:// roots; `optbench runs`.
 
-The inputs are test_report.py's synthetic histories, evaluation and predictions (errors placed on the genuine
+The inputs are tests/report_inputs.py's synthetic histories, evaluation and predictions (errors placed on the genuine
 MNIST test labels): identical inputs give identical predictions, so two runs differ exactly where a test says.
 """
 
@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 import yaml
 from click.testing import CliRunner
-from test_report import PNG_MAGIC, SETTINGS, STEP_COST, VARIANTS, realistic_run, write_artifacts
-from test_report_browser import open_in_chromium
+from helpers import open_in_chromium
+from report_inputs import PNG_MAGIC, SETTINGS, STEP_COST, VARIANTS, realistic_run, write_artifacts
 
 from optbench.cli.cluster import runs
 from optbench.components.history import records as hist

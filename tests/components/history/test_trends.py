@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from test_report import PNG_MAGIC, SETTINGS, VARIANTS, realistic_run
-from test_report_browser import open_in_chromium
+from helpers import open_in_chromium
+from report_inputs import PNG_MAGIC, VARIANTS, make_run
 
 from optbench.cli.report import report
 from optbench.components.history.trends import build_trend_report
-from optbench.components.report.report import build_report
 from optbench.components.shared.files import write_json_atomic
 from optbench.layout import read_run
 
@@ -27,30 +26,6 @@ CONFIG = {
     "data_source": "auto",
     "train_limit": 0,
 }
-
-
-def make_run(
-    runs_dir: Path, run_id: str, labels, shift: float, time_scale: float, variants: dict, config: dict
-) -> Path:
-    """A run folder as optbench/local_run.py leaves it: report/ from the real report step, and run.json."""
-    run_dir = runs_dir / run_id
-    histories, summary, stats, predictions = realistic_run(
-        labels, shift=shift, time_scale=time_scale, variants=variants
-    )
-    build_report(
-        histories, summary, stats, {**SETTINGS, "run_id": run_id}, str(run_dir / "report"), predictions=predictions
-    )
-    write_json_atomic(
-        run_dir / "run.json",
-        {
-            "run_id": run_id,
-            "status": "succeeded",
-            "seconds": 900.0 * time_scale,
-            "config": config,
-            "report": str(run_dir / "report"),
-        },
-    )
-    return run_dir
 
 
 @pytest.fixture(scope="module")

@@ -19,8 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import make_idx_source
-from helpers import MULTI_PROCESS_BEAM_ARGS, bucket_files
+from helpers import MULTI_PROCESS_BEAM_ARGS, bucket_files, make_idx_source
 
 from optbench.components.ingest import idx, sources
 from optbench.components.ingest.ingest import assign_train, describe, run_ingest, validate_source

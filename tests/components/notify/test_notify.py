@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from conftest import free_port
+from helpers import free_port
 
 from optbench.components.shared import notify
 from optbench.components.shared.untrusted import UntrustedInput, webhook_url

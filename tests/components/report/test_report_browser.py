@@ -8,74 +8,13 @@ command that installs it: a report nobody checked in a browser is not done.
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import pytest
-from test_report import CHARTS, SETTINGS, STEP_COST, realistic_run
+from helpers import CHROMIUM_FLAGS, chromium_path, open_in_chromium
+from report_inputs import CHARTS, SETTINGS, STEP_COST, VARIANTS, make_run, realistic_run
 
 from optbench.components.report.report import build_report
-
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-# Each <img>: loaded, decodable (decode() rejects what the browser cannot draw), its size and alt text.
-IMAGES_JS = """Promise.all([...document.images].map(async i => ({
-    alt: i.alt, complete: i.complete, width: i.naturalWidth,
-    decoded: await i.decode().then(() => true, () => false)})))"""
-
-
-def chromium_path() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path is None:
-        pytest.fail(
-            "Debian's chromium is not installed; the report's browser test needs it: "
-            "apt-get update && apt-get install -y chromium"
-        )
-    return path
-
-
-def open_in_chromium(page_path: Path, screenshot: Path | None = None) -> dict:
-    """Load `page_path` in headless chromium (a fresh, empty profile) and report what a reader would meet."""
-    executable = chromium_path()
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("the Python package playwright is missing: pip install playwright==1.65.2")
-    problems, requests = [], []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.on(
-                "console",
-                lambda m: problems.append(f"console {m.type}: {m.text}") if m.type in ("error", "warning") else None,
-            )
-            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-            page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url} {r.failure}"))
-            page.on("request", lambda r: requests.append(r.url))
-            response = page.goto(page_path.resolve().as_uri(), wait_until="load")
-            result = {
-                "ok": response is not None and response.ok,
-                "images": page.evaluate(IMAGES_JS),
-                "title": page.title(),
-                "verdict": page.inner_text("p.verdict"),
-            }
-            if screenshot is not None:
-                page.screenshot(path=str(screenshot), full_page=True)
-        finally:
-            browser.close()
-    return {
-        **result,
-        "problems": problems,
-        "outside_requests": [u for u in requests if not u.startswith(("data:", "file:"))],
-    }
 
 
 @pytest.fixture(scope="module")
@@ -142,9 +81,6 @@ def rendered_in_chromium(page_path: Path) -> dict:
 
 def test_markup_in_variant_names_and_settings_renders_as_text(tmp_path, real_digits):
     """In the run report and in a trend across runs, names a user chose are shown, never run."""
-    from test_report import VARIANTS
-    from test_trends import make_run
-
     from optbench.components.history.trends import build_trend_report
     from optbench.layout import read_run
 
