@@ -49,6 +49,7 @@ def significance(rows: list[dict], predictions: Predictions | None) -> dict | No
     for c in result["comparisons"]:
         by_name[c["other"]]["p_vs_winner"] = c["p_holm"]
         by_name[c["other"]]["significant_vs_winner"] = c["significant"]
+        by_name[c["other"]]["detectable_vs_winner"] = c["detectable"]
     return result
 
 
@@ -108,12 +109,14 @@ def _winner_sentence(rows: list[dict], sig: dict | None) -> str:
         return f"{lead}, but on their shared seeds {_names(ahead)} did significantly better: no single winner."
     details = "; ".join(
         f"{c['other']}: difference {fmt(c['difference'], signed=True)}, 95% CI "
-        f"{fmt_interval(c['ci_low'], c['ci_high'])}, Holm-adjusted p = {c['p_holm']:.2g}"
+        f"{fmt_interval(c['ci_low'], c['ci_high'])}, Holm-adjusted p = {c['p_holm']:.2g}, undecided: this run "
+        f"could only detect differences of {c['detectable']:.3f} or more"
         for c in tied
     )
     text = (
         f"{lead}, but there is no significant difference between {best['optimizer']} and "
-        f"{_names([c['other'] for c in tied])} ({details}; {method}, alpha {sig['alpha']:g}): no single winner."
+        f"{_names([c['other'] for c in tied])} ({details}; {method}, alpha {sig['alpha']:g}, detectable at "
+        f"{sig['power']:.0%} power): no single winner."
     )
     if beaten:
         text += f" {best['optimizer']} is significantly better than {_names(beaten)}."

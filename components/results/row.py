@@ -77,6 +77,7 @@ class ComparisonRow:
     winner: bool = False
     p_vs_winner: float | None = None
     significant_vs_winner: bool | None = None
+    detectable_vs_winner: float | None = None  # the smallest difference the test against the best could detect
     # comparison.json only
     seeds: list[int | None]
     diverged_seeds: list[int | None]

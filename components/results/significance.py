@@ -38,8 +38,10 @@ Pure numpy/scipy: the report step calls this without TensorFlow.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
-from scipy.special import bdtr
+from scipy.special import bdtr, ndtri
 
 from optbench.components.shared.predictions import Predictions
 
@@ -47,6 +49,7 @@ ALPHA = 0.05
 REPLICATES = 4000
 CONFIDENCE = 0.95
 SEED = 0  # a fixed generator: the same inputs give the same report
+POWER = 0.8  # the chance of detecting a difference as large as the detectable one
 _CHUNK = 500  # replicates drawn at a time, to bound memory for large test sets
 
 Correct = dict[int, np.ndarray]  # seed -> bool [N]: which test examples the trial of that seed got right
@@ -131,6 +134,23 @@ def paired_test(winner: Correct, other: Correct, replicates: int = REPLICATES) -
     return {**result, "test": "paired-bootstrap", "p_value": p, "discordant": None}
 
 
+def detectable_difference(comparison: dict, examples: int, alpha: float) -> float:
+    """The smallest accuracy difference this comparison had an 80% chance (POWER) to find significant at `alpha`.
+
+    A difference smaller than this going undetected says little: the run could not have seen it. The
+    standard error is the one the test itself used: with one seed, McNemar's under "equally accurate",
+    sqrt(discordant share / N) (at least one discordant example, so that two models that agreed everywhere do
+    not claim to detect any difference); with several, the paired bootstrap's, from its 95% interval's width.
+    Then the difference is (z[1 - alpha/2] + z[POWER]) x standard error, the normal approximation of both
+    tests (the exact McNemar test is a little more conservative at small discordant counts).
+    """
+    if comparison["discordant"] is not None:
+        se = math.sqrt(max(1, sum(comparison["discordant"])) / examples) / math.sqrt(examples)
+    else:
+        se = (comparison["ci_high"] - comparison["ci_low"]) / (2 * float(ndtri(1 - (1 - CONFIDENCE) / 2)))
+    return float((ndtri(1 - alpha / 2) + ndtri(POWER)) * se)
+
+
 def holm(p_values: list[float]) -> list[float]:
     """Holm-adjusted p-values, in the input order (monotone in the sorted order, capped at 1)."""
     order = sorted(range(len(p_values)), key=lambda i: p_values[i])
@@ -160,13 +180,17 @@ def compare_with_winner(
             unpaired.append(name)
         else:
             comparisons.append({"other": name, **result})
+    examples = next((len(seeds[s]) for seeds in correct.values() for s in seeds), 0)
     for c, p in zip(comparisons, holm([c["p_value"] for c in comparisons])):
         c["p_holm"] = p
         c["significant"] = p < alpha
+        # Holm's first, strictest step: alpha over the number of comparisons, so the figure holds for every pair
+        c["detectable"] = detectable_difference(c, examples, alpha / len(comparisons))
     return {
         "winner": winner,
         "alpha": alpha,
         "correction": "holm",
+        "power": POWER,
         "replicates": replicates,
         "comparisons": comparisons,
         "unpaired": unpaired,

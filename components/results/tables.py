@@ -169,10 +169,21 @@ def protocol_table(rows: list[dict]) -> Table:
 
 
 def significance_table(significance: dict) -> Table:
-    """The winner against each other variant: paired difference, its interval, raw and Holm-adjusted p."""
+    """The winner against each other variant: paired difference, its interval, raw and Holm-adjusted p, and the
+    smallest difference the test could detect."""
     test_names = {"mcnemar-exact": "McNemar (exact)", "paired-bootstrap": "paired bootstrap"}
     return {
-        "header": ["Best vs", "Seeds", "Accuracy difference", "95% CI", "p", "p (Holm)", "Significant", "Test"],
+        "header": [
+            "Best vs",
+            "Seeds",
+            "Accuracy difference",
+            "95% CI",
+            "p",
+            "p (Holm)",
+            "Significant",
+            f"Detectable ({significance['power']:.0%} power)",
+            "Test",
+        ],
         "rows": [
             [
                 c["other"],
@@ -182,6 +193,7 @@ def significance_table(significance: dict) -> Table:
                 _p(c["p_value"]),
                 _p(c["p_holm"]),
                 "yes" if c["significant"] else "no",
+                fmt(c["detectable"]),
                 test_names.get(c["test"], c["test"]),
             ]
             for c in significance["comparisons"]
