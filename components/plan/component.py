@@ -27,6 +27,7 @@ def plan(
     baseline: str,
     protocol: str,
     early_stopping: int,
+    margin: str,
     train_limit: int,
     test_limit: int,
     validation_fraction: float,

@@ -69,6 +69,7 @@ def make_plan(form: dict[str, Any], *, run_id: str, runner: str) -> dict:
         "thresholds": suite["thresholds"],
         "early_stopping": suite["early_stopping"],
         "protocol": suite["protocol"],
+        "margin": suite["margin"],
         "data_source": config.data_source,
         "dataset": config.dataset,
         "train_limit": config.train_limit,

@@ -120,6 +120,14 @@ class RunConfig:
         "the others at the same epoch (at least 3 of them). Off by default.",
         int,
     )
+    margin: float | None = option(
+        None,
+        "--margin",
+        "The practical margin in test accuracy: a pair not significantly apart whose whole 95% interval lies "
+        "within +-MARGIN is reported equivalent, not undecided (two one-sided tests). Default: the suite's, else "
+        f"{suites.DEFAULT_MARGIN:g}; 0 turns it off.",
+        float,
+    )
     train_limit: int = option(
         0,
         "--train-limit",
@@ -206,4 +214,5 @@ class RunConfig:
             baseline=self.baseline,
             early_stopping=self.early_stopping,
             protocol=self.protocol,
+            margin=self.margin,
         )

@@ -30,6 +30,9 @@ MAX_EPOCHS = 1000
 MAX_TRIALS = 200  # a suite past this stops with its count; its `max_trials` field raises the limit
 TRIALS_CEILING = 100_000  # what `max_trials` may raise it to
 FULL_BATCH = 0  # batch_size 0: every training example in one step
+# Two optimizers within half a point of test accuracy of each other are, for most users, as good as each other.
+DEFAULT_MARGIN = 0.005
+MAX_MARGIN = 0.5
 
 _KEYS = {
     "name": "the suite's name: a plain name (letters, digits, . _ -)",
@@ -46,6 +49,8 @@ _KEYS = {
     "protocol": "default (every trial on every seed) or tune-confirm (lr_grid on the first seed, then each "
     "optimizer's default and best learning rate on every seed)",
     "early_stopping": "opt-in median stopping rule: {grace_epochs: >= 1, min_trials: >= 1 (default 3)}",
+    "margin": f"the practical margin in test accuracy, 0-{MAX_MARGIN:g}: a pair whose whole 95% interval lies within "
+    f"plus or minus it is equivalent (default {DEFAULT_MARGIN:g}; 0 turns equivalence off)",
     "max_trials": f"the most trials it may expand to (default {MAX_TRIALS}, at most {TRIALS_CEILING:,})",
 }
 _THRESHOLDS = {"min_accuracy": (0.0, 1.0), "max_drop_vs_baseline": (0.0, 1.0)}
@@ -153,6 +158,7 @@ def validate(raw: Any, source: str = "suite") -> dict:
         raise SuiteError(f"{source}: protocol must be one of {', '.join(PROTOCOLS)}, got {suite['protocol']!r}")
     if suite["protocol"] == TUNE_CONFIRM and not suite.get("lr_grid"):
         raise SuiteError(f"{source}: protocol tune-confirm tunes over lr_grid: give one, e.g. [1e-4, 1e-3, 1e-2]")
+    suite["margin"] = _number(source, "margin", suite.get("margin", DEFAULT_MARGIN), 0.0, MAX_MARGIN, True)
     suite["max_trials"] = _int_in(source, "max_trials", suite.get("max_trials", MAX_TRIALS), 1, TRIALS_CEILING)
     _check_size(source, suite)
     variants = [t for t in expand(suite, seeds=[0])]
@@ -346,6 +352,7 @@ def with_overrides(
     baseline: str | None = None,
     early_stopping: int | None = None,
     protocol: str | None = None,
+    margin: float | None = None,
 ) -> dict:
     """The suite with the CLI's options applied on top, validated again (`early_stopping`: the grace epochs)."""
     raw = {k: v for k, v in suite.items()}
@@ -369,6 +376,8 @@ def with_overrides(
         raw["early_stopping"] = {"grace_epochs": early_stopping}
     if protocol is not None:
         raw["protocol"] = protocol
+    if margin is not None:
+        raw["margin"] = margin
     raw.pop("baseline", None)
     if baseline is not None:
         raw["baseline"] = baseline

@@ -151,7 +151,7 @@ def build_report(
     settings = settings or {}
     evaluation = evaluation or {}
     rows = comparison_rows(histories, evaluation, step_cost, tuned=tuning["chosen"] if tuning else None)
-    sig = significance(rows, predictions)
+    sig = significance(rows, predictions, settings.get("margin") or 0.0)
     trial_variant = {s["trial"]: r["optimizer"] for r in rows for s in r["per_seed"]}
     baseline = trial_variant.get(evaluation.get("baseline"), evaluation.get("baseline"))
     names = class_names(stats) if stats else [str(c) for c in range(NUM_CLASSES)]

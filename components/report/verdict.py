@@ -27,7 +27,7 @@ def candidate(rows: list[dict]) -> dict | None:
     return next((r for r in contenders(rows) if r["status"] == "ok" and r["test_accuracy"] is not None), None)
 
 
-def significance(rows: list[dict], predictions: Predictions | None) -> dict | None:
+def significance(rows: list[dict], predictions: Predictions | None, margin: float = 0.0) -> dict | None:
     """Test the candidate against every other contender; mark `best` (the candidate), `winner` (it is
     significantly better than all), `p_vs_winner` and `significant_vs_winner` on the rows. None when there is
     nothing to test."""
@@ -41,7 +41,7 @@ def significance(rows: list[dict], predictions: Predictions | None) -> dict | No
     correct = {name: c for name, c in correct.items() if c}
     if best["optimizer"] not in correct or len(correct) < 2:
         return None
-    result = compare_with_winner(correct, best["optimizer"])
+    result = compare_with_winner(correct, best["optimizer"], margin=margin)
     if not result["comparisons"]:  # no other variant shares a seed with the candidate
         return None
     by_name = {r["optimizer"]: r for r in rows}
@@ -50,6 +50,7 @@ def significance(rows: list[dict], predictions: Predictions | None) -> dict | No
         by_name[c["other"]]["p_vs_winner"] = c["p_holm"]
         by_name[c["other"]]["significant_vs_winner"] = c["significant"]
         by_name[c["other"]]["detectable_vs_winner"] = c["detectable"]
+        by_name[c["other"]]["equivalent_to_winner"] = c["equivalent"]
     return result
 
 
@@ -109,18 +110,26 @@ def _winner_sentence(rows: list[dict], sig: dict | None) -> str:
         return f"{lead}, but on their shared seeds {_names(ahead)} did significantly better: no single winner."
     details = "; ".join(
         f"{c['other']}: difference {fmt(c['difference'], signed=True)}, 95% CI "
-        f"{fmt_interval(c['ci_low'], c['ci_high'])}, Holm-adjusted p = {c['p_holm']:.2g}, undecided: this run "
-        f"could only detect differences of {c['detectable']:.3f} or more"
+        f"{fmt_interval(c['ci_low'], c['ci_high'])}, Holm-adjusted p = {c['p_holm']:.2g}, {outcome(c, sig)}"
         for c in tied
     )
     text = (
         f"{lead}, but there is no significant difference between {best['optimizer']} and "
-        f"{_names([c['other'] for c in tied])} ({details}; {method}, alpha {sig['alpha']:g}, detectable at "
-        f"{sig['power']:.0%} power): no single winner."
+        f"{_names([c['other'] for c in tied])} ({details}; {method}, alpha {sig['alpha']:g}"
+        + ("" if all(c["equivalent"] for c in tied) else f", detectable at {sig['power']:.0%} power")
+        + "): no single winner."
     )
     if beaten:
         text += f" {best['optimizer']} is significantly better than {_names(beaten)}."
     return text
+
+
+def outcome(comparison: dict, sig: dict) -> str:
+    """What a test against the best that found no significant difference decided: equivalent, or undecided and
+    what it could have seen."""
+    if comparison["equivalent"]:
+        return f"equivalent within {sig['margin']:g}"
+    return f"undecided: this run could only detect differences of {comparison['detectable']:.3f} or more"
 
 
 def _convergence_sentence(rows: list[dict]) -> str | None:

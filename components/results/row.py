@@ -78,6 +78,7 @@ class ComparisonRow:
     p_vs_winner: float | None = None
     significant_vs_winner: bool | None = None
     detectable_vs_winner: float | None = None  # the smallest difference the test against the best could detect
+    equivalent_to_winner: bool | None = None  # its 95% interval against the best lies within the suite's margin
     # comparison.json only
     seeds: list[int | None]
     diverged_seeds: list[int | None]

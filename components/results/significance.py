@@ -163,7 +163,7 @@ def holm(p_values: list[float]) -> list[float]:
 
 
 def compare_with_winner(
-    correct: dict[str, Correct], winner: str, alpha: float = ALPHA, replicates: int = REPLICATES
+    correct: dict[str, Correct], winner: str, alpha: float = ALPHA, replicates: int = REPLICATES, margin: float = 0.0
 ) -> dict:
     """The winner against every other variant in `correct` (variant -> seed -> bool [N]).
 
@@ -186,11 +186,15 @@ def compare_with_winner(
         c["significant"] = p < alpha
         # Holm's first, strictest step: alpha over the number of comparisons, so the figure holds for every pair
         c["detectable"] = detectable_difference(c, examples, alpha / len(comparisons))
+        # Two one-sided tests: the whole 95% interval inside +-margin rejects "at least margin apart" on each side
+        # at 2.5%, stricter than TOST's usual 90% interval at alpha 0.05.
+        c["equivalent"] = bool(margin > 0 and not c["significant"] and -margin < c["ci_low"] and c["ci_high"] < margin)
     return {
         "winner": winner,
         "alpha": alpha,
         "correction": "holm",
         "power": POWER,
+        "margin": margin,
         "replicates": replicates,
         "comparisons": comparisons,
         "unpaired": unpaired,

@@ -182,6 +182,7 @@ def significance_table(significance: dict) -> Table:
             "p (Holm)",
             "Significant",
             f"Detectable ({significance['power']:.0%} power)",
+            f"Equivalent (±{significance['margin']:g})",
             "Test",
         ],
         "rows": [
@@ -194,6 +195,7 @@ def significance_table(significance: dict) -> Table:
                 _p(c["p_holm"]),
                 "yes" if c["significant"] else "no",
                 fmt(c["detectable"]),
+                "yes" if c["equivalent"] else "no",
                 test_names.get(c["test"], c["test"]),
             ]
             for c in significance["comparisons"]

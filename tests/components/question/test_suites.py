@@ -135,3 +135,20 @@ def test_early_stopping_is_off_unless_asked_and_checked_when_it_is():
             suites.validate({"optimizers": ["sgd"], "early_stopping": value})
     with pytest.raises(SuiteError, match="needs at least 2 epochs"):
         suites.validate({"optimizers": ["sgd"], "epochs": 1, "early_stopping": {"grace_epochs": 1}})
+
+
+def test_the_margin_of_equivalence_defaults_to_half_a_point_and_is_checked_from_yaml_the_cli_and_the_form():
+    from optbench.components.question.form import from_form, to_form
+    from optbench.components.question.options import RunConfig
+
+    assert suites.validate({"optimizers": ["sgd"]})["margin"] == suites.DEFAULT_MARGIN == 0.005
+    assert suites.validate({"optimizers": ["sgd"], "margin": 0})["margin"] == 0.0  # off
+    for value in (-0.01, 0.6, "half a point", True, None):
+        with pytest.raises(SuiteError, match=r"margin must be a number in \[0, 0.5\]"):
+            suites.validate({"optimizers": ["sgd"], "margin": value})
+    assert RunConfig(margin=0.02).resolve()["margin"] == 0.02
+    with pytest.raises(SuiteError, match="margin"):
+        RunConfig(margin=2.0).resolve()
+    # the form: empty is the suite's; a value comes back as the same RunConfig
+    assert from_form(to_form(RunConfig()))[0].margin is None
+    assert from_form(to_form(RunConfig(margin=0.01)))[0].resolve()["margin"] == 0.01

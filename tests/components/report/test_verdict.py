@@ -112,3 +112,32 @@ def test_blessing_excludes_chance_and_far_below_the_baseline_unless_a_suite_says
     assert _thresholds_words({"thresholds": own}, "sgd") == "test accuracy at least 0.9 and at most 0.1 below sgd"
     lifted = {"min_accuracy": 0, "max_drop_vs_baseline": 1}
     assert suites.validate({"optimizers": ["sgd"], "thresholds": lifted})["thresholds"] == lifted
+
+
+def test_with_a_margin_a_pair_inside_it_is_equivalent_and_one_outside_stays_undecided(inputs, tmp_path):
+    """rmsprop's interval against adam (+0.0001 over 3 seeds) lies well within half a point: equivalent; with a
+    margin narrower than that interval it is undecided again, and says what the run could have detected."""
+    from report_inputs import SETTINGS, STEP_COST
+
+    histories, summary, stats, predictions = inputs
+
+    def report_with(margin: float) -> tuple[dict, str]:
+        out = tmp_path / f"margin-{margin}"
+        rows = build_report(
+            histories,
+            summary,
+            stats,
+            {**SETTINGS, "margin": margin},
+            str(out),
+            predictions=predictions,
+            step_cost=STEP_COST,
+        )
+        return by_name(rows)["rmsprop"], (out / "report.md").read_text().split("\n\n")[1]
+
+    rmsprop, said = report_with(0.005)
+    assert rmsprop["equivalent_to_winner"] is True and rmsprop["significant_vs_winner"] is False
+    assert ", equivalent within 0.005; paired bootstrap over seeds and examples, alpha 0.05)" in said
+
+    rmsprop, said = report_with(0.0001)
+    assert rmsprop["equivalent_to_winner"] is False
+    assert "equivalent within" not in said and "undecided: this run could only detect differences of" in said
