@@ -86,7 +86,7 @@ def _plan_lines(result: subprocess.CompletedProcess) -> dict[str, list[str]]:
     return {line.split()[0]: line.split() for line in result.stdout.splitlines() if line.strip()}
 
 
-def test_plan_prices_a_suite_from_a_runs_per_step_costs(tmp_path, idx_source):
+def test_estimate_prices_a_suite_from_a_runs_per_step_costs(tmp_path, idx_source):
     """1,200 training examples, 10% held out: 1,080 train; batch 64 -> 17 steps an epoch, 3 epochs, 5 seeds."""
     costs = tmp_path / "step_cost.json"
     costs.write_text(
@@ -109,7 +109,7 @@ def test_plan_prices_a_suite_from_a_runs_per_step_costs(tmp_path, idx_source):
     assert "about 5:00 of wall time, 0.17 GPU-hours" in result.stdout
 
 
-def test_plan_measures_the_per_step_costs_here_without_a_run(idx_source):
+def test_estimate_measures_the_per_step_costs_here_without_a_run(idx_source):
     result = optbench("estimate", "--optimizers", "adam,sgd", "--model", "mlp", "--data-source", str(idx_source))
     lines = _plan_lines(result)
     assert "CPU, here, now" in result.stdout
@@ -125,7 +125,7 @@ def test_plan_measures_the_per_step_costs_here_without_a_run(idx_source):
         (["--optimizers", "adam,lion", "--costs-from", "{costs}"], "lack variant(s) lion"),
     ],
 )
-def test_plan_refuses_wrong_values_in_one_line(tmp_path, idx_source, args, message):
+def test_estimate_refuses_wrong_values_in_one_line(tmp_path, idx_source, args, message):
     costs = tmp_path / "step_cost.json"
     costs.write_text(json.dumps({"variants": {"adam": {"seconds_per_step": 0.002}}}))
     args = [a.replace("{costs}", str(costs)).replace("{folder}", str(tmp_path / "empty")) for a in args]

@@ -85,6 +85,8 @@ def test_a_suite_file_travels_as_its_text_and_a_pasted_suite_is_planned(tmp_path
         ({"history_root": "s3://b/p"}, "give a folder or gs://BUCKET/PREFIX"),
         ({"model": "mine:build"}, "give model_config"),
         ({"model_config": "{not json"}, "model_config: not a Keras model config"),
+        ({"margin": "wide"}, "margin: could not convert string to float"),
+        ({"margin": "0.9"}, "margin must be a number in [0, 0.5], got 0.9"),
     ],
 )
 def test_a_bad_value_fails_the_plan_with_the_clis_message(values, message):
