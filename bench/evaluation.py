@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 from optbench.components.evaluate.evaluate import check_inputs, run_evaluate
-from optbench.components.evaluate.predict import example_batches, probabilities
+from optbench.components.shared.predictions import example_batches, probabilities
 from optbench.components.shared.schema import NUM_CLASSES
 
 EPSILON = 1e-7  # Keras clips probabilities to [eps, 1 - eps] in its cross-entropy

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from optbench.components.question.form import to_form
 from optbench.components.question.options import RunConfig
-from optbench.components.question.suites import expand
+from optbench.components.question.suites import expand, round_seeds
 from optbench.components.shared.files import publish_dir_atomic, read_json, write_json_atomic
 from optbench.components.shared.notify import ENV as NOTIFY_ENV
 from optbench.components.shared.notify import message, post
@@ -124,6 +124,7 @@ def run_local(
         beam_args=config.beam_args,
         runner=label,
         run_id=run_id,
+        rounds=len(round_seeds(suite)),
     )
     run_dir = Path(output).resolve() / run_id
     run_dir.mkdir(parents=True, exist_ok=resume)  # a new run never shares a folder

@@ -20,7 +20,7 @@ from kfp import compiler, dsl, kubernetes
 from optbench.components.shared.notify import ENV as NOTIFY_ENV
 from optbench.pipelines.pipeline import build_pipeline
 
-STEPS = ("plan", "ingest", "init_model", "train", "tune", "evaluate", "trial_metrics", "report", "notify")
+STEPS = ("plan", "ingest", "init_model", "train", "tune", "decide", "evaluate", "trial_metrics", "report", "notify")
 # The step-cost step times training steps, so it runs where the trials train: their image, resources, GPU.
 LIKE_TRAIN = "step_cost"
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -53,6 +53,7 @@ DEFAULT_RESOURCES: Mapping[str, Resources] = {
     "init_model": Resources("1", "4Gi"),
     "train": Resources("4", "16Gi"),
     "tune": Resources("500m", "1Gi"),
+    "decide": Resources("2", "8Gi"),
     "evaluate": Resources("4", "16Gi"),
     "trial_metrics": Resources("500m", "1Gi"),
     "report": Resources("1", "4Gi"),
@@ -175,9 +176,11 @@ class Dataflow:
         return args
 
 
-def compile_pipeline(config: ClusterConfig, form: dict, output: Path, *, beam_args: list[str], runner: str) -> Path:
+def compile_pipeline(
+    config: ClusterConfig, form: dict, output: Path, *, beam_args: list[str], runner: str, rounds: int = 0
+) -> Path:
     """Write the KFP IR YAML (what the KFP UI uploads) with the `form`'s values as the
-    parameters' defaults; `beam_args` and `runner` are fixed in it."""
+    parameters' defaults; `beam_args`, `runner` and the rounds of seeds it holds (`rounds`) are fixed in it."""
     output.parent.mkdir(parents=True, exist_ok=True)
     pipeline = build_pipeline(
         config.configure,
@@ -185,6 +188,7 @@ def compile_pipeline(config: ClusterConfig, form: dict, output: Path, *, beam_ar
         beam_args=beam_args,
         runner=runner,
         notify_failures=bool(config.notify_secret),
+        rounds=rounds,
     )
     compiler.Compiler().compile(pipeline, str(output), pipeline_parameters=form)
     return output

@@ -1,6 +1,7 @@
 """The optimizer comparison as one KFP pipeline:
 
     plan ─> ingest, init ─> ParallelFor(plan's trials: train) ─> tune ─> ParallelFor(tune's trials: train_confirmed)
+         [─> decide ─> (ParallelFor(its trials: train) ─> decide_next) x rounds]
          ─> step_cost ─> evaluate (fan-in) ─┬─> report
                                             └─> ParallelFor(plan's trials: trial_metrics)
 
@@ -33,6 +34,7 @@ from typing import Callable
 
 from kfp import dsl
 
+from optbench.components.decide.component import decide, decide_next
 from optbench.components.evaluate.component import evaluate
 from optbench.components.ingest.component import ingest
 from optbench.components.init_model.component import init_model
@@ -81,6 +83,7 @@ def build_pipeline(
     runner: str = "",
     run_id: str = "",
     notify_failures: bool = False,
+    rounds: int = 0,
 ):
     """The pipeline function; `configure(task, step)` is called on every task it creates.
 
@@ -89,7 +92,10 @@ def build_pipeline(
     evaluate's Beam; `runner` names what runs it in the report; `run_id` is the run's id, by default KFP's.
     `notify_failures` wraps the comparison in an exit handler whose task alerts the webhook when the run
     fails (on a cluster; a local run's runner does it). KFP forbids outputs then, so the
-    pipeline returns the report only without it.
+    pipeline returns the report only without it. `rounds` > 0 adds the sequential test (seeds until
+    decided): a look after the run's own seeds, then that many rounds, each one seed of the variants still
+    undecided and a look; a round with nothing left to train skips at once. A form asking for more rounds
+    than the pipeline holds is refused by its plan step.
     """
 
     def step(task: dsl.PipelineTask, name: str, display: str) -> dsl.PipelineTask:
@@ -100,7 +106,9 @@ def build_pipeline(
 
     def comparison(form: dict):
         planned = step(
-            plan(**form, run_id=run_id or dsl.PIPELINE_JOB_ID_PLACEHOLDER, runner=runner), "plan", "plan (validate)"
+            plan(**form, run_id=run_id or dsl.PIPELINE_JOB_ID_PLACEHOLDER, runner=runner, rounds=rounds),
+            "plan",
+            "plan (validate)",
         )
         settings = planned.outputs["settings"]
         data = step(
@@ -138,11 +146,30 @@ def build_pipeline(
                 models=dsl.Collected(first.outputs["model"]), confirmed=dsl.Collected(confirming.outputs["model"])
             )
 
+        added = {}  # the last look's folder: the rounds' models and the sequential test's record
+        if rounds:
+            look = step(decide(dataset=data.output, **both(), settings=settings), "decide", "decide (look 1)")
+            for number in range(1, rounds + 1):
+                with dsl.ParallelFor(look.outputs["Output"], parallelism=parallelism) as trial:
+                    more = step(train(trial_json=trial, **inputs), "train", f"train (Keras), round {number}")
+                look = step(
+                    decide_next(
+                        dataset=data.output,
+                        earlier=look.outputs["rounds"],
+                        latest=dsl.Collected(more.outputs["model"]),
+                        settings=settings,
+                    ),
+                    "decide",
+                    f"decide (look {number + 1})",
+                )
+            added = dict(rounds=look.outputs["rounds"])
         cost = step(
             step_cost(dataset=data.output, initial=init.output, **both(), **hardware), "step_cost", "step cost (Keras)"
         )
+        if rounds:
+            cost.after(look)  # timed alone: after the rounds' training too
         evaluation = step(
-            evaluate(dataset=data.output, **both(), settings=settings, beam_args=list(beam_args or [])),
+            evaluate(dataset=data.output, **both(), **added, settings=settings, beam_args=list(beam_args or [])),
             "evaluate",
             "evaluate (TFMA)",
         ).after(cost)  # the step cost is timed alone: nothing else runs then
@@ -152,6 +179,7 @@ def build_pipeline(
             report(
                 dataset=data.output,
                 **both(),
+                **added,
                 evaluation=evaluation.output,
                 step_cost=cost.output,
                 settings=settings,

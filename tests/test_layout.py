@@ -223,8 +223,8 @@ def test_each_step_has_one_name_for_its_folder_task_resources_and_timing():
     from optbench.pipelines.pipeline import build_pipeline
 
     named: set[str] = set()
-    for notify in (False, True):
-        build_pipeline(lambda task, step: named.add(step), notify_failures=notify)
+    for notify, rounds in ((False, 0), (True, 0), (False, 1)):
+        build_pipeline(lambda task, step: named.add(step), notify_failures=notify, rounds=rounds)
     assert named == STEPS
     assert set(DEFAULT_RESOURCES) | {LIKE_TRAIN} == STEPS
     timed = set()

@@ -1,6 +1,6 @@
 """The evaluate step as a KFP component: a thin wrapper around `run_evaluate`, beside it."""
 
-from typing import List
+from typing import List, Optional
 
 from kfp.dsl import Artifact, Dataset, Input, Model, Output
 
@@ -15,14 +15,17 @@ def evaluate(
     settings: Input[Artifact],
     beam_args: List[str],
     evaluation: Output[Artifact],
+    rounds: Optional[Input[Artifact]] = None,  # noqa: UP045 - KFP reads typing.Optional, not X | None
 ):
-    """TFMA: one analysis over every model on the test split, against the baseline."""
+    """TFMA: one analysis over every model (the added rounds' too) on the test split, against the baseline."""
     from optbench.components.evaluate.evaluate import run_evaluate
-    from optbench.components.shared.artifacts import final_models, read_plan, saved_models_by_trial
+    from optbench.components.shared.artifacts import final_models, read_plan, round_models, saved_models_by_trial
 
     plan = read_plan(settings.path)
+    chosen = final_models([m.path for m in models], [m.path for m in confirmed])
+    chosen += round_models(rounds.path if rounds else None)
     run_evaluate(  # the URIs for the Beam work: a distributed runner's workers reach them (gs:// on a cluster)
-        saved_models_by_trial(final_models([m.path for m in models], [m.path for m in confirmed])),
+        saved_models_by_trial(chosen),
         dataset.uri,
         evaluation.uri,
         baseline=plan["baseline_trial"] or None,

@@ -36,17 +36,11 @@ import os
 import tempfile
 import time
 
-from optbench.components.evaluate.predict import (
-    example_batches,
-    predicted_classes,
-    probabilities,
-    probabilities_feature,
-    write_scored,
-)
+from optbench.components.evaluate.predict import probabilities_feature, write_scored
 from optbench.components.shared import uris
 from optbench.components.shared.beam import pipeline_options
 from optbench.components.shared.datasets import class_names
-from optbench.components.shared.predictions import Predictions
+from optbench.components.shared.predictions import Predictions, example_batches, predicted_classes, probabilities
 from optbench.components.shared.predictions import to_bytes as predictions_bytes
 from optbench.components.shared.schema import (
     EVAL_SUMMARY_FILE,

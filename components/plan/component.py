@@ -1,8 +1,8 @@
 """The plan step as a KFP component: a thin wrapper around `run_plan`, beside it.
 
 Its inputs are the pipeline's form (a test holds the
-two to the same names and types) plus what the runner knows: the run's id and
-the runner's name.
+two to the same names and types) plus what the runner knows: the run's id,
+the runner's name and how many rounds of seeds the pipeline was built with.
 """
 
 from typing import List
@@ -28,6 +28,8 @@ def plan(
     protocol: str,
     early_stopping: int,
     margin: str,
+    until_decided: bool,
+    max_seeds: int,
     train_limit: int,
     test_limit: int,
     validation_fraction: float,
@@ -39,14 +41,15 @@ def plan(
     history_root: str,
     run_id: str,
     runner: str,
+    rounds: int,
     settings: Output[Artifact],
 ) -> List[str]:
     """Validate the form as the CLI does (a bad value fails here, before any work) and expand the suite: the
     settings every later step reads, and the trials of the first training round."""
     form = dict(locals())
-    for own in ("run_id", "runner", "settings"):
+    for own in ("run_id", "runner", "rounds", "settings"):
         form.pop(own)
 
     from optbench.components.plan.plan import run_plan
 
-    return run_plan(form, settings.path, run_id=run_id, runner=runner)
+    return run_plan(form, settings.path, run_id=run_id, runner=runner, rounds=rounds)

@@ -47,10 +47,20 @@ def network(spec: str, model_config: str) -> tuple[str, str]:
         raise ValueError(f"model_config: not a Keras model config ({type(e).__name__}: {e})") from None
 
 
-def make_plan(form: dict[str, Any], *, run_id: str, runner: str) -> dict:
-    """The plan of a form's values; raises ValueError (SuiteError) with the CLI's message for a bad value."""
+def make_plan(form: dict[str, Any], *, run_id: str, runner: str, rounds: int = 0) -> dict:
+    """The plan of a form's values; raises ValueError (SuiteError) with the CLI's message for a bad value.
+
+    `rounds` is how many rounds of added seeds the pipeline holds: a form asking for more is refused here.
+    """
     config, model_config = from_form(form)
     suite = config.resolve()
+    round_seeds = suites.round_seeds(suite)
+    if len(round_seeds) > rounds:
+        raise ValueError(
+            f"until_decided up to {suite['max_seeds']} seeds needs {len(round_seeds)} rounds after the run's "
+            f"{len(suite['seeds'])} seeds; this pipeline holds {rounds}: compile it for this question "
+            f"(`optbench compile --until-decided --max-seeds {suite['max_seeds']} --seeds {len(suite['seeds'])}`)"
+        )
     model_name, model_config = network(suite["model"], model_config)
     trials = suites.expand(suite)
     tune = suite["protocol"] == suites.TUNE_CONFIRM
@@ -70,6 +80,8 @@ def make_plan(form: dict[str, Any], *, run_id: str, runner: str) -> dict:
         "early_stopping": suite["early_stopping"],
         "protocol": suite["protocol"],
         "margin": suite["margin"],
+        "until_decided": suite["until_decided"],
+        "max_seeds": suite["max_seeds"],
         "data_source": config.data_source,
         "dataset": config.dataset,
         "train_limit": config.train_limit,
@@ -88,6 +100,7 @@ def make_plan(form: dict[str, Any], *, run_id: str, runner: str) -> dict:
         "model_name": model_name,
         "model_config": model_config,
         "seeds": suite["seeds"],
+        "round_seeds": round_seeds,  # the seeds rounds may add (until_decided): init_model writes theirs too
         "epochs": suite["epochs"],
         "early_stopping": suite["early_stopping"],
         "baseline_trial": baseline_trial(suite, trials),
@@ -96,8 +109,8 @@ def make_plan(form: dict[str, Any], *, run_id: str, runner: str) -> dict:
 
 
 @timed("plan")
-def run_plan(form: dict[str, Any], output_dir: str, *, run_id: str, runner: str) -> list[str]:
+def run_plan(form: dict[str, Any], output_dir: str, *, run_id: str, runner: str, rounds: int = 0) -> list[str]:
     """The plan step: write plan.json into `output_dir`; return the first round's trials as JSON texts."""
-    plan = make_plan(form, run_id=run_id, runner=runner)
+    plan = make_plan(form, run_id=run_id, runner=runner, rounds=rounds)
     write_json_atomic(Path(output_dir) / PLAN_FILE, plan)
     return [json.dumps(t) for t in plan["trials"]]

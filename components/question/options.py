@@ -128,6 +128,20 @@ class RunConfig:
         f"{suites.DEFAULT_MARGIN:g}; 0 turns it off.",
         float,
     )
+    until_decided: bool = option(
+        False,
+        "--until-decided",
+        "Add seeds in rounds, one at a time, until a group-sequential test (O'Brien-Fleming-type alpha spending) "
+        "decides every optimizer against the leader: better, worse or equivalent within the margin. Earlier "
+        "rounds' trials are kept. Default: the suite's.",
+    )
+    max_seeds: int | None = option(
+        None,
+        "--max-seeds",
+        "With --until-decided, the most seeds a variant trains (the budget). Default: the suite's, else "
+        f"{suites.DEFAULT_MAX_SEEDS}.",
+        int,
+    )
     train_limit: int = option(
         0,
         "--train-limit",
@@ -215,4 +229,6 @@ class RunConfig:
             early_stopping=self.early_stopping,
             protocol=self.protocol,
             margin=self.margin,
+            until_decided=self.until_decided,
+            max_seeds=self.max_seeds,
         )

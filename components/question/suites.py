@@ -33,6 +33,8 @@ FULL_BATCH = 0  # batch_size 0: every training example in one step
 # Two optimizers within half a point of test accuracy of each other are, for most users, as good as each other.
 DEFAULT_MARGIN = 0.005
 MAX_MARGIN = 0.5
+# Seeds until decided: up to this many seeds unless the suite says otherwise (a look after each, from the second).
+DEFAULT_MAX_SEEDS = 5
 
 _KEYS = {
     "name": "the suite's name: a plain name (letters, digits, . _ -)",
@@ -51,6 +53,9 @@ _KEYS = {
     "early_stopping": "opt-in median stopping rule: {grace_epochs: >= 1, min_trials: >= 1 (default 3)}",
     "margin": f"the practical margin in test accuracy, 0-{MAX_MARGIN:g}: a pair whose whole 95% interval lies within "
     f"plus or minus it is equivalent (default {DEFAULT_MARGIN:g}; 0 turns equivalence off)",
+    "until_decided": "true: add seeds in rounds, one at a time, until a group-sequential test decides every "
+    "optimizer against the leader (better, worse or equivalent) or max_seeds is reached",
+    "max_seeds": f"with until_decided, the most seeds a variant trains (2-{MAX_SEEDS}, default {DEFAULT_MAX_SEEDS})",
     "max_trials": f"the most trials it may expand to (default {MAX_TRIALS}, at most {TRIALS_CEILING:,})",
 }
 _THRESHOLDS = {"min_accuracy": (0.0, 1.0), "max_drop_vs_baseline": (0.0, 1.0)}
@@ -159,6 +164,7 @@ def validate(raw: Any, source: str = "suite") -> dict:
     if suite["protocol"] == TUNE_CONFIRM and not suite.get("lr_grid"):
         raise SuiteError(f"{source}: protocol tune-confirm tunes over lr_grid: give one, e.g. [1e-4, 1e-3, 1e-2]")
     suite["margin"] = _number(source, "margin", suite.get("margin", DEFAULT_MARGIN), 0.0, MAX_MARGIN, True)
+    _until_decided(source, suite)
     suite["max_trials"] = _int_in(source, "max_trials", suite.get("max_trials", MAX_TRIALS), 1, TRIALS_CEILING)
     _check_size(source, suite)
     variants = [t for t in expand(suite, seeds=[0])]
@@ -191,16 +197,57 @@ def _plain(source: str, field: str, value: Any) -> str:
         raise SuiteError(str(e)) from None
 
 
+def _until_decided(source: str, suite: dict) -> None:
+    """Check and fill in `until_decided` and `max_seeds`: seeds in rounds need a budget of at least the run's own
+    seeds, and contenders known before the report (no learning-rate sweep to pick from, no early stopping)."""
+    until = suite.setdefault("until_decided", False)
+    if not isinstance(until, bool):
+        raise SuiteError(f"{source}: until_decided must be true or false, got {until!r}")
+    if not until:
+        if suite.get("max_seeds") is not None:
+            raise SuiteError(f"{source}: max_seeds is the budget of until_decided: set until_decided too")
+        suite["max_seeds"] = None
+        return
+    seeds = len(suite["seeds"])
+    budget = suite.get("max_seeds")
+    suite["max_seeds"] = _int_in(source, "max_seeds", DEFAULT_MAX_SEEDS if budget is None else budget, 2, MAX_SEEDS)
+    if suite["max_seeds"] <= seeds:
+        raise SuiteError(
+            f"{source}: max_seeds ({suite['max_seeds']}) must be above the run's {seeds} seeds: until_decided "
+            "adds seeds"
+        )
+    if suite.get("lr_grid") and suite["protocol"] != TUNE_CONFIRM:
+        raise SuiteError(
+            f"{source}: until_decided tests the optimizers the run compares; with lr_grid use protocol "
+            "tune-confirm, whose confirming round fixes them"
+        )
+    if suite["early_stopping"]:
+        raise SuiteError(f"{source}: until_decided needs every trial scored; turn early_stopping off")
+
+
+def round_seeds(suite: dict) -> list[int]:
+    """The seeds that rounds may add, one a round, after the suite's own (none without until_decided)."""
+    if not suite["until_decided"]:
+        return []
+    return [max(suite["seeds"]) + 1 + i for i in range(suite["max_seeds"] - len(suite["seeds"]))]
+
+
+def for_seed(trial: dict, seed: int) -> dict:
+    """`trial` (an expanded trial) on another seed: what a round trains."""
+    return {**trial, "seed": seed, "trial": _trial_id(trial["variant"], seed)}
+
+
 def _check_size(source: str, suite: dict) -> None:
     """Stop a suite that would expand past its max_trials, before expanding it: with the count and the way out."""
     grid = suite.get("lr_grid", [])
     rates = sum(1 + sum(lr != _default_lr(opt) for lr in grid) for opt in suite["optimizers"])
     batch_sizes = len(suite.get("batch_sizes") or [suite["batch_size"]])
-    count = rates * batch_sizes * len(suite["seeds"])
+    seeds = suite["max_seeds"] or len(suite["seeds"])  # until_decided may train up to max_seeds
+    count = rates * batch_sizes * seeds
     if count > suite["max_trials"]:
         raise SuiteError(
             f"{source}: expands to {count:,} trials ({rates:,} optimizer settings x {batch_sizes:,} batch sizes "
-            f"x {len(suite['seeds']):,} seeds), more than max_trials {suite['max_trials']:,}; if you mean it, "
+            f"x {seeds:,} seeds), more than max_trials {suite['max_trials']:,}; if you mean it, "
             f"add `max_trials: {count}` to the suite (at most {TRIALS_CEILING:,})"
         )
 
@@ -353,6 +400,8 @@ def with_overrides(
     early_stopping: int | None = None,
     protocol: str | None = None,
     margin: float | None = None,
+    until_decided: bool = False,
+    max_seeds: int | None = None,
 ) -> dict:
     """The suite with the CLI's options applied on top, validated again (`early_stopping`: the grace epochs)."""
     raw = {k: v for k, v in suite.items()}
@@ -378,6 +427,12 @@ def with_overrides(
         raw["protocol"] = protocol
     if margin is not None:
         raw["margin"] = margin
+    if until_decided:
+        raw["until_decided"] = True
+    if max_seeds is not None:
+        raw["max_seeds"] = max_seeds
+    elif not raw.get("until_decided"):
+        raw.pop("max_seeds", None)  # validate() filled in None
     raw.pop("baseline", None)
     if baseline is not None:
         raw["baseline"] = baseline

@@ -1,6 +1,6 @@
 """The report step as a KFP component: a thin wrapper around `run_report`, beside it."""
 
-from typing import List
+from typing import List, Optional
 
 from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Markdown, Metrics, Model, Output
 
@@ -23,6 +23,7 @@ def report(
     html: Output[HTML],
     comparison: Output[Metrics],
     best_confusion: Output[ClassificationMetrics],
+    rounds: Optional[Input[Artifact]] = None,  # noqa: UP045 - KFP reads typing.Optional, not X | None
 ):
     """Tables, plots, verdict and what changed since the suite's last run: report.md, report.html,
     comparison.csv/json; run-level metrics for KFP's Compare page; the trials in MLflow when `mlflow_uri` names a
@@ -32,7 +33,14 @@ def report(
     from optbench.components.report.kfp_ui import best_confusion_matrix, scalar_metrics
     from optbench.components.report.report import run_report
     from optbench.components.shared import notify
-    from optbench.components.shared.artifacts import final_models, persist_metadata, read_plan, stats_path
+    from optbench.components.shared.artifacts import (
+        final_models,
+        persist_metadata,
+        read_plan,
+        read_sequential,
+        round_models,
+        stats_path,
+    )
     from optbench.components.shared.datasets import class_names
     from optbench.components.shared.files import read_json
     from optbench.components.shared.tuning import tuned
@@ -43,9 +51,10 @@ def report(
         said = notify.message(event, run["suite"], run["run_id"], run["verdict"], run["changes"], report=html.uri)
         return notify.post(said)
 
+    added = rounds.path if rounds else None
     rows = run_report(
         dataset.path,
-        final_models([m.path for m in models], [m.path for m in confirmed]),
+        final_models([m.path for m in models], [m.path for m in confirmed]) + round_models(added),
         evaluation.path,
         step_cost.path,
         read_plan(settings.path)["settings"],
@@ -55,6 +64,7 @@ def report(
         tuning=tuned(tuning.path),
         mlflow_uri=mlflow_uri,
         history_root=history_root,
+        sequential=read_sequential(added),
         notify=alert if os.environ.get(notify.ENV) else None,  # the URL is a secret: never a parameter
     )
     for key, value in scalar_metrics(rows).items():

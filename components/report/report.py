@@ -22,7 +22,7 @@ from optbench.components.history.changes import history_section, notify_summary,
 from optbench.components.history.records import History, earlier_runs, make_record, publish_record
 from optbench.components.report import tracking
 from optbench.components.report.comparison import comparison_rows
-from optbench.components.report.verdict import candidate, significance, verdict
+from optbench.components.report.verdict import candidate, mark_decisions, sequential_sentence, significance, verdict
 from optbench.components.results import charts
 from optbench.components.results.render import figure, render
 from optbench.components.results.row import SCALAR_COLUMNS, contenders, format_table
@@ -32,6 +32,7 @@ from optbench.components.results.tables import (
     efficiency_table,
     metrics_table,
     protocol_table,
+    rounds_table,
     settings_table,
     significance_table,
     sweep_table,
@@ -49,6 +50,7 @@ from optbench.components.shared.schema import (
     RECORD_JSON,
     REPORT_HTML,
     REPORT_MD,
+    SEQUENTIAL_JSON,
     SIGNIFICANCE_JSON,
     STEP_COST_FILE,
     TENSORBOARD_DIR,
@@ -72,6 +74,7 @@ def run_report(
     tuning: dict | None = None,
     mlflow_uri: str = "",
     history_root: str = "",
+    sequential: dict | None = None,
     notify: Callable[[dict], str] | None = None,
 ) -> list[dict]:
     """The report step: read the dataset's stats, every trial's history, the step costs, the evaluation summary
@@ -83,7 +86,8 @@ def run_report(
     report says what changed; a root that cannot be listed is a note in the report, not a failed run. On a
     remote root the run's record is then written to `<history_root>/<run_id>/report/record.json`, once the
     report is complete (locally the runner publishes the whole report folder there). `notify` is called once
-    with the run's summary (changes.summary); the status it returns is shown in the settings.
+    with the run's summary (changes.summary); the status it returns is shown in the settings. `sequential` is
+    the seeds-until-decided test's record (the decide step's last look), when the run added seeds by it.
     Returns the ranked comparison rows."""
     history = None
     if history_root:
@@ -113,6 +117,7 @@ def run_report(
         tuning=tuning,
         tensorboard={h["trial"]: Path(d) / TENSORBOARD_DIR for h, d in zip(histories, model_dirs, strict=True)},
         history=history,
+        sequential=sequential,
         notify=notify,
     )
     for copy, name in ((markdown, REPORT_MD), (html, REPORT_HTML)):
@@ -136,6 +141,7 @@ def build_report(
     tuning: dict | None = None,
     tensorboard: dict[str, Path] | None = None,
     history: History | None = None,
+    sequential: dict | None = None,
     notify: Callable[[dict], str] | None = None,
 ) -> list[dict]:
     """Write the report folder (see docs/artifacts.md) and return the ranked comparison rows, one per variant.
@@ -145,13 +151,19 @@ def build_report(
     they are n/a. `tuning` (the tune step's result) makes it a tune-confirm report. `tensorboard` (trial ->
     its event files) are gathered under one folder, for one `tensorboard --logdir`. `history` (the suite's
     earlier runs, history.earlier_runs) adds the History section and changes.json's flags; without it
-    changes.json is null. `notify`, when given, is called once with the run's summary (verdict and changes)
-    before anything is rendered; the status it returns is shown in the settings as notify.status.
+    changes.json is null. `sequential` (the seeds-until-decided record) gives the verdict's decisions, the rows'
+    decision_vs_leader and its own section and file. `notify`, when given, is called once with the run's summary
+    (verdict and changes) before anything is rendered; the status it returns is shown in the settings as notify.status.
     """
     settings = settings or {}
     evaluation = evaluation or {}
     rows = comparison_rows(histories, evaluation, step_cost, tuned=tuning["chosen"] if tuning else None)
-    sig = significance(rows, predictions, settings.get("margin") or 0.0)
+    # test_limit (the plan's settings; 0 or absent: the whole test split) makes more test examples an answer too
+    sig = significance(
+        rows, predictions, settings.get("margin") or 0.0, bool(settings.get("test_limit")), step_cost=step_cost
+    )
+    if sequential:
+        mark_decisions(rows, sequential)
     trial_variant = {s["trial"]: r["optimizer"] for r in rows for s in r["per_seed"]}
     baseline = trial_variant.get(evaluation.get("baseline"), evaluation.get("baseline"))
     names = class_names(stats) if stats else [str(c) for c in range(NUM_CLASSES)]
@@ -162,7 +174,7 @@ def build_report(
     suite = settings.get("suite")
     title = f"Optimizer comparison: {named} on {data}" if models else f"Optimizer comparison on {data}"
     shown = contenders(rows)
-    said = f"On {data}: " + verdict(rows, sig, evaluation, baseline, tuning)
+    said = f"On {data}: " + verdict(rows, sig, evaluation, baseline, tuning, sequential)
     record = make_record(settings, rows, said, histories, step_cost, predictions, stats)
     changes = what_changed(record, history.runs, history.root, history.notes) if history is not None else None
     record["changes"] = changes
@@ -184,6 +196,7 @@ def build_report(
         "protocol": protocol_table(rows) if tuning else None,
         "significance": significance_table(sig) if sig else None,
         "replicates": sig["replicates"] if sig else None,
+        "rounds": _rounds(sequential) if sequential else None,
         "evaluation": {
             "baseline": baseline,
             "test_examples": evaluation.get("test_examples"),
@@ -210,6 +223,8 @@ def build_report(
             write_bytes_atomic(out / chart["file"], chart["png"])
     write_json_atomic(out / COMPARISON_JSON, rows)
     write_json_atomic(out / SIGNIFICANCE_JSON, sig)
+    if sequential:
+        write_json_atomic(out / SEQUENTIAL_JSON, sequential)
     write_text_atomic(out / COMPARISON_CSV, _csv(rows))
     write_json_atomic(out / RECORD_JSON, record)
     write_json_atomic(out / CHANGES_JSON, changes)
@@ -218,6 +233,24 @@ def build_report(
     write_text_atomic(out / REPORT_MD, markdown)
     write_text_atomic(out / REPORT_HTML, html)
     return rows
+
+
+def _rounds(record: dict) -> dict:
+    """The seeds-until-decided section: what it decided, every look, and how it decides."""
+    pairs = round(record["alpha"] / record["alpha_per_pair"])
+    return {
+        "summary": sequential_sentence(record),
+        "table": rounds_table(record),
+        "method": (
+            f"A look after the run's seeds (from 2) and after each added seed, up to {record['max_seeds']}. At each, "
+            f"every pair not yet decided is tested at alpha {record['alpha']:g} / {pairs} "
+            "(Bonferroni over every pair of the variants, the leader having been chosen from the data) with "
+            f"{record['spending']}: a pair whose |t| reaches the look's boundary is decided better or worse; one "
+            f"whose repeated interval (the difference plus or minus the boundary times its standard error) lies "
+            f"within +-{record['margin']:g} is equivalent. The boundary is the t quantile at seeds - 1 degrees "
+            "of freedom. A decided pair trains no more seeds; earlier rounds' trials are kept, never retrained."
+        ),
+    }
 
 
 def _figures(rows: list[dict], class_names: list[str], tuning: dict | None = None) -> dict[str, list[dict]]:

@@ -12,6 +12,7 @@ significant; otherwise it says which ones show no significant difference.
 from __future__ import annotations
 
 from optbench.components.results.row import contenders, fmt, fmt_interval, fmt_time
+from optbench.components.results.sequential import UNDECIDED
 from optbench.components.results.significance import TEST_WORDS, compare_with_winner, scored_trials
 from optbench.components.shared.predictions import Predictions
 from optbench.components.shared.schema import DEFAULT_THRESHOLDS
@@ -27,10 +28,21 @@ def candidate(rows: list[dict]) -> dict | None:
     return next((r for r in contenders(rows) if r["status"] == "ok" and r["test_accuracy"] is not None), None)
 
 
-def significance(rows: list[dict], predictions: Predictions | None, margin: float = 0.0) -> dict | None:
+def significance(
+    rows: list[dict],
+    predictions: Predictions | None,
+    margin: float = 0.0,
+    test_limited: bool = False,
+    step_cost: dict | None = None,
+) -> dict | None:
     """Test the candidate against every other contender; mark `best` (the candidate), `winner` (it is
     significantly better than all), `p_vs_winner` and `significant_vs_winner` on the rows. None when there is
-    nothing to test."""
+    nothing to test.
+
+    For an undecided pair, what would decide it (significance.to_decide; `test_limited`: the run evaluated on
+    part of the test set) and what its extra seeds cost: each of the two variants trains the missing trials, each
+    at its row's mean cost (steps x per-step cost, timed alone by the step-cost step). The device the costs were
+    timed on is `step_cost`'s (the step-cost step's step_cost.json), kept as `timed_on`."""
     best = candidate(rows)
     if best is None:
         return None
@@ -41,16 +53,31 @@ def significance(rows: list[dict], predictions: Predictions | None, margin: floa
     correct = {name: c for name, c in correct.items() if c}
     if best["optimizer"] not in correct or len(correct) < 2:
         return None
-    result = compare_with_winner(correct, best["optimizer"], margin=margin)
+    result = compare_with_winner(correct, best["optimizer"], margin=margin, test_limited=test_limited)
     if not result["comparisons"]:  # no other variant shares a seed with the candidate
         return None
+    device = (step_cost or {}).get("device")
+    result["timed_on"] = (
+        {"device": device, "device_name": step_cost.get("device_name")} if step_cost and device else None
+    )
     by_name = {r["optimizer"]: r for r in rows}
     best["winner"] = result["winner_significant"]
     for c in result["comparisons"]:
-        by_name[c["other"]]["p_vs_winner"] = c["p_holm"]
-        by_name[c["other"]]["significant_vs_winner"] = c["significant"]
-        by_name[c["other"]]["detectable_vs_winner"] = c["detectable"]
-        by_name[c["other"]]["equivalent_to_winner"] = c["equivalent"]
+        other = by_name[c["other"]]
+        other["p_vs_winner"] = c["p_holm"]
+        other["significant_vs_winner"] = c["significant"]
+        other["detectable_vs_winner"] = c["detectable"]
+        other["equivalent_to_winner"] = c["equivalent"]
+        todo = c["to_decide"]
+        if todo is None:
+            continue
+        extra = 0 if todo["seeds"] is None else todo["seeds"] - len(c["seeds"])
+        costs = (best["cost_seconds"], other["cost_seconds"])
+        todo["trials"] = 2 * extra
+        todo["cost_seconds"] = extra * sum(costs) if extra and None not in costs else None
+        other["seeds_to_decide"] = todo["seeds"]
+        other["cost_to_decide_seconds"] = todo["cost_seconds"]
+        other["examples_to_decide"] = todo["examples"]
     return result
 
 
@@ -66,16 +93,23 @@ def _accuracy(row: dict) -> str:
     return f"{fmt(row['test_accuracy'])} (95% CI {interval}, {row['seeds_ok']} seeds)"
 
 
-def _winner_sentence(rows: list[dict], sig: dict | None) -> str:
+def _lead(rows: list[dict]) -> tuple[dict | None, dict | None, str]:
+    """(best, runner-up, the sentence's start: who has the best test accuracy and by how much), or no best and
+    the whole sentence when no optimizer has usable test metrics."""
     ranked = [r for r in contenders(rows) if r["test_accuracy"] is not None]
     best = candidate(rows)
     if best is None:
         by_val = [r for r in contenders(rows) if r["val_accuracy_last"] is not None and r["status"] == "ok"]
-        return "No optimizer has usable test metrics" + (
-            f"; by final validation accuracy the best was {by_val[0]['optimizer']} "
-            f"({fmt(by_val[0]['val_accuracy_last'])})."
-            if by_val
-            else "."
+        return (
+            None,
+            None,
+            "No optimizer has usable test metrics"
+            + (
+                f"; by final validation accuracy the best was {by_val[0]['optimizer']} "
+                f"({fmt(by_val[0]['val_accuracy_last'])})."
+                if by_val
+                else "."
+            ),
         )
     others = [r for r in ranked if r is not best]
     runner = others[0] if others else None
@@ -85,6 +119,18 @@ def _winner_sentence(rows: list[dict], sig: dict | None) -> str:
             f", {fmt(best['test_accuracy'] - runner['test_accuracy'])} ahead of {runner['optimizer']} "
             f"({fmt(runner['test_accuracy'])})"
         )
+    return best, runner, lead
+
+
+def _lead_sentence(rows: list[dict]) -> str:
+    best, _, lead = _lead(rows)
+    return f"{lead}." if best else lead
+
+
+def _winner_sentence(rows: list[dict], sig: dict | None) -> str:
+    best, runner, lead = _lead(rows)
+    if best is None:
+        return lead
     if sig is None:
         why = "only one optimizer could be tested" if runner is None else "no paired per-example predictions"
         return f"{lead}; significance not tested ({why}), so no winner is declared."
@@ -125,11 +171,43 @@ def _winner_sentence(rows: list[dict], sig: dict | None) -> str:
 
 
 def outcome(comparison: dict, sig: dict) -> str:
-    """What a test against the best that found no significant difference decided: equivalent, or undecided and
-    what it could have seen."""
+    """What a test against the best that found no significant difference decided: equivalent, or undecided, what
+    it could have seen and what would decide it (`_to_decide_words`)."""
     if comparison["equivalent"]:
         return f"equivalent within {sig['margin']:g}"
-    return f"undecided: this run could only detect differences of {comparison['detectable']:.3f} or more"
+    return (
+        f"undecided: this run could only detect differences of {comparison['detectable']:.3f} or more; "
+        + _to_decide_words(comparison, sig["timed_on"])
+    )
+
+
+def _to_decide_words(comparison: dict, timed_on: dict | None) -> str:
+    """ "about 9 seeds would decide it (12 more trials, 3:20 of training, 0.06 GPU-hours on NVIDIA H200)", "at
+    least ..." with one seed, "no number of seeds would decide it with this test set", and on a limited test set
+    the test examples that would."""
+    todo, seeds = comparison["to_decide"], len(comparison["seeds"])
+    examples = f"{todo['examples']:,} test examples" if todo["examples"] else None
+    if todo["seeds"] is None:
+        return "no number of seeds would decide it with this test set" + (f" ({examples} would)" if examples else "")
+    why = "one seed cannot tell training noise from test-set noise; " if todo["seeds_at_least"] else ""
+    cost = f", {_training(todo['cost_seconds'], timed_on)}" if todo["cost_seconds"] is not None else ""
+    return (
+        f"{'at least' if todo['seeds_at_least'] else 'about'} {todo['seeds']} seeds would decide it "
+        f"({why}{todo['trials']} more trials{cost})"
+        + (f", or {examples} with {seeds} seed{'s' if seeds > 1 else ''}" if examples else "")
+    )
+
+
+def _training(seconds: float, timed_on: dict | None) -> str:
+    """ "3:20 of training", with the device-hours and the device the per-step costs were timed on when known:
+    GPU-hours only on a GPU."""
+    if timed_on is None:
+        return f"{fmt_time(seconds)} of training"
+    hours = seconds / 3600
+    amount = f"{hours:,.2f}" if hours >= 0.01 else "under 0.01"
+    gpu = timed_on["device"] == "GPU"
+    where = (timed_on["device_name"] or "the GPU") if gpu else f"the {timed_on['device']}"
+    return f"{fmt_time(seconds)} of training, {amount} {'GPU-hours' if gpu else 'hours'} on {where}"
 
 
 def _convergence_sentence(rows: list[dict]) -> str | None:
@@ -192,13 +270,62 @@ def _protocol_sentence(rows: list[dict], tuning: dict | None) -> str:
     )
 
 
+def mark_decisions(rows: list[dict], record: dict) -> None:
+    """Set each row's decision against the leader as the sequential test left it (the leader's stays None)."""
+    for r in rows:
+        if r["optimizer"] in record["contenders"]:
+            decided = record["decisions"].get(r["optimizer"])
+            r["decision_vs_leader"] = decided["decision"] if decided else UNDECIDED
+            r["decided_at_seeds"] = decided["seeds"] if decided else None
+
+
+def sequential_sentence(record: dict) -> str:
+    """What the seeds-until-decided test found, pair by pair, and when: the words of the verdict and its section."""
+    leader, decisions = record["leader"], record["decisions"]
+
+    def named(kind: str) -> list[str]:
+        return [
+            f"{c} (at {decisions[c]['seeds']} seeds)"
+            for c in record["contenders"]
+            if decisions.get(c, {}).get("decision") == kind
+        ]
+
+    found = []
+    if better := named("better"):
+        found.append(f"{leader} is better than {_names(better)}")
+    if equivalent := named("equivalent"):
+        found.append(f"equivalent within {record['margin']:g} to {_names(equivalent)}")
+    if worse := named("worse"):
+        found.append(f"{_names(worse)} did better than {leader}")
+    if open_ := [c for c in record["contenders"] if c not in decisions]:
+        last = {p["other"]: p for p in record["looks"][-1]["pairs"]} if record["looks"] else {}
+        could = [f"{c} (could detect {last[c]['detectable']:.3f} or more)" if c in last else c for c in open_]
+        found.append(f"still undecided against {_names(could)} when the budget of {record['max_seeds']} seeds ran out")
+    first = record["first_seeds"]
+    head = (
+        f"Seeds until decided ({record['spending']}; alpha {record['alpha']:g} over every pair; a look from 2 seeds "
+        f"up to {record['max_seeds']}): {leader} led after the run's {first} seed{'s' if first > 1 else ''}"
+    )
+    wins = record["stopped"] == "decided" and len(better) == len(record["contenders"])
+    return f"{head}; " + "; ".join(found) + (f": {leader} wins." if wins else ".")
+
+
 def verdict(
-    rows: list[dict], sig: dict | None, evaluation: dict | None, baseline: str | None, tuning: dict | None = None
+    rows: list[dict],
+    sig: dict | None,
+    evaluation: dict | None,
+    baseline: str | None,
+    tuning: dict | None = None,
+    sequential: dict | None = None,
 ) -> str:
     """One paragraph that answers the question from the numbers: the protocol it answers, winner and margin,
-    significance, the cheapest to converge, and every variant that diverged, stopped or failed the thresholds."""
+    significance (the seeds-until-decided test's decisions when the run added seeds by it: tests made after
+    the fact on adaptively chosen seeds would overstate the evidence), the cheapest to converge, and every
+    variant that diverged, stopped or failed the thresholds."""
     evaluation = evaluation or {}
-    parts = [_winner_sentence(rows, sig)]
+    parts = [
+        _lead_sentence(rows) + " " + sequential_sentence(sequential) if sequential else _winner_sentence(rows, sig)
+    ]
     convergence = _convergence_sentence(rows)
     if convergence:
         parts.append(convergence)

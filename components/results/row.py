@@ -79,6 +79,17 @@ class ComparisonRow:
     significant_vs_winner: bool | None = None
     detectable_vs_winner: float | None = None  # the smallest difference the test against the best could detect
     equivalent_to_winner: bool | None = None  # its 95% interval against the best lies within the suite's margin
+    # What would decide a pair neither significant nor equivalent (None for a decided pair): the seeds that give
+    # the test 80% power at the difference observed (None: no number would, with this test set), what those extra
+    # trials cost to train (both variants, steps x per-step cost), and, on a limited test set, the test examples
+    # that would at the run's seeds (significance.to_decide; significance.json says more).
+    seeds_to_decide: int | None = None
+    cost_to_decide_seconds: float | None = None
+    examples_to_decide: int | None = None
+    # Seeds until decided (--until-decided): better / worse (the leader than this variant), equivalent or
+    # undecided, as the group-sequential test left it, and the seeds it was decided at; None without the test.
+    decision_vs_leader: str | None = None
+    decided_at_seeds: int | None = None
     # comparison.json only
     seeds: list[int | None]
     diverged_seeds: list[int | None]

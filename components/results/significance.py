@@ -33,6 +33,13 @@ with Holm's step-down method (which controls the family-wise error rate like
 Bonferroni but rejects more), at alpha 0.05. The winner is "significantly
 best" only when every comparison is significant.
 
+A pair neither significant nor equivalent is undecided, and `to_decide` says
+what would decide it: how many seeds (or, on a limited test set, how many test
+examples) would give the test 80% power at the difference observed. Every
+seed is scored on the same test examples, so more seeds shrink only the
+training noise; the test-set sampling stays, and when it alone is wider than
+the power asks for, no number of seeds decides the pair on this test set.
+
 Pure numpy/scipy: the report step calls this without TensorFlow.
 """
 
@@ -111,7 +118,9 @@ def paired_test(winner: Correct, other: Correct, replicates: int = REPLICATES) -
     """Compare two variants on the seeds both have; None when they share no seed.
 
     Returns difference (winner minus other, mean over the shared seeds), a 95% interval, the
-    two-sided p-value, the test used, the seeds, and for McNemar the discordant counts.
+    two-sided p-value, the test used, the seeds, for McNemar the discordant counts, and the two
+    parts of the difference's variance (`variance_components`: var_seeds, var_floor, and
+    seeds_at_least when one seed cannot tell them apart).
     """
     seeds = sorted(set(winner) & set(other))
     if not seeds:
@@ -120,11 +129,16 @@ def paired_test(winner: Correct, other: Correct, replicates: int = REPLICATES) -
     o = np.stack([other[s] for s in seeds])
     boot = bootstrap_difference(w, o, replicates)
     tail = (1 - CONFIDENCE) / 2
+    var_seeds, var_floor, var_within = variance_components(w.astype(np.int8) - o.astype(np.int8))
     result = {
         "seeds": seeds,
         "difference": float(w.mean() - o.mean()),
         "ci_low": float(np.quantile(boot, tail)),
         "ci_high": float(np.quantile(boot, 1 - tail)),
+        "var_seeds": var_seeds,
+        "var_floor": var_floor,
+        "var_within": var_within,
+        "seeds_at_least": len(seeds) == 1,  # one seed cannot split the two parts: seeds_to_decide is a lower bound
     }
     if len(seeds) == 1:
         p, b, c = mcnemar_exact(w[0], o[0])
@@ -132,6 +146,90 @@ def paired_test(winner: Correct, other: Correct, replicates: int = REPLICATES) -
     below, above = int(np.sum(boot <= 0)), int(np.sum(boot >= 0))
     p = min(1.0, 2 * (min(below, above) + 1) / (replicates + 1))
     return {**result, "test": "paired-bootstrap", "p_value": p, "discordant": None}
+
+
+def variance_components(d: np.ndarray) -> tuple[float, float, float]:
+    """(var_seeds, var_floor, var_within) of the seed-averaged accuracy difference, from d = winner - other,
+    int [S, N] in {-1, 0, 1}, row s of both from the same seed.
+
+    The model: with S' seeds on this test set, Var(mean difference) = var_floor + var_seeds / S'. var_floor is
+    the test-set sampling part: the examples are the same for every seed, so which ones the test set happens to
+    hold moves every seed's difference alike, and more seeds never remove it. var_seeds is the training noise:
+    how much one seed's difference D_s = mean_i d[s, i] varies from seed to seed. var_within is the part of it
+    that is example-level (which examples each seed gets wrong, mean_i var_s(d[s, i]) / N): the paired bootstrap
+    meets it again when it resamples examples, so its interval counts it twice.
+
+    Several seeds: var_seeds = var over seeds of D_s (ddof=1). var_floor comes from the per-example differences
+    averaged over seeds, D_i = mean_s d[s, i]: their variance over examples holds the examples' own spread plus
+    the seed noise left in a mean of S seeds, var_within x N / S; what remains once that is taken off (never
+    below zero), over N, is the floor.
+
+    One seed: the parts cannot be told apart. var(d) / N (about the discordant share / N, McNemar's variance)
+    is all called seed noise, all of it example-level, and the floor zero, which is the most that seeds could
+    do: the seeds figure made of it is a lower bound.
+    """
+    n_seeds, n = d.shape
+    if n < 2:  # a single example says nothing about spread
+        return 0.0, 0.0, 0.0
+    d = d.astype(np.float64)
+    if n_seeds == 1:
+        single = float(np.var(d[0], ddof=1) / n)
+        return single, 0.0, single
+    var_seeds = float(np.var(d.mean(axis=1), ddof=1))
+    within = float(np.mean(np.var(d, axis=0, ddof=1)))
+    var_floor = max(0.0, float(np.var(d.mean(axis=0), ddof=1)) - within / n_seeds) / n
+    return var_seeds, var_floor, within / n
+
+
+def to_decide(comparison: dict, alpha: float, margin: float, examples: int, test_limited: bool = False) -> dict:
+    """What would give an undecided comparison 80% power (POWER) at the difference it observed.
+
+    `comparison` is `paired_test`'s result; `alpha` the level its pair is tested at (Holm's strictest step,
+    alpha over the number of comparisons, as `detectable_difference` uses, so the figure holds for every pair);
+    `margin` the equivalence margin (0: off); `examples` the test set's size N.
+
+    The goal and the standard error it needs, se*: to tell the pair apart (no margin, or an observed difference
+    |diff| at least the margin), |diff| / (z[1 - alpha/2] + z[POWER]); to show it equivalent (|diff| below the
+    margin), (margin - |diff|) / (z[1 - (1 - CONFIDENCE)/2] + z[POWER]), since equivalence asks the whole 95%
+    interval to lie within the margin. No margin and no difference: nothing to aim at, never.
+
+    Seeds: the test that would decide it is the paired bootstrap, whose variance with S' seeds is var_floor +
+    (var_seeds + var_within) / S' (`variance_components`: it meets the seeds' example-level noise twice), so S' =
+    ceil((var_seeds + var_within) / (se*^2 - var_floor)), at least one more than the run's S; never when se*^2 <=
+    var_floor, the test-set part alone being too wide. With one seed the floor is unknown (taken as zero):
+    `seeds_at_least`.
+
+    Examples, only when the run limited its test set (`test_limited`: a larger one exists): at the run's S
+    seeds, with every part of the variance shrinking like 1/N, ceil(N x (var_floor + (var_seeds + var_within) / S) /
+    se*^2),
+    given only when larger than N. Seed noise on a fixed test set is mostly which examples each seed gets wrong,
+    which does shrink with N; any part that does not would make the figure optimistic.
+
+    Returns {"goal", "seeds" (None: never), "seeds_at_least", "never", "examples" (None: not given)}.
+    """
+    seeds, diff = len(comparison["seeds"]), abs(comparison["difference"])
+    per_seed, var_floor = comparison["var_seeds"] + comparison["var_within"], comparison["var_floor"]
+    if margin > 0 and diff < margin:
+        goal, gap, z = "show equivalent", margin - diff, float(ndtri(1 - (1 - CONFIDENCE) / 2))
+    else:
+        goal, gap, z = "tell apart", diff, float(ndtri(1 - alpha / 2))
+    result = {
+        "goal": goal,
+        "seeds": None,
+        "seeds_at_least": comparison["seeds_at_least"],
+        "never": True,
+        "examples": None,
+    }
+    if gap == 0:
+        return result
+    target = (gap / (z + float(ndtri(POWER)))) ** 2  # se*^2
+    if target > var_floor:
+        result["seeds"] = max(seeds + 1, math.ceil(per_seed / (target - var_floor)))
+        result["never"] = False
+    if test_limited:
+        needed = math.ceil(examples * (var_floor + per_seed / seeds) / target)
+        result["examples"] = needed if needed > examples else None
+    return result
 
 
 def detectable_difference(comparison: dict, examples: int, alpha: float) -> float:
@@ -163,13 +261,20 @@ def holm(p_values: list[float]) -> list[float]:
 
 
 def compare_with_winner(
-    correct: dict[str, Correct], winner: str, alpha: float = ALPHA, replicates: int = REPLICATES, margin: float = 0.0
+    correct: dict[str, Correct],
+    winner: str,
+    alpha: float = ALPHA,
+    replicates: int = REPLICATES,
+    margin: float = 0.0,
+    test_limited: bool = False,
 ) -> dict:
     """The winner against every other variant in `correct` (variant -> seed -> bool [N]).
 
     Variants sharing no seed with the winner cannot be paired and are listed under `unpaired`.
     `significant` per comparison uses the Holm-adjusted p-value; `winner_significant` is true
-    when there is at least one comparison and every one is significant.
+    when there is at least one comparison and every one is significant. An undecided comparison
+    (neither significant nor equivalent) carries `to_decide`, the others None; `test_limited` says
+    the run evaluated on part of the test set, so that more test examples are an answer too.
     """
     comparisons, unpaired = [], []
     for name, trials in correct.items():
@@ -189,6 +294,8 @@ def compare_with_winner(
         # Two one-sided tests: the whole 95% interval inside +-margin rejects "at least margin apart" on each side
         # at 2.5%, stricter than TOST's usual 90% interval at alpha 0.05.
         c["equivalent"] = bool(margin > 0 and not c["significant"] and -margin < c["ci_low"] and c["ci_high"] < margin)
+        undecided = not c["significant"] and not c["equivalent"]
+        c["to_decide"] = to_decide(c, alpha / len(comparisons), margin, examples, test_limited) if undecided else None
     return {
         "winner": winner,
         "alpha": alpha,

@@ -168,9 +168,24 @@ def protocol_table(rows: list[dict]) -> Table:
     }
 
 
+def _to_decide(comparison: dict) -> str:
+    """What would decide an undecided pair: "9 seeds, +3:20 training" ("at least" with one seed), "never" (no number
+    of seeds, with this test set), with the test examples that would on a limited test set; n/a when decided."""
+    todo = comparison["to_decide"]
+    if todo is None:
+        return NA
+    examples = f"{todo['examples']:,} examples" if todo["examples"] else None
+    if todo["seeds"] is None:
+        return f"never ({examples} would)" if examples else "never"
+    cell = f"{'at least ' if todo['seeds_at_least'] else ''}{todo['seeds']} seeds"
+    if todo["cost_seconds"] is not None:
+        cell += f", +{fmt_time(todo['cost_seconds'])} training"
+    return f"{cell}; or {examples}" if examples else cell
+
+
 def significance_table(significance: dict) -> Table:
-    """The winner against each other variant: paired difference, its interval, raw and Holm-adjusted p, and the
-    smallest difference the test could detect."""
+    """The winner against each other variant: paired difference, its interval, raw and Holm-adjusted p, the
+    smallest difference the test could detect, and what would decide an undecided pair."""
     test_names = {"mcnemar-exact": "McNemar (exact)", "paired-bootstrap": "paired bootstrap"}
     return {
         "header": [
@@ -183,6 +198,7 @@ def significance_table(significance: dict) -> Table:
             "Significant",
             f"Detectable ({significance['power']:.0%} power)",
             f"Equivalent (±{significance['margin']:g})",
+            f"To decide ({significance['power']:.0%} power)",
             "Test",
         ],
         "rows": [
@@ -196,9 +212,41 @@ def significance_table(significance: dict) -> Table:
                 "yes" if c["significant"] else "no",
                 fmt(c["detectable"]),
                 "yes" if c["equivalent"] else "no",
+                _to_decide(c),
                 test_names.get(c["test"], c["test"]),
             ]
             for c in significance["comparisons"]
+        ],
+        "numeric": True,
+    }
+
+
+def rounds_table(record: dict) -> Table:
+    """Seeds until decided: every look, each pair it tested against the leader, and what it decided then."""
+    return {
+        "header": [
+            "Seeds",
+            f"{record['leader']} vs",
+            "Accuracy difference",
+            "Repeated interval",
+            "t",
+            "Boundary",
+            "Decision",
+            f"Detectable by {record['max_seeds']} seeds (80% power)",
+        ],
+        "rows": [
+            [
+                str(look["seeds"]),
+                pair["other"],
+                fmt(pair["difference"], signed=True),
+                fmt_interval(*pair["interval"]),
+                f"{pair['z']:.2f}",
+                f"{pair['boundary']:.2f}",
+                pair["decision"],
+                fmt(pair["detectable"]),
+            ]
+            for look in record["looks"]
+            for pair in look["pairs"]
         ],
         "numeric": True,
     }

@@ -10,7 +10,9 @@ from optbench.components.shared.schema import (
     EVAL_SUMMARY_FILE,
     HISTORY_FILE,
     PLAN_FILE,
+    ROUND_MODELS_DIR,
     SAVED_MODEL_DIR,
+    SEQUENTIAL_JSON,
     STATS_FILE,
     split_pattern,
 )
@@ -50,6 +52,20 @@ def final_models(first: list[str], confirming: list[str]) -> list[str]:
     """The models the comparison is made of: the confirming round's when it trained any (tune-confirm), else the
     first round's (the default protocol, whose confirming round skips every trial)."""
     return trained(confirming) or trained(first)
+
+
+def round_models(rounds_dir: str | None) -> list[str]:
+    """The model folders of the trials that added rounds trained: the last look's copies (none without the
+    sequential test, or when no round trained)."""
+    folder = Path(rounds_dir or "") / ROUND_MODELS_DIR
+    return sorted(str(d) for d in folder.iterdir()) if rounds_dir and folder.is_dir() else []
+
+
+def read_sequential(rounds_dir: str | None) -> dict | None:
+    """The sequential test's record after its last look, or None without one (no rounds in the pipeline, or a
+    form that did not ask for the test)."""
+    path = Path(rounds_dir or "") / SEQUENTIAL_JSON
+    return read_json(path) if rounds_dir and path.exists() else None
 
 
 def read_plan(plan_dir: str) -> dict:

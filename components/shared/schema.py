@@ -26,6 +26,10 @@ INITIAL_ARCHITECTURE_FILE = "architecture.json"  # the Keras config every seed's
 HISTORY_FILE = "history.json"
 SAVED_MODEL_DIR = "saved_model"
 TENSORBOARD_DIR = "tensorboard"  # Keras's event files: train/ and validation/, a scalar per metric and epoch
+# decide -> rounds/: the sequential test's record, the predictions of every trial scored so far, the rounds' models
+SEQUENTIAL_JSON = "sequential.json"
+ROUND_PREDICTIONS_FILE = "scored.npz"
+ROUND_MODELS_DIR = "models"  # a copy of each round's models, <trial>/ as the train step writes them
 # step_cost -> step_cost/
 STEP_COST_FILE = "step_cost.json"
 # evaluate -> evaluation/

@@ -1,6 +1,8 @@
 """The train step as KFP components: thin wrappers around `run_train`, beside them.
 
-`train` trains one trial. `train_confirmed` is the confirming phase of the
+`train` trains one trial (also each trial of a round of added seeds, whose
+decide step sends one placeholder to skip when nothing is left to train).
+`train_confirmed` is the confirming phase of the
 tune-confirm protocol: the same step, told by the tune step's choice (an
 artifact: kfp.local mixes up a task's output parameter with the loop's item
 inside a ParallelFor) whether its trial is one to train or to skip.
@@ -23,13 +25,18 @@ def train(
     model: Output[Model],
     metrics: Output[Metrics],
 ):
-    """Keras: train one trial (optimizer variant x seed) from its seed's initial weights."""
+    """Keras: train one trial (optimizer variant x seed) from its seed's initial weights; skip the placeholder of
+    a round of added seeds with nothing to train."""
     import json
 
-    from optbench.components.shared.artifacts import read_plan
+    from optbench.components.shared.artifacts import persist_metadata, read_plan, write_skipped
     from optbench.components.train.train import run_train_task
 
     trial, plan = json.loads(trial_json), read_plan(settings.path)
+    if trial.get("skip"):
+        model.metadata.update(write_skipped(model.path, trial))
+        persist_metadata(metrics)
+        return
     run_train_task(dataset, initial, trial, model, metrics, plan, threads, mixed_precision, xla)
 
 

@@ -89,8 +89,12 @@ def _compile(opts: dict, output: Path) -> dict:
         if missing:
             raise click.UsageError(f"Dataflow needs {', '.join(missing)} too")
         beam_args = Dataflow(**dataflow).beam_args() + beam_args
-    form = to_form(run_config(opts))
-    compile_pipeline(config, form, output, beam_args=beam_args, runner=RUNNER)
+    from optbench.components.question.suites import round_seeds
+
+    config_of_run = run_config(opts)
+    form = to_form(config_of_run)
+    rounds = len(round_seeds(config_of_run.resolve()))  # the rounds this question may add: the pipeline holds them
+    compile_pipeline(config, form, output, beam_args=beam_args, runner=RUNNER, rounds=rounds)
     return form
 
 
@@ -173,7 +177,8 @@ def compile_command(**opts: Any) -> None:
     suite = _suite(opts)
     _compile(opts, opts["output"])
     training = "CPU only" if opts["gpus"] == 0 else f"{opts['gpus']} x {opts['gpu_type']} per trial"
-    click.echo(f"{opts['output']}: suite {suite['name']}, {len(expand(suite))} trials, {training}")
+    rounds = f", seeds until decided up to {suite['max_seeds']}" if suite["until_decided"] else ""
+    click.echo(f"{opts['output']}: suite {suite['name']}, {len(expand(suite))} trials{rounds}, {training}")
 
 
 @click.command()

@@ -168,6 +168,16 @@ def estimate_command(parallel: int, gpus: int, costs_from: str | None, **opts) -
         f"about {_duration(e.wall_seconds)} of wall time, {e.gpu_hours:.2f} GPU-hours at {gpus} GPU(s) per trial\n"
         "(training steps only: validation passes, ingest, evaluate and the report come on top)"
     )
+    if suite["until_decided"]:
+        from optbench.components.question.suites import round_seeds
+
+        added = len(round_seeds(suite))
+        per_variant = {t["variant"]: t["compute_seconds"] for t in e.trials}
+        click.echo(
+            f"seeds until decided: up to {added} more round(s) of one seed each, at most {added * len(per_variant)} "
+            f"more trials and {_duration(added * sum(per_variant.values()))} more of training steps if nothing is "
+            f"decided before {suite['max_seeds']} seeds"
+        )
 
 
 def _duration(seconds: float) -> str:

@@ -166,3 +166,35 @@ def test_tune_confirm_with_your_own_keras_file_reports_both_protocols_and_each_o
     assert "small_net (7,850 parameters)" in html
     assert "test 4550bfc5695e = Fashion-MNIST&#39;s" in html or "test 4550bfc5695e = Fashion-MNIST's" in html
     assert compiled_network_parameters(tmp_path, str(tmp_path / "small_net.keras")) == 7850
+
+
+def test_seeds_until_decided_add_rounds_and_report_each_decision_and_when(tmp_path, idx_source):
+    """One seed, then rounds of one more seed of the leader and every undecided variant, up to three: every trial
+    trains once, the report's rows count the seeds each variant got, and the verdict and the section say what
+    was decided at which look, or that the budget ran out."""
+    from optbench.layout import PIPELINE_LOG
+
+    suite = tmp_path / "until.yaml"
+    suite.write_text("optimizers: [adam, sgd, adadelta]\nmodel: mlp\nepochs: 1\nseeds: 1\n")
+    args = [*run_args(suite, idx_source, tmp_path / "runs", 600), "--until-decided", "--max-seeds", "3"]
+    result, run_dir = finished_run(args, tmp_path / "runs")
+    report = run_dir / "report"
+    record = json.loads((report / "sequential.json").read_text())
+    assert record["max_seeds"] == 3 and record["first_seeds"] == 1 and record["stopped"] in ("decided", "budget")
+    assert [look["seeds"] for look in record["looks"]] == list(range(2, 2 + len(record["looks"])))
+    rows = {r["optimizer"]: r for r in json.loads((report / "comparison.json").read_text())}
+    for variant, row in rows.items():
+        trained = sorted(info["seed"] for info in record["trials"].values() if info["variant"] == variant)
+        assert row["seeds"] == trained == list(range(len(trained)))  # seeds 0, 1, ... as rounds added them
+        decided = record["decisions"].get(variant)
+        if variant != record["leader"]:
+            assert row["decision_vs_leader"] == (decided["decision"] if decided else "undecided")
+    assert rows[record["leader"]]["seeds_total"] == max(r["seeds_total"] for r in rows.values())
+    log = (run_dir / PIPELINE_LOG).read_text()
+    for trial in record["trials"]:  # earlier rounds' trials are reused, never trained again
+        assert log.count(f"train[{trial}] epoch 1/1") == 1, trial
+    md = (report / "report.md").read_text()
+    assert "## Seeds until decided" in md and "Seeds until decided (O'Brien-Fleming-type" in md.split("\n\n")[1]
+    ran_out = "when the budget of 3 seeds ran out"
+    assert (ran_out in md) == (record["stopped"] == "budget")
+    assert f"run {run_dir.name} finished" in result.stdout

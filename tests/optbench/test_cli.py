@@ -107,6 +107,10 @@ def test_estimate_prices_a_suite_from_a_runs_per_step_costs(tmp_path, idx_source
     # 5 adam pods of 60.102 s and 5 sgd pods of 60.051 s, longest first over 2 slots: 5 pods each, 300.4 s;
     # 10 pods of about 60.08 s on 1 GPU each: 0.167 GPU-hours
     assert "about 5:00 of wall time, 0.17 GPU-hours" in result.stdout
+    assert "seeds until decided" not in result.stdout
+    # up to 7 seeds: two more rounds of both variants, 51 steps x (2 + 1) ms each
+    result = optbench(*args, "--costs-from", str(costs), "--until-decided", "--max-seeds", "7")
+    assert "up to 2 more round(s) of one seed each, at most 4 more trials and 0:00 more" in result.stdout
 
 
 def test_estimate_measures_the_per_step_costs_here_without_a_run(idx_source):

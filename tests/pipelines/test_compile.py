@@ -37,8 +37,8 @@ def tasks_by_component(spec: dict) -> dict[str, dict]:
 
 def test_every_step_the_pipeline_creates_is_one_the_cluster_config_knows():
     seen = []
-    for notify_failures in (False, True):
-        build_pipeline(lambda task, step: seen.append(step), notify_failures=notify_failures)
+    for notify_failures, rounds in ((False, 0), (True, 0), (False, 1)):
+        build_pipeline(lambda task, step: seen.append(step), notify_failures=notify_failures, rounds=rounds)
     assert set(seen) == {*cluster.STEPS, cluster.LIKE_TRAIN}
 
 
@@ -72,6 +72,42 @@ def test_the_loops_iterate_over_the_plans_trials_and_the_tune_steps(tmp_path):
         "producerTask": "tune",
     }
     assert report["settings"]["taskOutputArtifact"] == {"outputArtifactKey": "settings", "producerTask": "plan"}
+
+
+def test_seeds_until_decided_compile_a_look_and_a_round_per_seed_it_may_add(tmp_path):
+    """One seed, up to three: a look after the run's seed, then two rounds (train, look); the steps after
+    training read the added models and the test's record from the last look, and the step cost waits for it."""
+    args = ("--image", CPU, "--gpus", "0", "--seeds", "1", "--until-decided", "--max-seeds", "3")
+    spec, _, _ = compile_yaml(tmp_path, *args)
+    tasks = spec["root"]["dag"]["tasks"]
+    loops = sorted(
+        t["parameterIterator"]["items"]["inputParameter"] for t in tasks.values() if "parameterIterator" in t
+    )
+    assert loops == [
+        "pipelinechannel--decide-Output",
+        "pipelinechannel--decide-next-Output",
+        "pipelinechannel--plan-Output",
+        "pipelinechannel--plan-Output",
+        "pipelinechannel--tune-Output",
+    ]
+    assert {"decide", "decide-next", "decide-next-2"} <= set(tasks)
+    assert tasks["plan"]["inputs"]["parameters"]["rounds"] == {"runtimeValue": {"constant": 2}}
+    for consumer in ("evaluate", "report"):
+        rounds = tasks[consumer]["inputs"]["artifacts"]["rounds"]["taskOutputArtifact"]
+        assert rounds == {"outputArtifactKey": "rounds", "producerTask": "decide-next-2"}
+    assert "decide-next-2" in tasks["step-cost"]["dependentTasks"]
+    plain, _, _ = compile_yaml(tmp_path, "--image", CPU, "--gpus", "0")
+    assert not any(name.startswith("decide") for name in plain["root"]["dag"]["tasks"])  # no test, no looks
+
+
+def test_a_form_asking_for_more_rounds_than_the_pipeline_holds_is_refused_at_the_plan():
+    from optbench.components.plan.plan import make_plan
+    from optbench.components.question.options import RunConfig
+
+    values = form.to_form(RunConfig(seeds=1, until_decided=True, max_seeds=5))
+    assert make_plan(values, run_id="r", runner="t", rounds=4)["round_seeds"] == [1, 2, 3, 4]
+    with pytest.raises(ValueError, match="needs 4 rounds.*holds 2.*--until-decided --max-seeds 5"):
+        make_plan(values, run_id="r", runner="t", rounds=2)
 
 
 def test_gpu_pipeline_loads_back_with_loop_gpu_request_node_selector_toleration_and_parameters(tmp_path):

@@ -105,7 +105,7 @@ def test_the_form_lists_every_suite_option_and_the_plan_step_takes_exactly_the_f
 
     inputs = plan.component_spec.inputs
     assert {f.metadata["flag"].removeprefix("--").replace("-", "_") for f in RunConfig.options()} < set(inputs)
-    own = {"run_id", "runner"}
+    own = {"run_id", "runner", "rounds"}
     assert set(inputs) - own == set(form.parameters())
     kinds = {str: "String", int: "Integer", float: "Float", bool: "Boolean"}
     assert all(inputs[name].type == kinds[kind] for name, (kind, _, _) in form.parameters().items())

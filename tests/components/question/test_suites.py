@@ -152,3 +152,32 @@ def test_the_margin_of_equivalence_defaults_to_half_a_point_and_is_checked_from_
     # the form: empty is the suite's; a value comes back as the same RunConfig
     assert from_form(to_form(RunConfig()))[0].margin is None
     assert from_form(to_form(RunConfig(margin=0.01)))[0].resolve()["margin"] == 0.01
+
+
+def test_seeds_until_decided_take_a_budget_above_the_runs_seeds_from_yaml_the_cli_and_the_form():
+    from optbench.components.question.form import from_form, to_form
+    from optbench.components.question.options import RunConfig
+
+    off = suites.validate({"optimizers": ["sgd", "adam"]})
+    assert off["until_decided"] is False and off["max_seeds"] is None and suites.round_seeds(off) == []
+    on = suites.validate({"optimizers": ["sgd", "adam"], "seeds": [3, 7], "until_decided": True})
+    assert on["max_seeds"] == suites.DEFAULT_MAX_SEEDS == 5
+    assert suites.round_seeds(on) == [8, 9, 10]  # after the suite's own seeds, one a round
+    bad = {
+        "max seeds alone": ({"max_seeds": 4}, "max_seeds is the budget of until_decided: set until_decided too"),
+        "not a flag": ({"until_decided": "yes"}, "until_decided must be true or false"),
+        "no room": ({"until_decided": True, "seeds": 3, "max_seeds": 3}, r"max_seeds \(3\) must be above"),
+        "too many": ({"until_decided": True, "max_seeds": 500}, "max_seeds must be an integer in 2-50"),
+        "a sweep": ({"until_decided": True, "lr_grid": [0.1]}, "with lr_grid use protocol tune-confirm"),
+        "stopping": ({"until_decided": True, "early_stopping": {"grace_epochs": 1}}, "turn early_stopping off"),
+    }
+    for raw, message in bad.values():
+        with pytest.raises(SuiteError, match=message):
+            suites.validate({"optimizers": ["sgd", "adam"], **raw})
+    # the CLI's and the form's values reach the same suite; the budget counts against max_trials
+    assert RunConfig(until_decided=True).resolve()["max_seeds"] == suites.DEFAULT_MAX_SEEDS  # the flag alone
+    config = RunConfig(optimizers=["sgd", "adam"], seeds=2, until_decided=True, max_seeds=4)
+    assert config.resolve()["max_seeds"] == 4 and from_form(to_form(config))[0].resolve() == config.resolve()
+    five = ["sgd", "adam", "rmsprop", "adagrad", "adadelta"]
+    with pytest.raises(SuiteError, match=r"expands to 250 trials .* x 50 seeds"):
+        RunConfig(optimizers=five, until_decided=True, max_seeds=50).resolve()

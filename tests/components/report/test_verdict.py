@@ -39,11 +39,16 @@ def test_verdict_says_no_significant_difference(report):
         "95% CI [-0." in verdict
     )
     rmsprop = next(r for r in report[0] if r["optimizer"] == "rmsprop")
+    # +0.0001 is far below what the test set alone lets any number of seeds see (the whole test split: no
+    # larger one to offer)
     assert (
         f"undecided: this run could only detect differences of {rmsprop['detectable_vs_winner']:.3f} or more; "
+        "no number of seeds would decide it with this test set; "
         "paired bootstrap over seeds and examples, alpha 0.05, detectable at 80% power): no single winner. "
         "adam is significantly better than momentum, sgd and adagrad." in verdict
     )
+    assert rmsprop["seeds_to_decide"] is None and rmsprop["cost_to_decide_seconds"] is None
+    assert by_name(report[0])["sgd"]["seeds_to_decide"] is None  # decided: significant
     # the rmsprop's interval is about +-0.002 over 3 seeds of 10,000 digits: it cannot see a difference of 0.001
     assert 0.001 < rmsprop["detectable_vs_winner"] < 0.02
     # adam: 0.98 at epoch 4 on seed 0 (0.9797), epoch 3 on seeds 1 and 2; rmsprop only at epoch 4.
@@ -141,3 +146,117 @@ def test_with_a_margin_a_pair_inside_it_is_equivalent_and_one_outside_stays_unde
     rmsprop, said = report_with(0.0001)
     assert rmsprop["equivalent_to_winner"] is False
     assert "equivalent within" not in said and "undecided: this run could only detect differences of" in said
+
+
+def test_an_undecided_pair_says_how_many_seeds_would_decide_it_and_what_they_cost(inputs, tmp_path):
+    """With a margin of 0.002, rmsprop (+0.0001 over 3 seeds) is neither significant nor inside the margin; a few
+    more seeds would show it equivalent. Their cost is both variants' trials at their mean cost, on the device the
+    step-cost step timed."""
+    from report_inputs import SETTINGS, STEP_COST
+
+    from optbench.components.results.row import fmt_time
+
+    histories, summary, stats, predictions = inputs
+    gpu = {**STEP_COST, "device": "GPU", "device_name": "NVIDIA H200"}
+    settings = {**SETTINGS, "margin": 0.002}
+    rows = build_report(histories, summary, stats, settings, str(tmp_path), predictions=predictions, step_cost=gpu)
+    adam, rmsprop = by_name(rows)["adam"], by_name(rows)["rmsprop"]
+    assert rmsprop["equivalent_to_winner"] is False and rmsprop["significant_vs_winner"] is False
+    seeds = rmsprop["seeds_to_decide"]
+    assert seeds > 3 and rmsprop["examples_to_decide"] is None  # the whole test split: no larger one
+    cost = (seeds - 3) * (adam["cost_seconds"] + rmsprop["cost_seconds"])
+    assert rmsprop["cost_to_decide_seconds"] == pytest.approx(cost)
+    verdict = (tmp_path / "report.md").read_text().split("\n\n")[1]
+    assert (
+        f"or more; about {seeds} seeds would decide it ({2 * (seeds - 3)} more trials, {fmt_time(cost)} of "
+        f"training, {cost / 3600:.2f} GPU-hours on NVIDIA H200); paired bootstrap" in verdict
+    )
+    sig = json.loads((tmp_path / "significance.json").read_text())
+    todo = next(c for c in sig["comparisons"] if c["other"] == "rmsprop")["to_decide"]
+    assert todo["goal"] == "show equivalent" and todo["seeds"] == seeds and sig["timed_on"]["device"] == "GPU"
+    csv_header = (tmp_path / "comparison.csv").read_text().splitlines()[0].split(",")
+    assert {"seeds_to_decide", "cost_to_decide_seconds", "examples_to_decide"} <= set(csv_header)
+
+
+def test_one_seed_gives_at_least_so_many_seeds_and_a_limited_test_set_the_examples_too(labels, tmp_path):
+    """One seed cannot tell training noise from test-set noise: the seeds figure is a lower bound. With the test set
+    limited, the test examples that would decide it at the run's one seed are offered as well; costs timed on a CPU
+    are hours, not GPU-hours."""
+    from report_inputs import SETTINGS, STEP_COST
+
+    histories, summary, stats, predictions = realistic_run(labels, seeds=(0,))
+    cpu = {**STEP_COST, "device": "CPU", "device_name": None}
+    settings = {**SETTINGS, "test_limit": len(labels)}
+    rows = build_report(histories, summary, stats, settings, str(tmp_path), predictions=predictions, step_cost=cpu)
+    rmsprop = by_name(rows)["rmsprop"]
+    seeds, examples = rmsprop["seeds_to_decide"], rmsprop["examples_to_decide"]
+    assert seeds >= 2 and examples > len(labels)
+    verdict = (tmp_path / "report.md").read_text().split("\n\n")[1]
+    assert (
+        f"at least {seeds} seeds would decide it (one seed cannot tell training noise from test-set noise; "
+        f"{2 * (seeds - 1)} more trials, " in verdict
+    )
+    assert f"hours on the CPU), or {examples:,} test examples with 1 seed" in verdict
+    assert "GPU-hours" not in verdict
+
+
+def test_never_with_this_test_set_unless_a_larger_one(inputs, tmp_path):
+    """A margin of 0.0001 cannot be shown on 10,000 examples by any number of seeds; a limited test set says how
+    many examples would."""
+    from report_inputs import SETTINGS, STEP_COST
+
+    histories, summary, stats, predictions = inputs
+    settings = {**SETTINGS, "margin": 0.0001, "test_limit": 10_000}
+    rows = build_report(
+        histories, summary, stats, settings, str(tmp_path), predictions=predictions, step_cost=STEP_COST
+    )
+    rmsprop = by_name(rows)["rmsprop"]
+    assert rmsprop["seeds_to_decide"] is None and rmsprop["cost_to_decide_seconds"] is None
+    verdict = (tmp_path / "report.md").read_text().split("\n\n")[1]
+    assert (
+        "no number of seeds would decide it with this test set "
+        f"({rmsprop['examples_to_decide']:,} test examples would)" in verdict
+    )
+
+
+def test_seeds_until_decided_give_the_verdict_its_decisions_and_the_report_its_rounds(inputs, tmp_path):
+    """The realistic run as if it had started with 2 seeds and added a third: the sequential test's record (made
+    here by the same functions the decide step calls) decides the verdict, marks the rows, has its own section
+    with one line per pair and look, and is kept as sequential.json."""
+    from report_inputs import SETTINGS, STEP_COST
+
+    from optbench.components.report.verdict import sequential_sentence
+    from optbench.components.results import sequential as sq
+    from optbench.components.shared.schema import SEQUENTIAL_JSON
+
+    histories, summary, stats, predictions = inputs
+    correct: dict[str, dict[int, object]] = {}
+    for h in histories:
+        if h["status"] == "ok" and predictions.finite(h["trial"]):
+            correct.setdefault(h["variant"], {})[h["seed"]] = predictions.correct(h["trial"])
+    complete = {v for v, seeds in correct.items() if len(seeds) == 3}
+    leader = max(sorted(complete), key=lambda v: sum(c.mean() for c in correct[v].values()))
+    record = sq.start(leader, [v for v in correct if v != leader], 2, 3, 0.05, 0.005)
+    sq.advance(record, {v: {s: c for s, c in seeds.items() if s < 2} for v, seeds in correct.items()}, 2)
+    sq.advance(record, correct, 3)
+    assert record["stopped"] in ("decided", "budget") and record["decisions"]  # the run tells some pairs apart
+
+    out = tmp_path / "report"
+    rows = build_report(
+        histories, summary, stats, SETTINGS, str(out), predictions=predictions, step_cost=STEP_COST, sequential=record
+    )
+    said = (out / "report.md").read_text().split("\n\n")[1]
+    assert sequential_sentence(record) in said and "Holm-adjusted" not in said
+    for row in rows:
+        decided = record["decisions"].get(row["optimizer"])
+        if row["optimizer"] == leader or row["optimizer"] not in record["contenders"]:
+            assert row["decision_vs_leader"] is None
+        else:
+            assert row["decision_vs_leader"] == (decided["decision"] if decided else sq.UNDECIDED)
+            assert row["decided_at_seeds"] == (decided["seeds"] if decided else None)
+            assert row["optimizer"] in sequential_sentence(record)
+    section = (out / "report.md").read_text().split("## Seeds until decided")[1].split("\n## ")[0]
+    lines = [line for line in section.splitlines() if line.startswith("| ") and line[2].isdigit()]
+    assert len(lines) == sum(len(look["pairs"]) for look in record["looks"])
+    assert "the sequential test below chose to add" in (out / "report.md").read_text()
+    assert json.loads((out / SEQUENTIAL_JSON).read_text()) == json.loads(json.dumps(record))

@@ -59,6 +59,18 @@ def test_markdown_tables_settings_and_figures(report):
     assert "nan" not in md.lower()
 
 
+def test_significance_table_says_what_would_decide_an_undecided_pair(report):
+    """rmsprop, undecided against adam at +0.0001, can be decided by no number of seeds on this test set; the pairs
+    that are significant need nothing more."""
+    _, out = report
+    md = (out / "report.md").read_text()
+    section = md.split("## Significance")[1].split("## ")[0]
+    assert "| Equivalent (±0) | To decide (80% power) | Test |" in section
+    assert re.search(r"\| rmsprop \| 3 \| \+0\.0001 \| .* \| no \| never \| paired bootstrap \|", section)
+    for name in ("momentum", "sgd", "adagrad"):
+        assert re.search(rf"\| {name} \| .* \| yes \| .* \| no \| n/a \| paired bootstrap \|", section)
+
+
 def test_format_table_lists_every_variant_with_its_interval(report):
     rows, _ = report
     lines = format_table(rows).splitlines()
