@@ -273,6 +273,8 @@ def _show(value: Any) -> str:
 
 
 def _settings(before: dict, current: dict) -> list[dict]:
+    """Every setting whose value differs; one the earlier run did not record at all (it predates the option)
+    counts only when it is on now: an option that came in switched off changed nothing."""
     was, now = flat_settings(before), flat_settings(current)
     return [
         _flag(
@@ -281,7 +283,7 @@ def _settings(before: dict, current: dict) -> list[dict]:
             {"before": was.get(key), "after": now.get(key)},
         )
         for key in sorted(set(was) | set(now))
-        if was.get(key) != now.get(key)
+        if was.get(key) != now.get(key) and (key in was or now[key] not in (None, False))
     ]
 
 

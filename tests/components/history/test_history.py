@@ -110,6 +110,17 @@ def test_an_identical_run_changes_nothing_and_says_which_tests_found_so(three):
     assert "adam: step cost not judged (1 earlier runs measured it, 2 needed)" in changes["not_judged"]
     md = (second / REPORT_MD).read_text()
     assert f"### What changed since run {FIRST}\n\nNothing changed.\n" in md
+    # an earlier run made before an option existed: the option arriving switched off is no change, on it is one
+    before = json.loads((three[1][0] / RECORD_JSON).read_text())
+    now = json.loads((second / RECORD_JSON).read_text())
+    for record, value in ((before, None), (now, False)):
+        record["settings"].pop("until_decided", None)
+        if value is not None:
+            record["settings"]["until_decided"] = value
+    assert what_changed(now, [before], "runs", [])["flags"] == []
+    now["settings"]["until_decided"] = True
+    (flag,) = what_changed(now, [before], "runs", [])["flags"]
+    assert flag["text"] == "until_decided: true, was null"
 
 
 def test_the_retuned_optimizer_is_flagged_with_its_learning_rate_and_its_accuracy(three):
