@@ -4,6 +4,7 @@ A local run (`optbench run`) writes
 
     <output>/<run_id>/
         run.json        settings and status (written first, updated at the end)
+        owner.lock      who is writing the run now (a lock that ends with its process: `ownership`)
         pipeline.log    the log of every step
         pipeline/       every KFP artifact, as kfp.local lays them out
         cache/          every finished task's outputs, for --resume
@@ -33,6 +34,7 @@ from optbench.components.shared.untrusted import plain_name
 PIPELINE_LOG = "pipeline.log"
 PIPELINE_DIR = "pipeline"
 CACHE_DIR = "cache"
+OWNER_FILE = "owner.lock"
 # The published run: folder names for the steps' outputs, and the marker written last.
 DATA_DIR = "data"
 MODELS_DIR = "models"

@@ -27,6 +27,7 @@ from optbench.components.shared.notify import message, post
 from optbench.components.shared.schema import COMPARISON_JSON
 from optbench.components.shared.untrusted import SQLITE_URI, plain_name, webhook_url
 from optbench.layout import CACHE_DIR, PIPELINE_DIR, PIPELINE_LOG, REPORT_DIR, RUN_JSON
+from optbench.ownership import owned
 
 log = logging.getLogger(__name__)
 
@@ -128,51 +129,58 @@ def run_local(
     )
     run_dir = Path(output).resolve() / run_id
     run_dir.mkdir(parents=True, exist_ok=resume)  # a new run never shares a folder
-    local.init(
-        runner=(
-            docker_runner(run_dir / PIPELINE_DIR, data, {NOTIFY_ENV: notify} if notify else {})
-            if runner == "docker"
-            else local.SubprocessRunner(use_venv=False)
-        ),
-        pipeline_root=str(run_dir / PIPELINE_DIR),
-        raise_on_error=True,
-        enable_caching=True,
-        cache_root=str(run_dir / CACHE_DIR),
-    )
-    started = time.perf_counter()
-    log.info(
-        "run %s%s: suite %s, %d trials, model %s, %d epochs -> %s",
-        run_id,
-        " (resumed)" if resume else "",
-        suite["name"],
-        len(expand(suite)),
-        suite["model"],
-        suite["epochs"],
-        run_dir,
-    )
-    how = {"config": asdict(config), "suite": suite, "runner": runner, "image": image}
-    _record(run_dir, run_id=run_id, status="running", pid=os.getpid(), **how)
-    log_path = run_dir / PIPELINE_LOG
-    try:
-        with progress_to_terminal(log_path, verbose), _task_environment(NOTIFY_ENV, notify):
-            task = pipeline(**form)
-    except Exception as e:
-        alert = post(message("failed", suite["name"], run_id, error=str(e), report=str(log_path)), url=notify)
-        _record(run_dir, run_id=run_id, status="failed", error=str(e), **how, **({"notify": alert} if alert else {}))
-        said = f"\nalert: {alert}" if alert else ""
-        raise RunFailed(f"run {run_id} failed: {e}{said}\n--- end of {log_path} ---\n{log_tail(log_path)}") from e
-    seconds = time.perf_counter() - started
-    report_dir = publish_dir_atomic(task.output.path, run_dir / REPORT_DIR)
-    rows = read_json(report_dir / COMPARISON_JSON)
-    _record(
-        run_dir,
-        run_id=run_id,
-        status="succeeded",
-        seconds=seconds,
-        report=str(report_dir),
-        **how,
-    )
-    return RunResult(run_id, run_dir, report_dir, rows, seconds, suite["name"])
+    with owned(run_dir, "optbench run --resume" if resume else "optbench run") as took_over:
+        if took_over:
+            log.warning(took_over)
+        if resume and read_json(run_dir / RUN_JSON).get("status") == "succeeded":  # it finished while we waited
+            raise ValueError(f"run {run_id} already succeeded; its report is {run_dir / REPORT_DIR}")
+        local.init(
+            runner=(
+                docker_runner(run_dir / PIPELINE_DIR, data, {NOTIFY_ENV: notify} if notify else {})
+                if runner == "docker"
+                else local.SubprocessRunner(use_venv=False)
+            ),
+            pipeline_root=str(run_dir / PIPELINE_DIR),
+            raise_on_error=True,
+            enable_caching=True,
+            cache_root=str(run_dir / CACHE_DIR),
+        )
+        started = time.perf_counter()
+        log.info(
+            "run %s%s: suite %s, %d trials, model %s, %d epochs -> %s",
+            run_id,
+            " (resumed)" if resume else "",
+            suite["name"],
+            len(expand(suite)),
+            suite["model"],
+            suite["epochs"],
+            run_dir,
+        )
+        how = {"config": asdict(config), "suite": suite, "runner": runner, "image": image}
+        _record(run_dir, run_id=run_id, status="running", pid=os.getpid(), **how)
+        log_path = run_dir / PIPELINE_LOG
+        try:
+            with progress_to_terminal(log_path, verbose), _task_environment(NOTIFY_ENV, notify):
+                task = pipeline(**form)
+        except Exception as e:
+            alert = post(message("failed", suite["name"], run_id, error=str(e), report=str(log_path)), url=notify)
+            _record(
+                run_dir, run_id=run_id, status="failed", error=str(e), **how, **({"notify": alert} if alert else {})
+            )
+            said = f"\nalert: {alert}" if alert else ""
+            raise RunFailed(f"run {run_id} failed: {e}{said}\n--- end of {log_path} ---\n{log_tail(log_path)}") from e
+        seconds = time.perf_counter() - started
+        report_dir = publish_dir_atomic(task.output.path, run_dir / REPORT_DIR)
+        rows = read_json(report_dir / COMPARISON_JSON)
+        _record(
+            run_dir,
+            run_id=run_id,
+            status="succeeded",
+            seconds=seconds,
+            report=str(report_dir),
+            **how,
+        )
+        return RunResult(run_id, run_dir, report_dir, rows, seconds, suite["name"])
 
 
 @contextmanager

@@ -58,6 +58,7 @@ from optbench.layout import (
     RUN_JSON,
     comparison_rows,
 )
+from optbench.ownership import describe, holder
 
 WORKERS = 8
 REQUEST_TIMEOUT = 15.0  # seconds one request may take (connect or read) before it counts as failed
@@ -238,6 +239,8 @@ def publish_run(
     interrupted publish (the run's files are the same, so are their objects).
     """
     run_dir = Path(run_dir)
+    if (writer := holder(run_dir)) is not None:
+        raise PublishError(f"{run_dir} is still being written by {describe(writer)}: publish it once that ends")
     run_json = run_dir / RUN_JSON
     status = read_json(run_json).get("status") if run_json.is_file() else None
     if status != "succeeded" or not (run_dir / REPORT_DIR).is_dir():

@@ -235,6 +235,7 @@ def friendly(f: Callable) -> Callable:
         from optbench.images import ImageError
         from optbench.kfp_api import ApiError
         from optbench.local_run import RunFailed
+        from optbench.ownership import RunBusy
         from optbench.storage import ArtifactsError, PublishError
 
         try:
@@ -245,6 +246,7 @@ def friendly(f: Callable) -> Callable:
             ArtifactsError,
             PublishError,
             RunFailed,
+            RunBusy,
             TimeoutError,
             DockerRunnerError,
             ImageError,

@@ -46,6 +46,7 @@ def report(compare: bool, runs: tuple[str, ...], runs_dir: str, output: str | No
     # Imported here: matplotlib and scipy would slow down every other optbench command.
     from optbench.components.history.trends import TREND_HTML, build_trend_report, format_trend_table
     from optbench.layout import read_run
+    from optbench.ownership import describe, holder
 
     if not compare:
         raise click.UsageError("give --compare and the runs to line up: optbench report --compare RUN RUN ...")
@@ -53,6 +54,11 @@ def report(compare: bool, runs: tuple[str, ...], runs_dir: str, output: str | No
         raise click.UsageError("a trend needs at least two runs")
     dirs = [resolve_run(r, runs_dir) for r in runs]
     output = output or str(Path(runs_dir) / "trend")
+    for folder in (Path(output).resolve(), *Path(output).resolve().parents):  # never into a run being written
+        if (writer := holder(folder)) is not None:
+            raise click.ClickException(
+                f"{output} is inside run folder {folder}, still being written by {describe(writer)}"
+            )
     try:
         data = build_trend_report([read_run(d) for d in dirs], output)
     except FileNotFoundError as e:
