@@ -52,13 +52,13 @@ def report(compare: bool, runs: tuple[str, ...], runs_dir: str, output: str | No
         raise click.UsageError("give --compare and the runs to line up: optbench report --compare RUN RUN ...")
     if len(runs) < 2:
         raise click.UsageError("a trend needs at least two runs")
-    dirs = [resolve_run(r, runs_dir) for r in runs]
     output = output or str(Path(runs_dir) / "trend")
     for folder in (Path(output).resolve(), *Path(output).resolve().parents):  # never into a run being written
         if (writer := holder(folder)) is not None:
             raise click.ClickException(
                 f"{output} is inside run folder {folder}, still being written by {describe(writer)}"
             )
+    dirs = [resolve_run(r, runs_dir) for r in runs]
     try:
         data = build_trend_report([read_run(d) for d in dirs], output)
     except FileNotFoundError as e:
