@@ -208,6 +208,8 @@ def resume_local(run_id: str, output: str | os.PathLike = "runs", verbose: bool 
         raise ValueError(f"{record_path}: not a run record (a mapping with status and config)")
     if record.get("status") == "succeeded":
         raise ValueError(f"run {run_id} already succeeded; its report is {run_dir / REPORT_DIR}")
+    if record.get("pruned"):
+        raise ValueError(f"run {run_id} was pruned: its cache is gone; start a new run")
     try:
         config = RunConfig(**record["config"])
     except TypeError as e:

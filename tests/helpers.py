@@ -204,3 +204,18 @@ def open_in_chromium(page_path: Path, screenshot: Path | None = None) -> dict:
         "problems": problems,
         "outside_requests": [u for u in requests if not u.startswith(("data:", "file:"))],
     }
+
+
+# A process that takes the run folder argv[1] and keeps it until it is killed.
+HOLD = (
+    "import sys, time; from pathlib import Path; from optbench.ownership import owned\n"
+    "with owned(Path(sys.argv[1]), 'optbench run --resume'):\n"
+    "    print('held', flush=True); time.sleep(600)\n"
+)
+
+
+def hold(folder: Path) -> subprocess.Popen:
+    """Another process holding `folder`, once it says so."""
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(folder)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+    return proc

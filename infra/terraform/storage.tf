@@ -34,6 +34,21 @@ resource "google_storage_bucket" "artifacts" {
     }
   }
 
+  # What `optbench runs --prune` does to a folder of runs, by age: a cluster run's bulk goes, its record (under
+  # history/, read by every later run's history and "what changed") stays.
+  dynamic "lifecycle_rule" {
+    for_each = var.pipeline_root_days > 0 ? [var.pipeline_root_days] : []
+    content {
+      condition {
+        age            = lifecycle_rule.value
+        matches_prefix = ["pipeline-root/"]
+      }
+      action {
+        type = "Delete"
+      }
+    }
+  }
+
   depends_on = [google_project_service.apis]
 }
 

@@ -92,6 +92,12 @@ variable "dataflow_temp_days" {
   default     = 7
 }
 
+variable "pipeline_root_days" {
+  description = "Days the artifacts of a cluster run (datasets, models, TFMA output under pipeline-root/) are kept; every run's record under history/ stays, so histories never lose a run. 0 keeps them forever."
+  type        = number
+  default     = 90
+}
+
 variable "enable_dataflow" {
   description = "Grant what running Beam on Dataflow needs (a worker service account, job creation)."
   type        = bool

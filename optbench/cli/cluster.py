@@ -338,15 +338,29 @@ def _storage_client() -> Any:
 )
 @apply(*API_OPTIONS)
 @click.option("--pipeline-root", help="With --live: gs:// root to find reports of runs that do not name theirs.")
+@click.option(
+    "--prune",
+    is_flag=True,
+    help="Free the space of older runs: of each suite's runs under --root (a folder) beyond the newest --keep, "
+    "delete the bulk (pipeline/, cache/, the report's TensorBoard copy), keeping run.json and the report that "
+    "histories and trends read. Says what it would delete; --yes deletes it.",
+)
+@click.option(
+    "--keep", type=int, default=10, show_default=True, help="With --prune: the newest runs of each suite kept whole."
+)
+@click.option("--yes", is_flag=True, help="With --prune: delete what it lists.")
 @friendly
 def runs(**opts: Any) -> None:
     """Each recurring comparison (a suite) and its last runs: when, the winner, and what changed since the run
     before it, as each run's report decided and recorded it (report/record.json under --root).
 
-    `optbench runs --live` lists the KFP API's recent runs instead.
+    `optbench runs --live` lists the KFP API's recent runs instead; `--prune` frees the space of older runs.
     """
     if opts["live"]:
         _live_runs(opts)
+        return
+    if opts["prune"]:
+        _prune(opts["history_root"] or "runs", opts["keep"], opts["yes"])
         return
     from optbench.components.history.records import read_records
 
@@ -376,6 +390,35 @@ def runs(**opts: Any) -> None:
                 click.echo(f"      - {printable(flag['text'])}")
     for note in notes:
         click.echo(f"note: {note}", err=True)
+
+
+def _prune(root: str, keep: int, yes: bool) -> None:
+    """List what pruning `root` deletes, and with `yes` delete it."""
+    from optbench.retention import plan_prune, prune
+
+    if "://" in root:
+        raise click.ClickException(
+            f"{root}: --prune works on a folder of runs; a bucket's runs age out by its lifecycle rules "
+            "(infra/terraform/storage.tf)"
+        )
+    plan, notes = plan_prune(Path(root), keep)
+    total = sum(p.size for p in plan)
+    verb = "deleting" if yes else "would delete"
+    click.echo(
+        f"{verb} {total / 1e6:,.1f} MB from {len(plan)} run(s) under {printable(root)} (the newest {keep} of each "
+        "suite stay whole; every run's run.json and report stay)"
+    )
+    for item in plan:
+        parts = ", ".join(f"{p.relative_to(item.run_dir)}/" if p.is_dir() else str(p.name) for p in item.paths)
+        click.echo(f"  {printable(item.suite)}  {item.run_dir.name}  {parts}  {item.size / 1e6:,.1f} MB")
+    if yes:
+        freed, busy = prune(plan)
+        notes += busy
+        click.echo(f"freed {freed / 1e6:,.1f} MB")
+    elif plan:
+        click.echo("run again with --yes to delete it")
+    for note in notes:
+        click.echo(f"note: {printable(note)}", err=True)
 
 
 def _answer(record: dict) -> tuple[str, str]:

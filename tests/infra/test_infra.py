@@ -8,6 +8,8 @@ checked against each other and against the code that relies on them.
 
 from __future__ import annotations
 
+import json
+
 import re
 import socket
 import subprocess
@@ -126,6 +128,11 @@ def test_the_bucket_is_private_versioned_and_expires_old_versions(tf):
     assert bucket["versioning"]["enabled"] is True
     rules = bucket["lifecycle_rule"]
     assert any(r["action"]["type"] == "Delete" and "days_since_noncurrent_time" in r["condition"] for r in rules)
+    # retention: a cluster run's artifacts age out of the pipeline root; the history's records are elsewhere
+    aging = bucket["dynamic"]["lifecycle_rule"]["content"]
+    assert aging["condition"]["matches_prefix"] == ["pipeline-root/"] and aging["action"]["type"] == "Delete"
+    assert aging["condition"]["age"] == "${lifecycle_rule.value}" and tf["variable"]["pipeline_root_days"]["default"]
+    assert "history/" not in json.dumps(rules)
 
 
 def test_no_key_files_and_least_privilege(tf):

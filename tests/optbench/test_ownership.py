@@ -6,31 +6,14 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
-from helpers import optbench
+from helpers import hold, optbench
 
 from optbench.layout import OWNER_FILE, RUN_JSON
 from optbench.ownership import RunBusy, holder, owned
 from optbench.storage import PublishError, publish_run
-
-# A process that takes the run folder argv[1] and keeps it until it is killed.
-HOLD = (
-    "import sys, time; from pathlib import Path; from optbench.ownership import owned\n"
-    "with owned(Path(sys.argv[1]), 'optbench run --resume'):\n"
-    "    print('held', flush=True); time.sleep(600)\n"
-)
-
-
-def hold(folder: Path) -> subprocess.Popen:
-    """Another process holding `folder`, once it says so."""
-    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(folder)], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
-    return proc
 
 
 def test_a_second_writer_is_refused_with_who_holds_the_folder(tmp_path):
