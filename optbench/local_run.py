@@ -81,7 +81,8 @@ def run_local(
 
     Every run caches its tasks' outputs in its own folder (`cache/`), so a run
     that was killed can be resumed (`resume=True`, same run_id): finished tasks
-    are served from the cache and only the rest run again. `parallelism` is how
+    are served from the cache, once their files are verified against the
+    checksums taken when they finished, and only the rest run again. `parallelism` is how
     many trials train at once (the benchmark compares 1 with the default).
     """
     from kfp import local
@@ -89,6 +90,7 @@ def run_local(
     from optbench.components.ingest.ingest import validate_source
     from optbench.pipelines.pipeline import build_pipeline
     from optbench.progress import log_tail, progress_to_terminal
+    from optbench.verified_cache import install as install_verified_cache
 
     if runner not in RUNNERS:
         raise ValueError(f"unknown runner {runner!r}; known: {', '.join(RUNNERS)}")
@@ -145,6 +147,7 @@ def run_local(
             enable_caching=True,
             cache_root=str(run_dir / CACHE_DIR),
         )
+        install_verified_cache(str(run_dir / CACHE_DIR))
         started = time.perf_counter()
         log.info(
             "run %s%s: suite %s, %d trials, model %s, %d epochs -> %s",

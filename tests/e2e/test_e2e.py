@@ -25,6 +25,7 @@ import pytest
 from helpers import OPTBENCH, SECRET, env, run_args, tensorboard_scalars
 
 from optbench.progress import ANSI
+from optbench.verified_cache import DIGEST_SUFFIX
 
 pytestmark = pytest.mark.e2e
 
@@ -214,6 +215,11 @@ def test_a_killed_run_resumes_only_unfinished_tasks_and_matches(tmp_path, suite_
     run_dir = log.parent
     assert not (run_dir / "report").exists(), "an interrupted run leaves no report"
     assert json.loads((run_dir / "run.json").read_text())["status"] != "succeeded"
+    # a finished trial's file changed since it was cached (a full disk, a hand edit): that trial trains again
+    checksums = [json.loads(p.read_text()) for p in (run_dir / "cache").glob(f"*{DIGEST_SUFFIX}")]
+    cached = sorted(f for files in checksums for f in files if f.endswith("/train/model/history.json"))
+    assert cached, "the finished trial is in the cache with the checksums of its files"
+    Path(cached[0]).write_text(Path(cached[0]).read_text() + " ")
 
     resumed = subprocess.run(
         [OPTBENCH, "run", "--resume", run_dir.name, "--output", str(tmp_path)],
@@ -225,8 +231,9 @@ def test_a_killed_run_resumes_only_unfinished_tasks_and_matches(tmp_path, suite_
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     hits = resumed.stdout.count("cache hit") + resumed.stderr.count("cache hit")
     executed = (resumed.stdout + resumed.stderr).count("Executing task 'train'")
-    assert hits >= 3, "ingest, init and the finished training came from the cache"
-    assert executed <= 2, "only the unfinished trials trained again"
+    assert hits >= 3, "plan, ingest and init came from the cache"
+    assert "failed verification" in resumed.stderr and f"{cached[0]} changed" in resumed.stderr
+    assert executed <= 3, "only the unfinished trials and the changed one trained again"
     assert numbers(run_dir) == numbers(reference[1])
 
 
