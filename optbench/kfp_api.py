@@ -26,7 +26,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
+from optbench.components.shared.deadline import within
 from optbench.components.shared.untrusted import UntrustedInput, plain_name, printable
 
 if TYPE_CHECKING:  # kfp takes most of a second to import; every optbench command would pay it
@@ -52,6 +54,7 @@ RUN_STATES = frozenset(
 FINAL_STATES = {"SUCCEEDED", "FAILED", "SKIPPED", "CANCELED"}
 # kfp.Client sets no timeout: urllib3 would wait forever for an API that accepted the connection and never answers.
 TIMEOUT = 30.0  # seconds to connect to the API, then seconds for it to answer one request
+DEADLINE = 120.0  # seconds one request may take in all, its retries included: an API that trickles is given up
 # A request is tried again at most RETRIES times, and only when it cannot have been applied: the connection
 # failed, or a gateway (IAP, a port-forward) answered 502/503/504 to an idempotent method (never a POST); a
 # request that was sent and not answered is not retried. So one call costs at most TIMEOUT once connected, and
@@ -174,14 +177,20 @@ def _bounded_client() -> type[kfp.Client]:
 
     class BoundedRest(RESTClientObject):
         def request(self, method, url, *args, _preload_content=True, _request_timeout=None, **kwargs):
-            # kfp passes no timeout, so the generated client passes urllib3 timeout=None: wait forever.
-            response = super().request(
-                method,
-                url,
-                *args,
-                _preload_content=_preload_content,
-                _request_timeout=_request_timeout or (TIMEOUT, TIMEOUT),
-                **kwargs,
+            # kfp passes no timeout, so the generated client passes urllib3 timeout=None: wait forever. Each wait
+            # on the server is bounded by TIMEOUT, the whole request (its retries too) by DEADLINE.
+            send = super().request
+            response = within(
+                DEADLINE,
+                f"the KFP API ({method} {urlsplit(url).path})",
+                lambda: send(
+                    method,
+                    url,
+                    *args,
+                    _preload_content=_preload_content,
+                    _request_timeout=_request_timeout or (TIMEOUT, TIMEOUT),
+                    **kwargs,
+                ),
             )
             if _preload_content:
                 _json_object(response.data, response.getheader("Content-Type"))

@@ -17,7 +17,8 @@ manifest's names are checked to stay inside the destination before anything is
 written, no object is read past the size its manifest gives, a download lands
 under a temporary name and is moved into place only once every file matched its
 checksum, and the remote budget is bounded: REQUEST_TIMEOUT per request,
-RETRY_DEADLINE for the retries of one call; a missing object or a refused
+RETRY_DEADLINE for the retries of one call, CALL_DEADLINE (plus the bytes'
+time) for the whole call however the server trickles; a missing object or a refused
 permission is not retried. Every failure is one ArtifactsError or PublishError
 naming the object.
 """
@@ -36,6 +37,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import google_crc32c
 import requests
@@ -44,6 +46,7 @@ from google.api_core.retry import Retry
 from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY
 
+from optbench.components.shared.deadline import DeadlineExceeded, within
 from optbench.components.shared.files import read_json
 from optbench.components.shared.schema import COMPARISON_JSON, EVAL_SUMMARY_FILE, HISTORY_FILE, STATS_FILE
 from optbench.components.shared.untrusted import UntrustedInput, inside, plain_name, relative_name
@@ -60,10 +63,13 @@ from optbench.layout import (
 )
 from optbench.ownership import describe, holder
 
+T = TypeVar("T")
 WORKERS = 8
 REQUEST_TIMEOUT = 15.0  # seconds one request may take (connect or read) before it counts as failed
 RETRY_DEADLINE = 30.0  # seconds of retries with back-off for one call, then it fails
 RETRY = DEFAULT_RETRY.with_timeout(RETRY_DEADLINE)
+CALL_DEADLINE = 120.0  # seconds one call may take in all, its retries included, plus its bytes' time at:
+MIN_BYTES_PER_SECOND = 1 << 20  # the slowest transfer a healthy link gives; below it, it is trickling
 MAX_MANIFEST_BYTES = 16 << 20  # a _COMPLETE of ~100,000 files
 MAX_OBJECT_BYTES = 8 << 30  # what a manifest may claim for one object
 MAX_JSON_BYTES = 64 << 20  # a comparison.json read into memory
@@ -103,6 +109,15 @@ def _remote(what: str, error: type[Exception] = ArtifactsError) -> Iterator[None
         raise error(f"{what}: gave up after retrying for {RETRY_DEADLINE:.0f}s: {e.cause or e}") from None
     except (api_exceptions.GoogleAPICallError, requests.RequestException, ConnectionError) as e:
         raise error(f"{what}: {e}") from None
+    except DeadlineExceeded as e:
+        raise error(str(e)) from None
+
+
+def _bounded(what: str, call: Callable[[], T], size: int = 0) -> T:
+    """`call()` (one storage call about `what`, moving `size` bytes) within its total deadline: CALL_DEADLINE,
+    plus the time the bytes take at MIN_BYTES_PER_SECOND. REQUEST_TIMEOUT bounds each wait, RETRY_DEADLINE
+    the retries; neither stops a server that trickles."""
+    return within(CALL_DEADLINE + size / MIN_BYTES_PER_SECOND, what, call)
 
 
 def crc32c_of(path: Path) -> str:
@@ -165,12 +180,16 @@ def _read_json_blob(bucket: storage.Bucket, name: str, limit: int, retry: Retry)
     """The JSON object `name` holds, None when there is none; refused when larger than `limit` or not JSON."""
     what = f"gs://{bucket.name}/{name}"
     with _remote(what):
-        blob = bucket.get_blob(name, retry=retry, timeout=REQUEST_TIMEOUT)
+        blob = _bounded(what, lambda: bucket.get_blob(name, retry=retry, timeout=REQUEST_TIMEOUT))
         if blob is None:
             return None
         if (blob.size or 0) > limit:
             raise ArtifactsError(f"{what}: {blob.size:,} bytes, more than the {limit:,} such a file may have")
-        data = blob.download_as_bytes(retry=retry, checksum="crc32c", timeout=REQUEST_TIMEOUT)
+        data = _bounded(
+            what,
+            lambda: blob.download_as_bytes(retry=retry, checksum="crc32c", timeout=REQUEST_TIMEOUT),
+            blob.size or 0,
+        )
     try:
         return json.loads(data[: limit + 1])
     except ValueError as e:
@@ -270,7 +289,13 @@ def publish_run(
     def upload(name: str) -> None:
         blob = bucket.blob(f"{run_prefix}/{name}")
         with _remote(f"{uri}/{name}", PublishError):
-            blob.upload_from_filename(str(files[name]), checksum="crc32c", retry=retry, timeout=REQUEST_TIMEOUT)
+            _bounded(
+                f"{uri}/{name}",
+                lambda: blob.upload_from_filename(
+                    str(files[name]), checksum="crc32c", retry=retry, timeout=REQUEST_TIMEOUT
+                ),
+                files[name].stat().st_size,
+            )
         if blob.crc32c != manifest[name]["crc32c"]:
             raise PublishError(
                 f"{uri}/{name}: the server stored CRC32C {blob.crc32c}, the file has {manifest[name]['crc32c']}"
@@ -280,12 +305,15 @@ def publish_run(
     try:
         _parallel(upload, files, workers)
         with _remote(f"{uri}/{MARKER}", PublishError):
-            marker.upload_from_string(
-                json.dumps(record, indent=1, sort_keys=True),
-                content_type="application/json",
-                checksum="crc32c",
-                retry=retry,
-                timeout=REQUEST_TIMEOUT,
+            _bounded(
+                f"{uri}/{MARKER}",
+                lambda: marker.upload_from_string(
+                    json.dumps(record, indent=1, sort_keys=True),
+                    content_type="application/json",
+                    checksum="crc32c",
+                    retry=retry,
+                    timeout=REQUEST_TIMEOUT,
+                ),
             )
     except PublishError as e:
         raise PublishError(
@@ -382,8 +410,9 @@ class GcsRun:
         if size == 0:
             to.write_bytes(b"")
         else:
+            blob = self.bucket.blob(f"{self.prefix}/{name}")
             with _remote(f"{self.uri}/{name}"):
-                self.bucket.blob(f"{self.prefix}/{name}").download_to_filename(str(to), **self._range(size))
+                _bounded(f"{self.uri}/{name}", lambda: blob.download_to_filename(str(to), **self._range(size)), size)
         self._check(name, crc32c_of(to))
 
     def read_bytes(self, name: str) -> bytes:
@@ -392,7 +421,11 @@ class GcsRun:
             raise ArtifactsError(f"{self.uri}/{name}: larger than the {MAX_JSON_BYTES:,} bytes read into memory")
         blob = self.bucket.blob(f"{self.prefix}/{name}")
         with _remote(f"{self.uri}/{name}"):
-            data = blob.download_as_bytes(**self._range(size)) if size else b""
+            data = (
+                _bounded(f"{self.uri}/{name}", lambda: blob.download_as_bytes(**self._range(size)), size)
+                if size
+                else b""
+            )
         self._check(name, base64.b64encode(google_crc32c.Checksum(data).digest()).decode("ascii"))
         return data
 
@@ -420,16 +453,14 @@ def open_run(ref: str, root: str = "runs", client: storage.Client | None = None,
     bucket_name, prefix = split_gs(root)
     client = client or storage.Client()
     with _remote(root):
-        markers = [
-            b.name
-            for b in client.list_blobs(
-                bucket_name,
-                prefix=f"{prefix}/" if prefix else None,
-                match_glob=f"**/{ref}/{MARKER}",
-                retry=retry,
-                timeout=REQUEST_TIMEOUT,
-            )
-        ]
+        listing = client.list_blobs(
+            bucket_name,
+            prefix=f"{prefix}/" if prefix else None,
+            match_glob=f"**/{ref}/{MARKER}",
+            retry=retry,
+            timeout=REQUEST_TIMEOUT,
+        )
+        markers = [b.name for b in _bounded(root, lambda: list(listing))]
     if len(markers) != 1:
         found = "none" if not markers else ", ".join(f"gs://{bucket_name}/{m}" for m in markers)
         raise ArtifactsError(f"expected one complete run {ref} under {root}, found {found}")
@@ -459,11 +490,10 @@ def cluster_comparison(
     run_prefix = "/".join(p for p in (prefix, pipeline_name, run_id) if p) + "/"
     client = client or storage.Client()
     with _remote(f"gs://{bucket_name}/{run_prefix}"):
-        blobs = list(
-            client.list_blobs(
-                bucket_name, prefix=run_prefix, match_glob=f"**/{COMPARISON_JSON}", retry=retry, timeout=REQUEST_TIMEOUT
-            )
+        listing = client.list_blobs(
+            bucket_name, prefix=run_prefix, match_glob=f"**/{COMPARISON_JSON}", retry=retry, timeout=REQUEST_TIMEOUT
         )
+        blobs = _bounded(f"gs://{bucket_name}/{run_prefix}", lambda: list(listing))
     if not blobs:
         return None
     rows = _read_json_blob(client.bucket(bucket_name), blobs[0].name, MAX_JSON_BYTES, retry)

@@ -41,6 +41,7 @@ from optbench.components.ingest.idx import (
     write_labels,
 )
 from optbench.components.shared.datasets import MNIST, KnownDataset, file_digest, is_published, known
+from optbench.components.shared.deadline import Deadline, DeadlineExceeded, within
 from optbench.components.shared.files import default_cache_dir
 from optbench.components.shared.schema import IMAGE_SHAPE, NUM_CLASSES
 from optbench.components.shared.untrusted import read_at_most
@@ -70,6 +71,7 @@ MAX_NPZ_MEMBER_BYTES = MAX_EXAMPLES * IMAGE_BYTES + NPY_MAX_HEADER
 # The most one download may hold: an npz of its four arrays (an IDX .gz file is smaller).
 MAX_DOWNLOAD_BYTES = 4 * MAX_NPZ_MEMBER_BYTES
 DOWNLOAD_TIMEOUT_S = 20  # seconds to connect, and for each read, before a server that does not answer is given up
+DOWNLOAD_DEADLINE_S = 600  # seconds a whole file may take: a server that trickles is given up too
 COPY_CHUNK = 1 << 20
 
 
@@ -157,10 +159,18 @@ def _slug(uri: str) -> str:
 
 
 def _download(url: str, dest: Path) -> Path:
-    """Fetch `url` to `dest`: at most MAX_DOWNLOAD_BYTES, each wait on the server at most DOWNLOAD_TIMEOUT_S."""
+    """Fetch `url` to `dest`: at most MAX_DOWNLOAD_BYTES, each wait on the server at most DOWNLOAD_TIMEOUT_S,
+    the whole file within DOWNLOAD_DEADLINE_S."""
+    deadline = Deadline(DOWNLOAD_DEADLINE_S, f"{url}: download")
     try:
-        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as r:  # no network: fail before touching dest
-            return _write_through_temporary(dest, lambda f: _copy_at_most(r, f, MAX_DOWNLOAD_BYTES, url))
+        # the answer's head within the deadline (nothing is written yet), then the body read against it
+        answer = within(
+            DOWNLOAD_DEADLINE_S, f"{url}: download", lambda: urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S)
+        )
+        with answer as r:  # no network: fail before touching dest
+            return _write_through_temporary(dest, lambda f: _copy_at_most(r, f, MAX_DOWNLOAD_BYTES, url, deadline))
+    except DeadlineExceeded as e:
+        raise DataError(str(e)) from e
     except (TimeoutError, urllib.error.URLError, http.client.HTTPException, ConnectionError) as e:
         raise DataError(f"{url}: download failed: {_network_failure(e)}") from e
 
@@ -188,14 +198,19 @@ def _write_through_temporary(dest: Path, fill: Callable[[BinaryIO], None]) -> Pa
     return dest
 
 
-def _copy_at_most(source: BinaryIO, dest: BinaryIO, limit: int, what: str) -> None:
-    """Copy `source` in chunks; refused once it passes `limit` bytes, so a hostile server cannot fill the disk."""
+def _copy_at_most(source: BinaryIO, dest: BinaryIO, limit: int, what: str, deadline: Deadline | None = None) -> None:
+    """Copy `source` in chunks; refused once it passes `limit` bytes, so a hostile server cannot fill the disk,
+    and, with a `deadline`, once it is past (a network stream is read with read1: whatever has arrived, so that
+    a trickle cannot hold one read for long)."""
+    read = getattr(source, "read1", source.read) if deadline else source.read
     copied = 0
-    while chunk := source.read(min(COPY_CHUNK, limit + 1 - copied)):
+    while chunk := read(min(COPY_CHUNK, limit + 1 - copied)):
         copied += len(chunk)
         if copied > limit:
             raise DataError(f"{what}: more than {limit:,} bytes, the most a data source may hold: refused")
         dest.write(chunk)
+        if deadline:
+            deadline.check()
 
 
 def _from_url_prefix(prefix: str, folder: Path, dataset: KnownDataset | None = None) -> ResolvedSource:

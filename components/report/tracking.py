@@ -21,6 +21,7 @@ import os
 import time
 from pathlib import Path
 
+from optbench.components.shared.deadline import within
 from optbench.components.shared.untrusted import SQLITE_URI
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,8 @@ HTTP_SETTINGS = {
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
 }
+DEADLINE_SECONDS = 300.0  # the whole export (every trial's run) and the report's upload, each: a store that
+# trickles is given up, and the report says so
 EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "seconds")
 TRIAL_METRICS = ("test_accuracy", "test_loss", "cost_seconds", "train_seconds", "steps")
 TRIAL_PARAMS = ("variant", "optimizer", "learning_rate", "batch_size", "seed", "model", "status")
@@ -53,7 +56,11 @@ def export_comparison(uri: str, settings: dict, histories: list[dict], rows: lis
         from mlflow import MlflowClient
 
         client = MlflowClient(tracking_uri=uri)
-        parent = _log_runs(client, uri, suite, settings, histories, rows)
+        parent = within(
+            DEADLINE_SECONDS,
+            f"the MLflow store {uri}",
+            lambda: _log_runs(client, uri, suite, settings, histories, rows),
+        )
     except Exception as e:  # noqa: BLE001 - any failure of the store is reported, never raised
         log.warning("MLflow export to %s failed: %s", uri, _first_line(e))
         return None, {**status, "status": f"failed: {_first_line(e)}"}
@@ -67,7 +74,8 @@ def attach_report(uri: str, run_id: str, report_dir: str) -> None:
     from mlflow import MlflowClient
 
     try:
-        MlflowClient(tracking_uri=uri).log_artifacts(run_id, report_dir, "report")
+        client = MlflowClient(tracking_uri=uri)
+        within(DEADLINE_SECONDS, f"the MLflow store {uri}", lambda: client.log_artifacts(run_id, report_dir, "report"))
     except Exception as e:  # noqa: BLE001 - the comparison and its runs stand without the copy
         log.warning("MLflow: the report could not be attached to run %s: %s", run_id, _first_line(e))
 

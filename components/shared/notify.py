@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+from optbench.components.shared.deadline import DeadlineExceeded, within
 from optbench.components.shared.untrusted import UntrustedInput, printable, webhook_url
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ LINE_CHARS = 200  # one change line
 MAX_CHANGES = 10
 BACKOFF_SECONDS = 1.0  # before the 2nd attempt; doubled before each next one
 RETRIED_STATUS = frozenset({429, 500, 502, 503, 504})
+DEADLINE_SECONDS = 30.0  # one attempt in all: a webhook that trickles its answer never holds up a finished run
 BODY_BYTES = 200  # of a refusal's body, for the status (Slack answers with a short code such as invalid_payload)
 # urllib3 logs each request's path (a Slack webhook's token) at DEBUG: those records are dropped while we post.
 URLLIB3_LOGGERS = ("urllib3.connectionpool", "urllib3.connection", "urllib3.util.retry")
@@ -90,7 +92,8 @@ def message(
 def post(message: dict, url: str | None = None, retries: int = 2, timeout: float = 10.0) -> str:
     """POST `message` as JSON to `url` (by default the URL in `ENV`); returns what happened, without the URL.
 
-    "" when no URL is configured (nothing is sent), "sent (HTTP 200)", or "failed...: why". Connection
+    "" when no URL is configured (nothing is sent), "sent (HTTP 200)", or "failed...: why". Each attempt has
+    `timeout` for each wait on the server and DEADLINE_SECONDS in all. Connection
     errors, timeouts, 429 and 5xx are retried `retries` times after 1, 2, 4... seconds; any other answer is
     final. A redirect is a failure: following it would re-send the message as a GET or to another host.
     Retry-After is not obeyed: a server could make a finished run wait for hours.
@@ -110,12 +113,14 @@ def post(message: dict, url: str | None = None, retries: int = 2, timeout: float
             if attempt > 1:
                 time.sleep(BACKOFF_SECONDS * 2 ** (attempt - 2))
             try:
-                with requests.post(url, json=message, timeout=timeout, allow_redirects=False, stream=True) as r:
-                    if 200 <= r.status_code < 300:
-                        after = f" after {attempt} attempts" if attempt > 1 else ""
-                        return _outcome(f"sent (HTTP {r.status_code}){after}")
-                    why = f"HTTP {r.status_code}{_body(r, secrets)}"
-                    transient = r.status_code in RETRIED_STATUS
+                status, said = within(DEADLINE_SECONDS, "the webhook", lambda: _send(url, message, timeout, secrets))
+                if 200 <= status < 300:
+                    after = f" after {attempt} attempts" if attempt > 1 else ""
+                    return _outcome(f"sent (HTTP {status}){after}")
+                why = f"HTTP {status}{said}"
+                transient = status in RETRIED_STATUS
+            except DeadlineExceeded as e:  # a server that trickles would trickle again
+                why, transient = str(e), False
             except Exception as e:  # noqa: BLE001 - a failure to notify is reported, never raised
                 why = _redact(_reason(e, timeout), secrets)
                 # a certificate that fails now fails on the next try too
@@ -127,6 +132,12 @@ def post(message: dict, url: str | None = None, retries: int = 2, timeout: float
             if attempt < attempts:
                 log.info("notify: attempt %d of %d failed (%s); retrying", attempt, attempts, why)
     return _outcome(f"failed after {attempt} attempts: {why}" if attempt > 1 else f"failed: {why}")
+
+
+def _send(url: str, message: dict, timeout: float, secrets: list[str]) -> tuple[int, str]:
+    """One POST: (the status code, the start of a refusal's body)."""
+    with requests.post(url, json=message, timeout=timeout, allow_redirects=False, stream=True) as r:
+        return r.status_code, "" if 200 <= r.status_code < 300 else _body(r, secrets)
 
 
 def _outcome(status: str) -> str:
