@@ -171,7 +171,10 @@ def run_local(
                 run_dir, run_id=run_id, status="failed", error=str(e), **how, **({"notify": alert} if alert else {})
             )
             said = f"\nalert: {alert}" if alert else ""
-            raise RunFailed(f"run {run_id} failed: {e}{said}\n--- end of {log_path} ---\n{log_tail(log_path)}") from e
+            tail = log_tail(log_path)
+            if cause := _storage_fault(f"{e}\n{tail}"):  # first, the one line that matters: the folder, the cause, the way out
+                said = f"\n{run_dir}: {cause}; make room or fix the folder, then `optbench run --resume {run_id}`{said}"
+            raise RunFailed(f"run {run_id} failed: {e}{said}\n--- end of {log_path} ---\n{tail}") from e
         seconds = time.perf_counter() - started
         report_dir = publish_dir_atomic(task.output.path, run_dir / REPORT_DIR)
         rows = read_json(report_dir / COMPARISON_JSON)
@@ -184,6 +187,14 @@ def run_local(
             **how,
         )
         return RunResult(run_id, run_dir, report_dir, rows, seconds, suite["name"])
+
+
+STORAGE_FAULTS = ("No space left on device", "Read-only file system", "Disk quota exceeded", "Permission denied")
+
+
+def _storage_fault(log: str) -> str:
+    """What a task's failure says about the disk it wrote to (a full disk, a read-only folder), lower-cased, or ''."""
+    return next((fault.lower() for fault in STORAGE_FAULTS if fault in log), "")
 
 
 @contextmanager

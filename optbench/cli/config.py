@@ -256,5 +256,8 @@ def friendly(f: Callable) -> Callable:
             raise click.ClickException(f"KFP API answered {e.status} {e.reason}: {e.body}") from None
         except HTTPError as e:
             raise click.ClickException(f"cannot reach the KFP API: {e}") from None
+        except OSError as e:  # a full disk, a read-only or unwritable folder: the path and the cause
+            where = f"{e.filename}: " if e.filename else ""
+            raise click.ClickException(f"{where}{(e.strerror or str(e)).lower()}") from None
 
     return wrapper

@@ -18,7 +18,8 @@ import signal
 import subprocess
 import sys
 import time
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
@@ -235,6 +236,51 @@ def test_a_killed_run_resumes_only_unfinished_tasks_and_matches(tmp_path, suite_
     assert "failed verification" in resumed.stderr and f"{cached[0]} changed" in resumed.stderr
     assert executed <= 3, "only the unfinished trials and the changed one trained again"
     assert numbers(run_dir) == numbers(reference[1])
+
+
+@contextmanager
+def small_disk(folder: Path, size: str, *options: str) -> Iterator[Path]:
+    """A tmpfs of `size` mounted on `folder` (skipped where mounting is not allowed)."""
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", ",".join([f"size={size}", *options]), "tmpfs", str(folder)])
+    if os.geteuid() != 0 or mounted.returncode != 0:
+        pytest.skip("a small disk needs mounting a tmpfs, which needs root")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)])
+
+
+def test_a_full_disk_ends_the_run_naming_it_and_a_resume_completes_once_there_is_room(
+    tmp_path, suite_file, idx_source, reference
+):
+    with small_disk(tmp_path / "disk", "6m") as disk:
+        full = subprocess.run(run_args(suite_file, idx_source, disk), capture_output=True, text=True, env=env())
+        assert full.returncode != 0 and "Traceback (most recent call last)" not in full.stderr.split("--- end of")[0]
+        (run_dir,) = disk.iterdir()
+        said = full.stderr.split("--- end of")[0]
+        assert f"{run_dir}: no space left on device; make room or fix the folder, then `optbench run --resume" in said
+        assert not (run_dir / "report").exists(), "nothing half-written looks finished"
+        subprocess.run(["mount", "-o", "remount,size=512m", str(disk)], check=True)  # room made
+        resumed = subprocess.run(
+            [OPTBENCH, "run", "--resume", run_dir.name, "--output", str(disk)],
+            capture_output=True,
+            text=True,
+            env=env(),
+            timeout=1800,
+        )
+        assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+        assert numbers(run_dir) == numbers(reference[1])
+
+
+def test_a_read_only_output_folder_is_refused_in_one_line(tmp_path, suite_file, idx_source):
+    with small_disk(tmp_path / "ro", "1m", "ro") as disk:
+        result = subprocess.run(
+            run_args(suite_file, idx_source, disk / "runs"), capture_output=True, text=True, env=env()
+        )
+        assert result.returncode != 0
+        assert result.stderr.strip().splitlines()[-1] == f"Error: {disk / 'runs'}: read-only file system"
+        assert list(disk.iterdir()) == []
 
 
 def test_two_runs_at_once_into_one_folder_share_nothing(two_at_once, reference):
