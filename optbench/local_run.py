@@ -172,7 +172,7 @@ def run_local(
             )
             said = f"\nalert: {alert}" if alert else ""
             tail = log_tail(log_path)
-            if cause := _storage_fault(f"{e}\n{tail}"):  # first, the one line that matters: the folder, the cause, the way out
+            if cause := _storage_fault(f"{e}\n{tail}"):  # first the line that matters: folder, cause, way out
                 said = f"\n{run_dir}: {cause}; make room or fix the folder, then `optbench run --resume {run_id}`{said}"
             raise RunFailed(f"run {run_id} failed: {e}{said}\n--- end of {log_path} ---\n{tail}") from e
         seconds = time.perf_counter() - started

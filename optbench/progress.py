@@ -3,7 +3,8 @@
 kfp.local prints every task's full executor input and output (hundreds of
 JSON lines per task). We send all of it to the run's `pipeline.log` and show
 the terminal only the lines a person follows a run by: task start and end,
-the ingest note, each training epoch, and errors.
+a cache entry that failed verification, the ingest note, each training
+epoch, and errors.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _EXECUTOR_PREFIX = re.compile(r"^\s*\[KFP Executor [^\]]*?(INFO|WARNING|ERROR)\]:\s*")
 _PROGRESS = re.compile(
-    r"Executing task|finished with status|Running pipeline|cache hit|"
+    r"Executing task|finished with status|Running pipeline|cache hit|failed verification|"
     r"\b(ingest|evaluate|report):|train\[[^\]]+\] epoch|MNIST:|Error|Traceback|FAILURE"
 )
 
