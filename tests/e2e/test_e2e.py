@@ -239,6 +239,43 @@ def test_a_killed_run_resumes_only_unfinished_tasks_and_matches(tmp_path, suite_
     assert numbers(run_dir) == numbers(reference[1])
 
 
+@pytest.mark.parametrize("step", ["ingest", "evaluate", "report"])
+def test_a_run_killed_by_sigkill_in_any_step_resumes_to_the_same_answer(
+    tmp_path, suite_file, idx_source, reference, step
+):
+    """SIGKILL, which no handler sees, a second into a step: no report, and `--resume` (taking the folder over
+    from the dead process) ends with the uninterrupted run's comparison."""
+    proc = subprocess.Popen(
+        run_args(suite_file, idx_source, tmp_path),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env(),
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not list(tmp_path.glob("*/pipeline.log")) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        (log,) = tmp_path.glob("*/pipeline.log")
+        _wait_for(log, f"Executing task '{step}'", proc)
+        time.sleep(1)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    run_dir = log.parent
+    assert not (run_dir / "report").exists(), "a killed run leaves no report"
+    resumed = subprocess.run(
+        [OPTBENCH, "run", "--resume", run_dir.name, "--output", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env(),
+        timeout=1800,
+    )
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert f"took over run folder {run_dir} from pid {proc.pid}" in resumed.stderr
+    assert numbers(run_dir) == numbers(reference[1])
+
+
 @contextmanager
 def small_disk(folder: Path, size: str, *options: str) -> Iterator[Path]:
     """A tmpfs of `size` mounted on `folder` (skipped where mounting is not allowed)."""
