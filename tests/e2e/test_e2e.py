@@ -191,7 +191,9 @@ def _wait_for(path: Path, text: str, proc: subprocess.Popen, timeout: float = 60
     raise AssertionError(f"{text!r} never appeared in {path}")
 
 
-def test_a_killed_run_resumes_only_unfinished_tasks_and_matches(tmp_path, suite_file, idx_source, reference):
+def _interrupted(tmp_path: Path, suite_file: Path, idx_source: Path, until: str, kill: bool) -> tuple[Path, int]:
+    """A run stopped once `until` appears in its log: SIGKILL, which no handler sees, a second later (`kill`), or
+    SIGTERM at once; returns (its folder, the pid it had). It must have left no report."""
     proc = subprocess.Popen(
         run_args(suite_file, idx_source, tmp_path),
         stdout=subprocess.DEVNULL,
@@ -204,38 +206,46 @@ def test_a_killed_run_resumes_only_unfinished_tasks_and_matches(tmp_path, suite_
         while not list(tmp_path.glob("*/pipeline.log")) and time.monotonic() < deadline:
             time.sleep(0.2)
         (log,) = tmp_path.glob("*/pipeline.log")
-        _wait_for(log, "Task 'train' finished with status SUCCESS", proc)
+        _wait_for(log, until, proc)
+        time.sleep(1 if kill else 0)
     finally:
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
+            os.killpg(proc.pid, signal.SIGKILL if kill else signal.SIGTERM)
             try:
                 proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
-    run_dir = log.parent
-    assert not (run_dir / "report").exists(), "an interrupted run leaves no report"
-    assert json.loads((run_dir / "run.json").read_text())["status"] != "succeeded"
-    # a finished trial's file changed since it was cached (a full disk, a hand edit): that trial trains again
-    checksums = [json.loads(p.read_text()) for p in (run_dir / "cache").glob(f"*{DIGEST_SUFFIX}")]
-    cached = sorted(f for files in checksums for f in files if f.endswith("/train/model/history.json"))
-    assert cached, "the finished trial is in the cache with the checksums of its files"
-    Path(cached[0]).write_text(Path(cached[0]).read_text() + " ")
+    assert not (log.parent / "report").exists(), "an interrupted run leaves no report"
+    assert json.loads((log.parent / "run.json").read_text())["status"] != "succeeded"
+    return log.parent, proc.pid
 
+
+def _resumed(run_dir: Path) -> str:
+    """`optbench run --resume` of the run, which must succeed; what it printed."""
     resumed = subprocess.run(
-        [OPTBENCH, "run", "--resume", run_dir.name, "--output", str(tmp_path)],
+        [OPTBENCH, "run", "--resume", run_dir.name, "--output", str(run_dir.parent)],
         capture_output=True,
         text=True,
         env=env(),
         timeout=1800,
     )
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
-    hits = resumed.stdout.count("cache hit") + resumed.stderr.count("cache hit")
-    executed = (resumed.stdout + resumed.stderr).count("Executing task 'train'")
-    assert hits >= 3, "plan, ingest and init came from the cache"
-    shown = resumed.stdout + resumed.stderr
+    return resumed.stdout + resumed.stderr
+
+
+def test_a_killed_run_resumes_only_unfinished_tasks_and_matches(tmp_path, suite_file, idx_source, reference):
+    run_dir, _ = _interrupted(tmp_path, suite_file, idx_source, "Task 'train' finished with status SUCCESS", False)
+    # a finished trial's file changed since it was cached (a full disk, a hand edit): that trial trains again
+    checksums = [json.loads(p.read_text()) for p in (run_dir / "cache").glob(f"*{DIGEST_SUFFIX}")]
+    cached = sorted(f for files in checksums for f in files if f.endswith("/train/model/history.json"))
+    assert cached, "the finished trial is in the cache with the checksums of its files"
+    Path(cached[0]).write_text(Path(cached[0]).read_text() + " ")
+
+    shown = _resumed(run_dir)
+    assert shown.count("cache hit") >= 3, "plan, ingest and init came from the cache"
     assert "failed verification" in shown and f"{cached[0]} changed" in shown
-    assert executed <= 3, "only the unfinished trials and the changed one trained again"
+    assert shown.count("Executing task 'train'") <= 3, "only the unfinished trials and the changed one trained again"
     assert numbers(run_dir) == numbers(reference[1])
 
 
@@ -243,36 +253,10 @@ def test_a_killed_run_resumes_only_unfinished_tasks_and_matches(tmp_path, suite_
 def test_a_run_killed_by_sigkill_in_any_step_resumes_to_the_same_answer(
     tmp_path, suite_file, idx_source, reference, step
 ):
-    """SIGKILL, which no handler sees, a second into a step: no report, and `--resume` (taking the folder over
-    from the dead process) ends with the uninterrupted run's comparison."""
-    proc = subprocess.Popen(
-        run_args(suite_file, idx_source, tmp_path),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env(),
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while not list(tmp_path.glob("*/pipeline.log")) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        (log,) = tmp_path.glob("*/pipeline.log")
-        _wait_for(log, f"Executing task '{step}'", proc)
-        time.sleep(1)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    run_dir = log.parent
-    assert not (run_dir / "report").exists(), "a killed run leaves no report"
-    resumed = subprocess.run(
-        [OPTBENCH, "run", "--resume", run_dir.name, "--output", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        env=env(),
-        timeout=1800,
-    )
-    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
-    assert f"took over run folder {run_dir} from pid {proc.pid}" in resumed.stderr
+    """SIGKILL a second into a step: no report, and `--resume` (taking the folder over from the dead process)
+    ends with the uninterrupted run's comparison."""
+    run_dir, pid = _interrupted(tmp_path, suite_file, idx_source, f"Executing task '{step}'", True)
+    assert f"took over run folder {run_dir} from pid {pid}" in _resumed(run_dir)
     assert numbers(run_dir) == numbers(reference[1])
 
 
@@ -300,14 +284,7 @@ def test_a_full_disk_ends_the_run_naming_it_and_a_resume_completes_once_there_is
         assert f"{run_dir}: no space left on device; make room or fix the folder, then `optbench run --resume" in said
         assert not (run_dir / "report").exists(), "nothing half-written looks finished"
         subprocess.run(["mount", "-o", "remount,size=512m", str(disk)], check=True)  # room made
-        resumed = subprocess.run(
-            [OPTBENCH, "run", "--resume", run_dir.name, "--output", str(disk)],
-            capture_output=True,
-            text=True,
-            env=env(),
-            timeout=1800,
-        )
-        assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+        _resumed(run_dir)
         assert numbers(run_dir) == numbers(reference[1])
 
 
