@@ -11,9 +11,10 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import shutil
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -160,23 +161,24 @@ def run_local(
             run_dir,
         )
         how = {"config": asdict(config), "suite": suite, "runner": runner, "image": image}
-        _record(run_dir, run_id=run_id, status="running", pid=os.getpid(), **how)
         log_path = run_dir / PIPELINE_LOG
-        try:
+        try:  # a full disk may refuse any write here, ours or a task's: each way ends in the same message
+            _record(run_dir, run_id=run_id, status="running", pid=os.getpid(), **how)
             with progress_to_terminal(log_path, verbose), _task_environment(NOTIFY_ENV, notify):
                 task = pipeline(**form)
+            seconds = time.perf_counter() - started
+            report_dir = publish_dir_atomic(task.output.path, run_dir / REPORT_DIR)
         except Exception as e:
             alert = post(message("failed", suite["name"], run_id, error=str(e), report=str(log_path)), url=notify)
-            _record(
-                run_dir, run_id=run_id, status="failed", error=str(e), **how, **({"notify": alert} if alert else {})
-            )
+            with suppress(OSError):  # the disk that failed the run may refuse its record too; the message says it all
+                _record(
+                    run_dir, run_id=run_id, status="failed", error=str(e), **how, **({"notify": alert} if alert else {})
+                )
             said = f"\nalert: {alert}" if alert else ""
             tail = log_tail(log_path)
-            if cause := _storage_fault(f"{e}\n{tail}"):  # first the line that matters: folder, cause, way out
+            if cause := _storage_fault(e, tail, run_dir):  # first the line that matters: folder, cause, way out
                 said = f"\n{run_dir}: {cause}; make room or fix the folder, then `optbench run --resume {run_id}`{said}"
             raise RunFailed(f"run {run_id} failed: {e}{said}\n--- end of {log_path} ---\n{tail}") from e
-        seconds = time.perf_counter() - started
-        report_dir = publish_dir_atomic(task.output.path, run_dir / REPORT_DIR)
         rows = read_json(report_dir / COMPARISON_JSON)
         _record(
             run_dir,
@@ -190,11 +192,25 @@ def run_local(
 
 
 STORAGE_FAULTS = ("No space left on device", "Read-only file system", "Disk quota exceeded", "Permission denied")
+# Free space below which a failed run's disk counts as full (a task's last write did not fit).
+FULL_DISK_BYTES = 64 * 1024
 
 
-def _storage_fault(log: str) -> str:
-    """What a task's failure says about the disk it wrote to (a full disk, a read-only folder), lower-cased, or ''."""
-    return next((fault.lower() for fault in STORAGE_FAULTS if fault in log), "")
+def _storage_fault(error: BaseException, log: str, run_dir: Path) -> str:
+    """What a failure says about the disk the run wrote to (a full disk, a read-only folder), lower-cased, or ''.
+
+    The error, or a task's in the log, names it; where the disk was too full even for the task to log its
+    error, the disk's own free space does.
+    """
+    said = next((fault.lower() for fault in STORAGE_FAULTS if fault in f"{error}\n{log}"), "")
+    return said or (STORAGE_FAULTS[0].lower() if _free_bytes(run_dir) < FULL_DISK_BYTES else "")
+
+
+def _free_bytes(folder: Path) -> int:
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return FULL_DISK_BYTES
 
 
 @contextmanager

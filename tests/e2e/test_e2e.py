@@ -10,6 +10,7 @@ in test_e2e_suites.py.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -273,19 +274,33 @@ def small_disk(folder: Path, size: str, *options: str) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(folder)])
 
 
+def _fills_up(disk: Path, suite_file: Path, idx_source: Path) -> Path:
+    """A run into `disk` until the disk is full: it ends naming its folder, the cause and the way out."""
+    full = subprocess.run(run_args(suite_file, idx_source, disk), capture_output=True, text=True, env=env())
+    said = full.stderr.split("--- end of")[0]
+    assert full.returncode != 0 and "Traceback (most recent call last)" not in said
+    (run_dir,) = (p for p in disk.iterdir() if p.is_dir())
+    assert f"{run_dir}: no space left on device; make room or fix the folder, then `optbench run --resume" in said
+    assert not (run_dir / "report").exists(), "nothing half-written looks finished"
+    return run_dir
+
+
 def test_a_full_disk_ends_the_run_naming_it_and_a_resume_completes_once_there_is_room(
     tmp_path, suite_file, idx_source, reference
 ):
-    with small_disk(tmp_path / "disk", "6m") as disk:
-        full = subprocess.run(run_args(suite_file, idx_source, disk), capture_output=True, text=True, env=env())
-        assert full.returncode != 0 and "Traceback (most recent call last)" not in full.stderr.split("--- end of")[0]
-        (run_dir,) = disk.iterdir()
-        said = full.stderr.split("--- end of")[0]
-        assert f"{run_dir}: no space left on device; make room or fix the folder, then `optbench run --resume" in said
-        assert not (run_dir / "report").exists(), "nothing half-written looks finished"
+    with small_disk(tmp_path / "disk", "6m") as disk:  # full in the middle of the tasks
+        run_dir = _fills_up(disk, suite_file, idx_source)
         subprocess.run(["mount", "-o", "remount,size=512m", str(disk)], check=True)  # room made
         _resumed(run_dir)
         assert numbers(run_dir) == numbers(reference[1])
+
+
+def test_a_disk_too_full_for_the_runs_own_record_ends_the_same_way(tmp_path, suite_file, idx_source):
+    with small_disk(tmp_path / "disk", "1m") as disk:
+        filler = disk / "filler"
+        with open(filler, "wb") as f, contextlib.suppress(OSError):
+            f.write(bytes(1024 * 1024 - 8 * 1024))  # room for the folder and little else
+        _fills_up(disk, suite_file, idx_source)
 
 
 def test_a_read_only_output_folder_is_refused_in_one_line(tmp_path, suite_file, idx_source):
