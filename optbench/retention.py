@@ -10,6 +10,13 @@ and, of the older ones, deletes only the bulk: no history, trend or "since
 run X" ever points at a run that is gone. A pruned run cannot be resumed
 from its cache (its run.json says it was pruned, and when). A run some
 process is writing (`ownership`) is never touched.
+
+Runs published to a bucket (gs://BUCKET/PREFIX/<suite>/<run_id>/) are pruned the
+same way: beyond the newest `keep` of each suite, by the time they were
+published, their dataset, models, evaluation and TensorBoard copy go, and
+their run.json, log and report (record.json, which a history under the
+suite's prefix reads) stay, named by their marker as before. A run that is
+still being published has no marker, so no prune sees it.
 """
 
 from __future__ import annotations
@@ -21,10 +28,12 @@ from pathlib import Path
 
 from optbench.components.shared.files import read_json, write_json_atomic
 from optbench.components.shared.schema import REPORT_DIR, RUN_JSON, TENSORBOARD_DIR
-from optbench.layout import CACHE_DIR, PIPELINE_DIR
+from optbench.layout import CACHE_DIR, DATA_DIR, EVAL_DIR, MODELS_DIR, PIPELINE_DIR
 from optbench.ownership import RunBusy, describe, holder, owned
+from optbench.storage import Published, published_runs, unpublish
 
-BULK = (PIPELINE_DIR, CACHE_DIR, f"{REPORT_DIR}/{TENSORBOARD_DIR}")  # what pruning deletes of a run
+BULK = (PIPELINE_DIR, CACHE_DIR, f"{REPORT_DIR}/{TENSORBOARD_DIR}")  # what pruning deletes of a run folder
+PUBLISHED_BULK = (DATA_DIR, EVAL_DIR, MODELS_DIR, f"{REPORT_DIR}/{TENSORBOARD_DIR}")  # and of a published run
 
 
 @dataclass(frozen=True)
@@ -35,6 +44,24 @@ class Pruned:
     suite: str
     paths: list[Path]
     size: int
+
+
+@dataclass(frozen=True)
+class PrunedPublished:
+    """One published run's bulk to delete: the run, the object names (relative to the run) and their bytes."""
+
+    run: Published
+    names: list[str]
+    size: int
+
+
+def _check_keep(keep: int) -> None:
+    if keep < 1:
+        raise ValueError(f"--keep must be at least 1 (the newest run of each suite stays whole), got {keep}")
+
+
+def _pruned_note() -> dict:
+    return {"at": f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}"}
 
 
 def _size(path: Path) -> int:
@@ -55,8 +82,7 @@ def _suite(record: dict) -> str:
 def plan_prune(root: Path, keep: int) -> tuple[list[Pruned], list[str]]:
     """What pruning `root` (a folder of runs) down to the newest `keep` runs of each suite deletes, oldest
     first, and notes on the runs left alone (being written, unreadable)."""
-    if keep < 1:
-        raise ValueError(f"--keep must be at least 1 (the newest run of each suite stays whole), got {keep}")
+    _check_keep(keep)
     if not root.is_dir():
         raise ValueError(f"{root}: no such folder of runs")
     by_suite: dict[str, list[tuple[float, Path]]] = {}
@@ -96,13 +122,34 @@ def prune(plan: list[Pruned]) -> tuple[int, list[str]]:
                     else:
                         path.unlink(missing_ok=True)
                 record = read_json(item.run_dir / RUN_JSON)
-                record["pruned"] = {
-                    "at": f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}",
-                    "deleted": [str(p.relative_to(item.run_dir)) for p in item.paths],
-                }
+                record["pruned"] = _pruned_note() | {"deleted": [str(p.relative_to(item.run_dir)) for p in item.paths]}
                 write_json_atomic(item.run_dir / RUN_JSON, record)
         except RunBusy as e:
             notes.append(f"{item.run_dir.name}: {e}: left alone")
             continue
         freed += item.size
     return freed, notes
+
+
+def plan_prune_published(root: str, keep: int, **remote) -> tuple[list[PrunedPublished], list[str]]:
+    """What pruning the runs published under `root` (gs://BUCKET/PREFIX) down to the newest `keep` of each
+    suite deletes, oldest first, and notes on the markers left alone. `remote`: storage's client and retry."""
+    _check_keep(keep)
+    runs, notes = published_runs(root, **remote)
+    by_suite: dict[str, list[Published]] = {}
+    for run in runs:
+        by_suite.setdefault(run.suite, []).append(run)
+    plan = []
+    for published in by_suite.values():
+        for run in sorted(published, key=lambda r: r.published_at, reverse=True)[keep:]:
+            names = sorted(n for n in run.files if n.startswith(tuple(f"{bulk}/" for bulk in PUBLISHED_BULK)))
+            if names:
+                plan.append(PrunedPublished(run, names, sum(run.files[n]["size"] for n in names)))
+    return sorted(plan, key=lambda p: p.run.published_at), notes
+
+
+def prune_published(plan: list[PrunedPublished], **remote) -> int:
+    """Delete each planned published run's bulk, saying so in its marker; returns the bytes freed."""
+    for item in plan:
+        unpublish(item.run, item.names, {"pruned": _pruned_note() | {"deleted": len(item.names)}}, **remote)
+    return sum(item.size for item in plan)

@@ -33,7 +33,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -304,22 +304,103 @@ def publish_run(
     record = {"run_id": run_dir.name, "suite": suite, "published_at": datetime.now(UTC).isoformat(), "files": manifest}
     try:
         _parallel(upload, files, workers)
-        with _remote(f"{uri}/{MARKER}", PublishError):
-            _bounded(
-                f"{uri}/{MARKER}",
-                lambda: marker.upload_from_string(
-                    json.dumps(record, indent=1, sort_keys=True),
-                    content_type="application/json",
-                    checksum="crc32c",
-                    retry=retry,
-                    timeout=REQUEST_TIMEOUT,
-                ),
-            )
+        _write_marker(marker, record, uri, retry)
     except PublishError as e:
         raise PublishError(
             f"publishing {run_dir} to {uri} failed, so it is not marked complete; publish again to finish it: {e}"
         ) from None
     return uri
+
+
+def _write_marker(marker: storage.Blob, record: dict, uri: str, retry: Retry) -> None:
+    with _remote(f"{uri}/{MARKER}", PublishError):
+        _bounded(
+            f"{uri}/{MARKER}",
+            lambda: marker.upload_from_string(
+                json.dumps(record, indent=1, sort_keys=True),
+                content_type="application/json",
+                checksum="crc32c",
+                retry=retry,
+                timeout=REQUEST_TIMEOUT,
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class Published:
+    """A complete published run as its marker describes it: where, its suite, when, and the marker's record."""
+
+    uri: str
+    suite: str
+    published_at: str
+    record: dict
+
+    @property
+    def run_id(self) -> str:
+        return self.uri.rsplit("/", 1)[-1]
+
+    @property
+    def files(self) -> dict[str, dict]:
+        return self.record["files"]
+
+
+def published_runs(
+    root: str, client: storage.Client | None = None, retry: Retry = RETRY
+) -> tuple[list[Published], list[str]]:
+    """Every complete run published under `root` (gs://BUCKET/PREFIX), and a note on each marker that is not
+    one (unreadable, not a manifest, names that are not plain): those are left alone."""
+    bucket_name, prefix = split_gs(root)
+    client = client or storage.Client()
+    bucket = client.bucket(bucket_name)
+    with _remote(root):
+        listing = client.list_blobs(
+            bucket_name,
+            prefix=f"{prefix}/" if prefix else None,
+            match_glob=f"**/{MARKER}",
+            retry=retry,
+            timeout=REQUEST_TIMEOUT,
+        )
+        markers = [b.name for b in _bounded(root, lambda: list(listing))]
+    found, notes = [], []
+    for name in markers:
+        uri = f"gs://{bucket_name}/{name.rsplit('/', 1)[0]}"
+        try:
+            record = _read_json_blob(bucket, name, MAX_MANIFEST_BYTES, retry)
+            _manifest(record, f"{uri}/{MARKER}")
+            suite = plain_name(record.get("suite"), f"{uri}/{MARKER}: suite")
+            _run_id(uri.rsplit("/", 1)[-1], uri)
+        except (ArtifactsError, UntrustedInput) as e:
+            notes.append(f"{uri}: {e}: left alone")
+            continue
+        found.append(Published(uri, suite, str(record.get("published_at", "")), record))
+    return found, notes
+
+
+def unpublish(
+    run: Published,
+    names: list[str],
+    note: dict,
+    client: storage.Client | None = None,
+    retry: Retry = RETRY,
+    workers: int = WORKERS,
+) -> None:
+    """Delete the objects `names` of a published run. Its marker loses them first (and gains `note`), so at no
+    moment does a marker name an object that is gone; a delete that fails leaves an object no marker names,
+    which the next prune finds no more (the bucket's lifecycle rule ages it out)."""
+    bucket_name, prefix = split_gs(run.uri)
+    bucket = (client or storage.Client()).bucket(bucket_name)
+    gone = set(names)
+    record = {**run.record, **note, "files": {n: e for n, e in run.files.items() if n not in gone}}
+    _write_marker(bucket.blob(f"{prefix}/{MARKER}"), record, run.uri, retry)
+
+    def delete(name: str) -> None:
+        with _remote(f"{run.uri}/{name}", PublishError), suppress(api_exceptions.NotFound):
+            _bounded(
+                f"{run.uri}/{name}",
+                lambda: bucket.blob(f"{prefix}/{name}").delete(retry=retry, timeout=REQUEST_TIMEOUT),
+            )
+
+    _parallel(delete, sorted(gone), workers)
 
 
 @dataclass

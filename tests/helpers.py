@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -264,3 +265,41 @@ def trickling_server(head: bool = True, every: float = 0.1) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+RUN_ID = "20261121-082149-62e0d5"  # a run id as `optbench run` makes them
+
+
+def write(path: Path, data: bytes | str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data.encode() if isinstance(data, str) else data)
+
+
+def fake_run(root: Path, status: str = "succeeded", run_id: str = RUN_ID) -> Path:
+    """A run folder shaped like `optbench run`'s: kfp.local's task folders, run.json, pipeline.log, report/."""
+    run = root / run_id
+    kfp = run / "pipeline" / "optbench-compare-2026-11-21-08-21-49-413970"
+    write(run / "run.json", json.dumps({"run_id": run_id, "status": status, "config": {"suite": "seed-004"}}))
+    write(run / "pipeline.log", "ingest: ...\n")
+    rows = [
+        {"optimizer": "adam", "test_accuracy": 0.98, "best": True},
+        {"optimizer": "sgd", "test_accuracy": 0.91, "best": False},
+    ]
+    for folder in (run / "report", kfp / "report" / "report_dir"):
+        write(folder / "comparison.json", json.dumps(rows))
+        write(folder / "report.html", "<html>adam wins</html>")
+        write(folder / "accuracy.png", os.urandom(3000))
+    write(kfp / "report" / "executor_output.json", "{}")
+    write(kfp / "ingest" / "dataset" / "train" / "part-00000-of-00002.tfrecord", os.urandom(20000))
+    write(kfp / "ingest" / "dataset" / "train" / "part-00001-of-00002.tfrecord", os.urandom(20000))
+    write(kfp / "ingest" / "dataset" / "stats.json", '{"splits": {}}')
+    write(kfp / "init-model" / "initial" / "seed-0" / "model.weights.h5", os.urandom(5000))
+    for i, trial in enumerate(("adam.s0", "sgd.s0")):
+        model = kfp / f"for-loop-1-iteration-{i}" / "train" / "model"
+        write(model / "history.json", json.dumps({"trial": trial, "optimizer": trial.split(".")[0]}))
+        write(model / "saved_model" / "saved_model.pb", os.urandom(4000))
+        write(model / "saved_model" / "variables" / "variables.data-00000-of-00001", os.urandom(60000))
+        write(model.parent / "executor_output.json", "{}")
+    write(kfp / "evaluate" / "evaluation" / "summary.json", '{"models": {}}')
+    write(kfp / "evaluate" / "evaluation" / "tfma" / "metrics-00000-of-00001.tfrecord", os.urandom(2000))
+    return run

@@ -341,9 +341,10 @@ def _storage_client() -> Any:
 @click.option(
     "--prune",
     is_flag=True,
-    help="Free the space of older runs: of each suite's runs under --root (a folder) beyond the newest --keep, "
-    "delete the bulk (pipeline/, cache/, the report's TensorBoard copy), keeping run.json and the report that "
-    "histories and trends read. Says what it would delete; --yes deletes it.",
+    help="Free the space of older runs: of each suite's runs under --root beyond the newest --keep, delete the "
+    "bulk (in a folder of runs: pipeline/, cache/, the report's TensorBoard copy; under a gs:// prefix of published "
+    "runs: data/, eval/, models/, that copy), keeping run.json and the report that histories and trends read. Says "
+    "what it would delete; --yes deletes it.",
 )
 @click.option(
     "--keep", type=int, default=10, show_default=True, help="With --prune: the newest runs of each suite kept whole."
@@ -393,32 +394,42 @@ def runs(**opts: Any) -> None:
 
 
 def _prune(root: str, keep: int, yes: bool) -> None:
-    """List what pruning `root` deletes, and with `yes` delete it."""
-    from optbench.retention import plan_prune, prune
+    """List what pruning `root` (a folder of runs, or a gs:// prefix of published ones) deletes; with `yes`,
+    delete it."""
+    from optbench.retention import BULK, PUBLISHED_BULK, plan_prune, plan_prune_published, prune, prune_published
 
-    if "://" in root:
-        raise click.ClickException(
-            f"{root}: --prune works on a folder of runs; a bucket's runs age out by its lifecycle rules "
-            "(infra/terraform/storage.tf)"
-        )
-    plan, notes = plan_prune(Path(root), keep)
-    total = sum(p.size for p in plan)
+    if root.startswith("gs://"):
+        published, notes = plan_prune_published(root, keep)
+        items = [(p.run.suite, p.run.run_id, _parts(p.names, PUBLISHED_BULK), p.size) for p in published]
+    else:
+        plan, notes = plan_prune(Path(root), keep)
+        items = [
+            (p.suite, p.run_dir.name, _parts([str(q.relative_to(p.run_dir)) for q in p.paths], BULK), p.size)
+            for p in plan
+        ]
     verb = "deleting" if yes else "would delete"
     click.echo(
-        f"{verb} {total / 1e6:,.1f} MB from {len(plan)} run(s) under {printable(root)} (the newest {keep} of each "
-        "suite stay whole; every run's run.json and report stay)"
+        f"{verb} {sum(item[-1] for item in items) / 1e6:,.1f} MB from {len(items)} run(s) under {printable(root)} "
+        f"(the newest {keep} of each suite stay whole; every run's run.json and report stay)"
     )
-    for item in plan:
-        parts = ", ".join(f"{p.relative_to(item.run_dir)}/" if p.is_dir() else str(p.name) for p in item.paths)
-        click.echo(f"  {printable(item.suite)}  {item.run_dir.name}  {parts}  {item.size / 1e6:,.1f} MB")
+    for suite, run_id, parts, size in items:
+        click.echo(f"  {printable(suite)}  {run_id}  {parts}  {size / 1e6:,.1f} MB")
     if yes:
-        freed, busy = prune(plan)
-        notes += busy
+        if root.startswith("gs://"):
+            freed = prune_published(published)
+        else:
+            freed, busy = prune(plan)
+            notes += busy
         click.echo(f"freed {freed / 1e6:,.1f} MB")
-    elif plan:
+    elif items:
         click.echo("run again with --yes to delete it")
     for note in notes:
         click.echo(f"note: {printable(note)}", err=True)
+
+
+def _parts(names: list[str], bulk: tuple[str, ...]) -> str:
+    """The bulk folders a prune deletes of one run, given the paths or object names it deletes: `pipeline/, cache/`."""
+    return ", ".join(f"{b}/" for b in bulk if any(n == b or n.startswith(f"{b}/") for n in names))
 
 
 def _answer(record: dict) -> tuple[str, str]:

@@ -10,14 +10,15 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from helpers import hold
+from helpers import fake_run, hold
 from report_inputs import VARIANTS, make_run
 
 from optbench.cli.cluster import runs
 from optbench.components.history.records import earlier_runs, read_records
 from optbench.components.shared.schema import REPORT_DIR, RUN_JSON, TENSORBOARD_DIR
-from optbench.layout import CACHE_DIR, PIPELINE_DIR
+from optbench.layout import CACHE_DIR, MARKER, PIPELINE_DIR
 from optbench.local_run import resume_local
+from optbench.storage import GcsRun, publish_run
 
 SUITE = "seed-004"
 MB = 1_000_000
@@ -99,6 +100,51 @@ def test_a_run_being_written_is_left_alone(root):
         proc.wait()
 
 
+def test_published_runs_are_pruned_alike_and_their_history_still_reads_them(made, tmp_path, gcs):
+    """Under a gs:// prefix: the oldest runs of each suite lose their data, models, evaluation and TensorBoard
+    copy, their markers stop naming them, and what a history, a trend or a download of the report reads stays."""
+    client, bucket = gcs
+    root = f"gs://{bucket.name}/team"
+    for run_id in ("r-4", "r-3", "r-2", "r-1"):  # published oldest first
+        run = fake_run(tmp_path, run_id=run_id)
+        shutil.copytree(made / run_id / REPORT_DIR, run / REPORT_DIR, dirs_exist_ok=True)
+        publish_run(run, root, SUITE)
+    publish_run(fake_run(tmp_path / "other", run_id="o-1"), root, "other")  # a suite of one run: kept whole
+    history = f"{root}/{SUITE}"
+    before = {r: earlier_runs(history, SUITE, r)[0] for r in ("r-1", "r-2")}
+    objects = {b.name: b.crc32c for b in bucket.list_blobs()}
+
+    listed = prune(root, "--keep", "2")
+    assert listed.exit_code == 0, listed.output
+    shown = [line.split() for line in listed.output.splitlines() if line.startswith("  ")]
+    assert [row[1] for row in shown] == ["r-4", "r-3"] and "--yes" in listed.output
+    assert shown[0][2:6] == ["data/,", "eval/,", "models/,", f"{REPORT_DIR}/{TENSORBOARD_DIR}/"]
+    assert {b.name: b.crc32c for b in bucket.list_blobs()} == objects, "the list deletes nothing"
+
+    result = prune(root, "--keep", "2", "--yes")
+    assert result.exit_code == 0, result.output
+    bulk = ("data/", "eval/", "models/", f"{REPORT_DIR}/{TENSORBOARD_DIR}/")
+    left = {b.name for b in bucket.list_blobs()}
+    for run_id in ("r-4", "r-3"):
+        run = GcsRun.open(f"{history}/{run_id}")
+        assert run.files() and not [n for n in run.files() if n.startswith(bulk)]
+        assert {n for n in left if n.startswith(f"team/{SUITE}/{run_id}/")} == {
+            f"team/{SUITE}/{run_id}/{n}" for n in [*run.files(), MARKER]
+        }, "the marker names every object left, and nothing else is left"
+        assert json.loads(run.read_bytes(f"{REPORT_DIR}/comparison.json"))
+        assert json.loads(bucket.blob(f"team/{SUITE}/{run_id}/{MARKER}").download_as_bytes())["pruned"]["deleted"]
+    kept = {n: c for n, c in objects.items() if "/r-4/" not in n and "/r-3/" not in n}
+    assert {b.name: b.crc32c for b in bucket.list_blobs() if b.name in kept} == kept
+    assert megabytes(result.output, "freed") == megabytes(listed.output, "would delete") > 0
+    assert {r: earlier_runs(history, SUITE, r)[0] for r in ("r-1", "r-2")} == before
+    assert "would delete 0.0 MB from 0 run(s)" in prune(root, "--keep", "2").output
+
+
+def megabytes(output: str, after: str) -> float:
+    """The MB figure the prune printed after `after` ("would delete", "freed")."""
+    return float(output.split(f"{after} ")[1].split()[0].replace(",", ""))
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -109,5 +155,5 @@ def test_a_run_being_written_is_left_alone(root):
 def test_wrong_values_are_refused_in_one_line(root, args, message):
     result = prune(root, *args)
     assert result.exit_code != 0 and message in result.output and "Traceback" not in result.output
-    assert "--prune works on a folder of runs" in prune("gs://bucket/history").output
     assert "no such folder of runs" in prune(root / "missing").output
+    assert prune("gs://Bad Bucket/x").output.strip() == "Error: not a gs://BUCKET[/PREFIX] URI: 'gs://Bad Bucket/x'"

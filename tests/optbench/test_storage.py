@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,12 +18,12 @@ import pytest
 from click.testing import CliRunner
 from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY
+from helpers import RUN_ID, fake_run, write
 
 from optbench.cli.artifacts import artifacts
 from optbench.layout import MARKER
 from optbench.storage import ArtifactsError, GcsRun, PublishError, best_variant, publish_run, run_layout
 
-RUN_ID = "20261121-082149-62e0d5"
 FAST_RETRY = DEFAULT_RETRY.with_timeout(1.5).with_delay(initial=0.05, maximum=0.2)
 
 
@@ -88,41 +87,6 @@ def proxy(emulator, monkeypatch):
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", faulty.url)
     yield faulty
     faulty.close()
-
-
-def write(path: Path, data: bytes | str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data.encode() if isinstance(data, str) else data)
-
-
-def fake_run(root: Path, status: str = "succeeded") -> Path:
-    """A run folder shaped like `optbench run`'s: kfp.local's task folders, run.json, pipeline.log, report/."""
-    run = root / RUN_ID
-    kfp = run / "pipeline" / "optbench-compare-2026-11-21-08-21-49-413970"
-    write(run / "run.json", json.dumps({"run_id": RUN_ID, "status": status, "config": {"suite": "seed-004"}}))
-    write(run / "pipeline.log", "ingest: ...\n")
-    rows = [
-        {"optimizer": "adam", "test_accuracy": 0.98, "best": True},
-        {"optimizer": "sgd", "test_accuracy": 0.91, "best": False},
-    ]
-    for folder in (run / "report", kfp / "report" / "report_dir"):
-        write(folder / "comparison.json", json.dumps(rows))
-        write(folder / "report.html", "<html>adam wins</html>")
-        write(folder / "accuracy.png", os.urandom(3000))
-    write(kfp / "report" / "executor_output.json", "{}")
-    write(kfp / "ingest" / "dataset" / "train" / "part-00000-of-00002.tfrecord", os.urandom(20000))
-    write(kfp / "ingest" / "dataset" / "train" / "part-00001-of-00002.tfrecord", os.urandom(20000))
-    write(kfp / "ingest" / "dataset" / "stats.json", '{"splits": {}}')
-    write(kfp / "init-model" / "initial" / "seed-0" / "model.weights.h5", os.urandom(5000))
-    for i, trial in enumerate(("adam.s0", "sgd.s0")):
-        model = kfp / f"for-loop-1-iteration-{i}" / "train" / "model"
-        write(model / "history.json", json.dumps({"trial": trial, "optimizer": trial.split(".")[0]}))
-        write(model / "saved_model" / "saved_model.pb", os.urandom(4000))
-        write(model / "saved_model" / "variables" / "variables.data-00000-of-00001", os.urandom(60000))
-        write(model.parent / "executor_output.json", "{}")
-    write(kfp / "evaluate" / "evaluation" / "summary.json", '{"models": {}}')
-    write(kfp / "evaluate" / "evaluation" / "tfma" / "metrics-00000-of-00001.tfrecord", os.urandom(2000))
-    return run
 
 
 def objects(bucket: storage.Bucket, prefix: str) -> dict[str, bytes]:
