@@ -26,6 +26,7 @@ from optbench.components.shared.files import read_json, write_json_atomic
 log = logging.getLogger(__name__)
 
 DIGEST_SUFFIX = ".sha256.json"
+PARTIAL_ENTRIES = ".kfp_cache_*.tmp"  # the temporary names kfp.local's cache writes an entry under, then renames
 
 
 def _files(uri: str) -> list[Path]:
@@ -79,12 +80,16 @@ class VerifiedCache(kfp_cache.LocalCache):
 
 
 def install(cache_root: str) -> VerifiedCache:
-    """Make kfp.local use a VerifiedCache at `cache_root` (call after `local.init`, which names the root).
+    """Make kfp.local use a VerifiedCache at `cache_root` (call after `local.init`, which names the root, and
+    only while holding the run's folder: entries left half-written by a killed run are removed).
 
     kfp.local looks its cache up through a module-level singleton on every task (kfp 2.17's
     `cache.get_local_cache`); setting that singleton is the one way in. tests/optbench/test_verified_cache.py
     checks that a run goes through it, so an upgrade that changes this fails loudly.
     """
+    for partial in Path(cache_root).glob(PARTIAL_ENTRIES):  # a write a kill cut short; the run's folder is ours
+        partial.unlink(missing_ok=True)
+        log.info("removed %s, a cache entry whose write was cut short", partial)
     cache = VerifiedCache(cache_root)
     with kfp_cache._cache_singleton_lock:
         kfp_cache._cache_singleton = cache

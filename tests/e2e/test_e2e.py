@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 from helpers import OPTBENCH, SECRET, env, run_args, tensorboard_scalars
 
+from optbench.layout import CACHE_DIR
 from optbench.progress import ANSI
 from optbench.verified_cache import DIGEST_SUFFIX
 
@@ -192,33 +193,41 @@ def _wait_for(path: Path, text: str, proc: subprocess.Popen, timeout: float = 60
     raise AssertionError(f"{text!r} never appeared in {path}")
 
 
+@contextmanager
+def _own_group(args: list[str]) -> Iterator[subprocess.Popen]:
+    """`args` started in a process group of its own (which it may kill whole), its output dropped; whatever of the
+    group is still there at the end is SIGKILLed."""
+    proc = subprocess.Popen(
+        args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env(), start_new_session=True
+    )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def _left_unfinished(run_dir: Path) -> None:
+    assert not (run_dir / "report").exists(), "an interrupted run leaves no report"
+    assert json.loads((run_dir / "run.json").read_text())["status"] != "succeeded"
+
+
 def _interrupted(tmp_path: Path, suite_file: Path, idx_source: Path, until: str, kill: bool) -> tuple[Path, int]:
     """A run stopped once `until` appears in its log: SIGKILL, which no handler sees, a second later (`kill`), or
     SIGTERM at once; returns (its folder, the pid it had). It must have left no report."""
-    proc = subprocess.Popen(
-        run_args(suite_file, idx_source, tmp_path),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env(),
-        start_new_session=True,
-    )
-    try:
+    with _own_group(run_args(suite_file, idx_source, tmp_path)) as proc:
         deadline = time.monotonic() + 120
         while not list(tmp_path.glob("*/pipeline.log")) and time.monotonic() < deadline:
             time.sleep(0.2)
         (log,) = tmp_path.glob("*/pipeline.log")
         _wait_for(log, until, proc)
         time.sleep(1 if kill else 0)
-    finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL if kill else signal.SIGTERM)
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-    assert not (log.parent / "report").exists(), "an interrupted run leaves no report"
-    assert json.loads((log.parent / "run.json").read_text())["status"] != "succeeded"
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=5)  # then SIGKILL, on the way out
+    _left_unfinished(log.parent)
     return log.parent, proc.pid
 
 
@@ -258,6 +267,75 @@ def test_a_run_killed_by_sigkill_in_any_step_resumes_to_the_same_answer(
     ends with the uninterrupted run's comparison."""
     run_dir, pid = _interrupted(tmp_path, suite_file, idx_source, f"Executing task '{step}'", True)
     assert f"took over run folder {run_dir} from pid {pid}" in _resumed(run_dir)
+    assert numbers(run_dir) == numbers(reference[1])
+
+
+# `optbench run` as a user starts it, but SIGKILLed, with every task it started, half-way through writing the task
+# cache's entry for the first 'train' task to finish: its checksums written, then, inside kfp.local's own put, half
+# of the entry's JSON written to the temporary name kfp.local renames into place once it is complete.
+DYING_CLI = """
+import json, os, signal, sys, threading
+from pathlib import Path
+from kfp.local import cache as kfp_cache
+from optbench.verified_cache import VerifiedCache
+
+put, first, dying = VerifiedCache.put, threading.Lock(), set()
+
+class HalfWriting:  # json to kfp.local's cache module, but its dump in the dying put writes half, then kills
+    def __getattr__(self, name):
+        return getattr(json, name)
+
+    def dump(self, value, f, **kwargs):
+        if threading.get_ident() not in dying:
+            return json.dump(value, f, **kwargs)
+        text = json.dumps(value, **kwargs)
+        f.write(text[: len(text) // 2])
+        f.flush()
+        os.killpg(os.getpgid(0), signal.SIGKILL)
+
+def put_then_die(self, key, outputs):
+    trained = any(Path(getattr(v, "uri", "")).parent.name == "train" for v in outputs.values())
+    if trained and first.acquire(blocking=False):
+        dying.add(threading.get_ident())
+    return put(self, key, outputs)
+
+kfp_cache.json = HalfWriting()
+VerifiedCache.put = put_then_die
+from optbench.cli import main
+sys.exit(main(sys.argv[1:], prog_name="optbench"))
+"""
+
+
+def test_a_run_killed_in_the_middle_of_a_cache_write_resumes_without_the_half_written_entry(
+    tmp_path, suite_file, idx_source, reference
+):
+    """SIGKILL in the middle of writing a finished 'train' task's cache entry, the one write a resume trusts: the
+    instant after its checksums are on disk and while the entry's bytes are half written, the latest a kill can
+    land before the entry counts. The half-written bytes must never be served: `--resume` trains that trial again
+    and ends with the uninterrupted run's comparison."""
+    with _own_group([sys.executable, "-c", DYING_CLI, *run_args(suite_file, idx_source, tmp_path)[1:]]) as proc:
+        assert proc.wait(timeout=900) == -signal.SIGKILL, "the run died by the kill in its cache write"
+    (run_dir,) = (p for p in tmp_path.iterdir() if p.is_dir())
+    _left_unfinished(run_dir)
+    # The kill landed mid-write: a train task's checksums without their entry, and half an entry's JSON.
+    cache = run_dir / CACHE_DIR
+    (orphan,) = (
+        p for p in cache.glob(f"*{DIGEST_SUFFIX}") if not (cache / p.name.replace(DIGEST_SUFFIX, ".json")).exists()
+    )
+    key = orphan.name.removesuffix(DIGEST_SUFFIX)
+    assert any(f.endswith("/train/model/history.json") for f in json.loads(orphan.read_text()))
+    (partial,) = cache.glob(".kfp_cache_*.tmp")
+    half = partial.read_text()
+    assert half.startswith('{"') and "/train/" in half, "a train task's entry, cut short"
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(half)
+
+    shown = _resumed(run_dir)
+    assert f"took over run folder {run_dir} from pid {proc.pid}" in shown
+    assert f"key={key[:12]}" not in shown, "no cache hit for the half-written entry"
+    assert shown.count("Executing task 'train'") == 3, "every trial trained again: none had its entry whole"
+    assert json.loads((cache / f"{key}.json").read_text()), "the trial trained again and its entry was written whole"
+    assert not partial.exists(), "the half-written entry is gone"
     assert numbers(run_dir) == numbers(reference[1])
 
 

@@ -66,3 +66,18 @@ def test_kfp_local_looks_its_cache_up_through_the_verified_one(tmp_path):
         assert kfp_cache.get_local_cache() is installed and isinstance(installed, VerifiedCache)
     finally:
         kfp_cache.reset_local_cache_singleton()
+
+
+def test_an_entry_whose_write_a_kill_cut_short_is_removed_when_the_cache_is_installed(tmp_path):
+    """kfp.local writes an entry under a temporary name, then renames it: a kill in between leaves that file, which
+    is never read; the next run of the folder removes it (tests/e2e/test_e2e.py kills a real run there)."""
+    root = tmp_path / "cache"
+    cache = VerifiedCache(str(root))
+    cache.put("k", _outputs(tmp_path))
+    partial = root / ".kfp_cache_abc123.tmp"
+    partial.write_text('{"outputs": {"mo')
+    try:
+        install(str(root))
+        assert not partial.exists() and cache.get("k") is not None
+    finally:
+        kfp_cache.reset_local_cache_singleton()
