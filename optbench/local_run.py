@@ -8,6 +8,7 @@ leaves something that looks like a finished report).
 
 from __future__ import annotations
 
+import builtins
 import logging
 import os
 import secrets
@@ -164,7 +165,7 @@ def run_local(
         log_path = run_dir / PIPELINE_LOG
         try:  # a full disk may refuse any write here, ours or a task's: each way ends in the same message
             _record(run_dir, run_id=run_id, status="running", pid=os.getpid(), **how)
-            with progress_to_terminal(log_path, verbose), _task_environment(NOTIFY_ENV, notify):
+            with progress_to_terminal(log_path, verbose), _task_environment(NOTIFY_ENV, notify), _print_kept():
                 task = pipeline(**form)
             seconds = time.perf_counter() - started
             report_dir = publish_dir_atomic(task.output.path, run_dir / REPORT_DIR)
@@ -211,6 +212,18 @@ def _free_bytes(folder: Path) -> int:
         return shutil.disk_usage(folder).free
     except OSError:
         return FULL_DISK_BYTES
+
+
+@contextmanager
+def _print_kept() -> Iterator[None]:
+    """builtins.print as it was, whatever the run left. kfp.local indents each task's output by swapping
+    builtins.print in and out around it, from the threads that run tasks side by side: when two interleave, the
+    swap is left in, and every later run in this process (a benchmark, a soak test) nested one deeper."""
+    kept = builtins.print
+    try:
+        yield
+    finally:
+        builtins.print = kept
 
 
 @contextmanager

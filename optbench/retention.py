@@ -21,6 +21,7 @@ still being published has no marker, so no prune sees it.
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -121,9 +122,11 @@ def prune(plan: list[Pruned]) -> tuple[int, list[str]]:
                         shutil.rmtree(path)
                     else:
                         path.unlink(missing_ok=True)
-                record = read_json(item.run_dir / RUN_JSON)
+                run_json = item.run_dir / RUN_JSON
+                record, times = read_json(run_json), run_json.stat()
                 record["pruned"] = _pruned_note() | {"deleted": [str(p.relative_to(item.run_dir)) for p in item.paths]}
-                write_json_atomic(item.run_dir / RUN_JSON, record)
+                write_json_atomic(run_json, record)
+                os.utime(run_json, ns=(times.st_atime_ns, times.st_mtime_ns))  # its age ranks it: pruning keeps it
         except RunBusy as e:
             notes.append(f"{item.run_dir.name}: {e}: left alone")
             continue

@@ -326,6 +326,21 @@ def _write_marker(marker: storage.Blob, record: dict, uri: str, retry: Retry) ->
         )
 
 
+def _markers(root: str, runs: str, client: storage.Client, retry: Retry) -> list[str]:
+    """The names of the markers of the complete runs under `root` (gs://BUCKET/PREFIX) whose folders match the
+    glob `runs`."""
+    bucket_name, prefix = split_gs(root)
+    with _remote(root):
+        listing = client.list_blobs(
+            bucket_name,
+            prefix=f"{prefix}/" if prefix else None,
+            match_glob=f"{runs}/{MARKER}",
+            retry=retry,
+            timeout=REQUEST_TIMEOUT,
+        )
+        return [b.name for b in _bounded(root, lambda: list(listing))]
+
+
 @dataclass(frozen=True)
 class Published:
     """A complete published run as its marker describes it: where, its suite, when, and the marker's record."""
@@ -349,18 +364,10 @@ def published_runs(
 ) -> tuple[list[Published], list[str]]:
     """Every complete run published under `root` (gs://BUCKET/PREFIX), and a note on each marker that is not
     one (unreadable, not a manifest, names that are not plain): those are left alone."""
-    bucket_name, prefix = split_gs(root)
+    bucket_name, _ = split_gs(root)
     client = client or storage.Client()
     bucket = client.bucket(bucket_name)
-    with _remote(root):
-        listing = client.list_blobs(
-            bucket_name,
-            prefix=f"{prefix}/" if prefix else None,
-            match_glob=f"**/{MARKER}",
-            retry=retry,
-            timeout=REQUEST_TIMEOUT,
-        )
-        markers = [b.name for b in _bounded(root, lambda: list(listing))]
+    markers = _markers(root, "**", client, retry)
     found, notes = [], []
     for name in markers:
         uri = f"gs://{bucket_name}/{name.rsplit('/', 1)[0]}"
@@ -531,17 +538,9 @@ def open_run(ref: str, root: str = "runs", client: storage.Client | None = None,
         if (Path(root) / ref).is_dir():
             return LocalRun(Path(root) / ref)
         raise ArtifactsError(f"no run {ref} in {root}/ (give --root gs://BUCKET/PREFIX for published runs)")
-    bucket_name, prefix = split_gs(root)
+    bucket_name, _ = split_gs(root)
     client = client or storage.Client()
-    with _remote(root):
-        listing = client.list_blobs(
-            bucket_name,
-            prefix=f"{prefix}/" if prefix else None,
-            match_glob=f"**/{ref}/{MARKER}",
-            retry=retry,
-            timeout=REQUEST_TIMEOUT,
-        )
-        markers = [b.name for b in _bounded(root, lambda: list(listing))]
+    markers = _markers(root, f"**/{ref}", client, retry)
     if len(markers) != 1:
         found = "none" if not markers else ", ".join(f"gs://{bucket_name}/{m}" for m in markers)
         raise ArtifactsError(f"expected one complete run {ref} under {root}, found {found}")

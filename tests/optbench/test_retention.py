@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -44,7 +45,7 @@ def root(made, tmp_path) -> Path:
     """A copy of the four runs, oldest first an hour apart."""
     root = shutil.copytree(made, tmp_path / "runs")
     for age, run_id in enumerate(["r-4", "r-3", "r-2", "r-1"]):
-        when = 1_800_000_000 - 3600 * (4 - age)
+        when = time.time() - 3600 * (4 - age)  # in the past: a prune's own writes come later
         os.utime(root / run_id / RUN_JSON, (when, when))
     return root
 
@@ -86,6 +87,8 @@ def test_pruning_frees_the_bulk_and_every_history_still_reads_every_run(root):
     assert {r: earlier_runs(str(root), SUITE, r)[0] for r in ("r-1", "r-2")} == before
     assert [r["run_id"] for r in read_records(str(root), suite=SUITE)[0]] == ["r-4", "r-3", "r-2", "r-1"]
     assert "would delete 0.0 MB from 0 run(s)" in prune(root, "--keep", "2").output  # nothing left to prune
+    listed = prune(root, "--keep", "1").output  # the pruned runs are as old as they were: r-1 is still the newest
+    assert [line.split()[1] for line in listed.splitlines() if line.startswith(f"  {SUITE}")] == ["r-2"]
 
 
 def test_a_run_being_written_is_left_alone(root):
