@@ -228,6 +228,7 @@ def friendly(f: Callable) -> Callable:
 
     @functools.wraps(f)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from google.auth.exceptions import GoogleAuthError
         from kfp_server_api import ApiException
         from urllib3.exceptions import HTTPError
 
@@ -256,6 +257,8 @@ def friendly(f: Callable) -> Callable:
             raise click.ClickException(f"KFP API answered {e.status} {e.reason}: {e.body}") from None
         except HTTPError as e:
             raise click.ClickException(f"cannot reach the KFP API: {e}") from None
+        except GoogleAuthError as e:  # no credentials for a gs:// root or destination
+            raise click.ClickException(f"Google Cloud: {e}") from None
         except OSError as e:  # a full disk, a read-only or unwritable folder: the path and the cause
             where = f"{e.filename}: " if e.filename else ""
             raise click.ClickException(f"{where}{(e.strerror or str(e)).lower()}") from None

@@ -21,6 +21,7 @@ from google.cloud.storage.retry import DEFAULT_RETRY
 from helpers import RUN_ID, fake_run, write
 
 from optbench.cli.artifacts import artifacts
+from optbench.cli.cluster import runs
 from optbench.layout import MARKER
 from optbench.storage import ArtifactsError, GcsRun, PublishError, best_variant, publish_run, run_layout
 
@@ -410,3 +411,17 @@ def test_publish_refuses_a_symbolic_link_in_the_run_folder(gcs, tmp_path):
     with pytest.raises(ArtifactsError, match="a symbolic link in a run folder"):
         publish_run(run, f"gs://{bucket.name}", "seed-004")
     assert list(bucket.list_blobs()) == []
+
+
+def test_without_google_cloud_credentials_a_gs_root_is_refused_in_one_line(tmp_path, monkeypatch):
+    for name in ("GOOGLE_APPLICATION_CREDENTIALS", "STORAGE_EMULATOR_HOST", "GOOGLE_CLOUD_PROJECT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path))  # no gcloud login either
+    monkeypatch.setenv("GCE_METADATA_HOST", "127.0.0.1:9")  # nor a machine's own account
+    for command, args in (
+        (artifacts, ["ls", "gs://some-bucket/runs/x"]),
+        (runs, ["--prune", "--root", "gs://some-bucket/runs"]),
+    ):
+        result = CliRunner().invoke(command, args)
+        assert result.exit_code != 0 and result.output.startswith("Error: Google Cloud: "), result.output
+        assert "credentials were not found" in result.output and len(result.output.splitlines()) == 1
