@@ -373,6 +373,8 @@ def published_runs(
         uri = f"gs://{bucket_name}/{name.rsplit('/', 1)[0]}"
         try:
             record = _read_json_blob(bucket, name, MAX_MANIFEST_BYTES, retry)
+            if not isinstance(record, dict):
+                raise ArtifactsError(f"{uri}/{MARKER}: not a run's marker (a JSON mapping)")
             _manifest(record, f"{uri}/{MARKER}")
             suite = plain_name(record.get("suite"), f"{uri}/{MARKER}: suite")
             _run_id(uri.rsplit("/", 1)[-1], uri)
