@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
+from optbench.components.shared.task_exit import exit_when_done
+
 MARKER = "optbench-timing "
 F = TypeVar("F", bound=Callable)
 
@@ -62,7 +64,7 @@ def counting_imports() -> Iterator[list[float]]:
 
 def timed(step: str) -> Callable[[F], F]:
     """Print `MARKER {"step", "process", "start", "imports", "end"}` (epoch seconds; imports in seconds) when the
-    decorated step returns."""
+    decorated step returns, and let its task process skip the libraries' shutdown (`exit_when_done`)."""
 
     def decorate(fn: F) -> F:
         @functools.wraps(fn)
@@ -78,6 +80,7 @@ def timed(step: str) -> Callable[[F], F]:
                 "end": time.time(),
             }
             print(MARKER + json.dumps(line), flush=True)
+            exit_when_done()
             return result
 
         return wrapper  # type: ignore[return-value]
