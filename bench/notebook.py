@@ -18,6 +18,7 @@ scheduling, passing artifacts).
 from __future__ import annotations
 
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -140,9 +141,19 @@ def cli_args(config) -> list[str]:
     return args
 
 
-def compare_with_notebook(config) -> dict:
-    """The run `config` describes, as `optbench run` and as the notebook; the ratio and the difference split."""
-    notebook_side, pipeline_side = time_notebook(config), time_pipeline(cli_args(config))
+def compare_with_notebook(config, repetitions: int = 1) -> dict:
+    """The run `config` describes, as `optbench run` and as the notebook, `repetitions` times each, alternating
+    (notebook, pipeline, notebook, ...): the ratio of the minimums and of the medians, and the difference split
+    for the pipeline run of median wall time against the notebook run of median wall time."""
+    notebooks, pipelines = [], []
+    for _ in range(repetitions):
+        notebooks.append(time_notebook(config))
+        pipelines.append(time_pipeline(cli_args(config)))
+    notebook_side, pipeline_side = _median_run(notebooks), _median_run(pipelines)
+    walls = {
+        "notebook": [r["wall_seconds"] for r in notebooks],
+        "pipeline": [r["wall_seconds"] for r in pipelines],
+    }
     split = pipeline_side["split"]
     ours = {
         STARTING: split.get(STARTING, 0.0),
@@ -163,9 +174,12 @@ def compare_with_notebook(config) -> dict:
     return {
         "suite": config.resolve()["name"],
         "data_source": config.data_source,
+        "repetitions": repetitions,
+        "wall_seconds": walls,
         "notebook": notebook_side,
         "pipeline": pipeline_side,
-        "ratio": pipeline_side["wall_seconds"] / notebook_side["wall_seconds"],
+        "ratio": statistics.median(walls["pipeline"]) / statistics.median(walls["notebook"]),
+        "ratio_of_minimums": min(walls["pipeline"]) / min(walls["notebook"]),
         "breakdown": {
             part: {
                 "pipeline": seconds,
@@ -175,6 +189,11 @@ def compare_with_notebook(config) -> dict:
             for part, seconds in ours.items()
         },
     }
+
+
+def _median_run(runs: list[dict]) -> dict:
+    """The run of median wall time (the lower middle one of an even count)."""
+    return sorted(runs, key=lambda r: r["wall_seconds"])[(len(runs) - 1) // 2]
 
 
 def markers_of(log: Path) -> list[dict]:

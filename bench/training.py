@@ -2,9 +2,9 @@
 
 The baseline is what a person writes in a notebook: the split loaded into
 memory as arrays, `model.fit(x, y, batch_size=64, shuffle=True)`. Ours is the
-training input of components.train.data (tf.data from the ingest TFRecords,
-parsed in parallel, held in memory, seeded shuffle, prefetch) with the model
-compiled as run_train compiles it. Both start from the same initial weights,
+training input run_train uses (the ingest TFRecords read into memory, every
+epoch's order drawn from the seed, gathered batch by batch by tf.data with
+prefetch) with the model compiled as run_train compiles it. Both start from the same initial weights,
 with the same batch size, data and optimizer.
 
 How it is timed matters more than usual on a shared VM: CPU speed here swings
@@ -43,11 +43,11 @@ def _timed_epoch(model, data, epoch: int, **fit_kwargs) -> float:
 
 def interleaved_examples_per_second(dataset_dir: str, initial_dir: str, batch_size: int, rounds: int) -> dict:
     import keras
-    import numpy as np
 
     from optbench.components.shared import optimizers
-    from optbench.components.shared.batches import batches, load_split, split_size
+    from optbench.components.shared.batches import epoch_orders, steps_per_epoch, training_input
     from optbench.components.shared.initial import load_initial
+    from optbench.components.shared.records import read_split
 
     def compiled():
         model, _ = load_initial(initial_dir, 0)
@@ -61,13 +61,13 @@ def interleaved_examples_per_second(dataset_dir: str, initial_dir: str, batch_si
 
     keras.utils.set_random_seed(0)
     ours_model, plain_model = compiled(), compiled()
-    ours_data = batches(load_split(dataset_dir, "train"), batch_size, shuffle_seed=0)
-    images, labels = zip(*load_split(dataset_dir, "train").as_numpy_iterator())
-    x, y = np.stack(images).astype("float32"), np.array(labels)
-    n = split_size(dataset_dir, "train")
+    images, labels = read_split(dataset_dir, "train")
+    n = len(labels)
+    ours_data = training_input(images, labels, batch_size, epoch_orders(n, 1, 0), "tensorflow")  # each fit: one epoch
+    x, y = images.astype("float32"), labels
     ours, plain = [], []
     for epoch in range(rounds + 1):  # epoch 0 warms both up and is not counted
-        o = _timed_epoch(ours_model, ours_data, epoch)
+        o = _timed_epoch(ours_model, ours_data, epoch, steps_per_epoch=steps_per_epoch(n, batch_size))
         p = _timed_epoch(plain_model, x, epoch, y=y, batch_size=batch_size, shuffle=True)
         if epoch:
             ours.append(n / o)

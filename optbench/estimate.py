@@ -4,9 +4,13 @@ Per trial: steps = epochs x ceil(training examples / batch size), and its
 compute = steps x the per-step cost of its variant. The per-step costs are
 either measured here, now (the step-cost step's own timer, on one batch of each variant's size), or read from a finished
 run's step_cost.json, e.g. one from the cluster's GPU nodes (`--costs-from`).
-On the cluster each trial is a pod: it adds a start-up (scheduling, image,
-TensorFlow's import) and trials run `parallel` at once, longest first; the
-wall time is that schedule's length and the GPU-hours its pods' time on GPUs.
+On the cluster each training task is a pod: it adds a start-up (scheduling,
+image, TensorFlow's import) and pods run `parallel` at once, longest first;
+the wall time is that schedule's length and the GPU-hours its pods' time on
+GPUs. Two layouts are priced: a pod per trial, and packed, each pod training
+a pack of trials one after another on its GPU (the suite's `pack`, else as
+many pods as run at once), which pays the start-up once per pack and keeps
+a GPU busy that one small trial leaves mostly idle.
 Validation passes and the input pipeline are not priced, as in the step
 cost itself, so the figures are a lower bound on compute.
 """
@@ -18,7 +22,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from optbench.components.question.suites import FULL_BATCH, steps_per_epoch
+from optbench.components.question.suites import FULL_BATCH, packs, steps_per_epoch
 
 POD_START_SECONDS = 60.0  # one trial's pod on a cluster: scheduling, a cached image, Python and TensorFlow start
 
@@ -30,6 +34,7 @@ class Estimate:
     train_examples: int
     parallel: int
     gpus_per_trial: int
+    pack: int  # trials per pod in the packed layout
 
     @property
     def steps(self) -> int:
@@ -39,21 +44,20 @@ class Estimate:
     def compute_seconds(self) -> float:
         return sum(t["compute_seconds"] for t in self.trials)
 
-    @property
-    def pod_seconds(self) -> list[float]:
-        return [t["compute_seconds"] + POD_START_SECONDS for t in self.trials]
+    def pod_seconds(self, pack: int = 1) -> list[float]:
+        """Each pod's seconds when every pod trains `pack` trials in turn (1: a pod per trial)."""
+        return [sum(t["compute_seconds"] for t in p) + POD_START_SECONDS for p in packs(self.trials, pack)]
 
-    @property
-    def wall_seconds(self) -> float:
-        """The longest-first schedule of every trial's pod over `parallel` slots."""
-        slots = [0.0] * max(1, min(self.parallel, len(self.trials)))
-        for seconds in sorted(self.pod_seconds, reverse=True):
+    def wall_seconds(self, pack: int = 1) -> float:
+        """The longest-first schedule of the pods over `parallel` slots."""
+        pods = self.pod_seconds(pack)
+        slots = [0.0] * max(1, min(self.parallel, len(pods)))
+        for seconds in sorted(pods, reverse=True):
             heapq.heappush(slots, heapq.heappop(slots) + seconds)
         return max(slots)
 
-    @property
-    def gpu_hours(self) -> float:
-        return sum(self.pod_seconds) * self.gpus_per_trial / 3600
+    def gpu_hours(self, pack: int = 1) -> float:
+        return sum(self.pod_seconds(pack)) * self.gpus_per_trial / 3600
 
 
 def train_examples(config) -> int:
@@ -133,4 +137,5 @@ def estimate(config, parallel: int, gpus_per_trial: int, costs_from: str | None 
         priced.append(
             {**t, "steps": steps, "step_seconds": costs[t["variant"]], "compute_seconds": steps * costs[t["variant"]]}
         )
-    return Estimate(priced, device, examples, parallel, gpus_per_trial)
+    pack = suite["pack"] if suite["pack"] > 1 else -(-len(priced) // parallel)
+    return Estimate(priced, device, examples, parallel, gpus_per_trial, pack)

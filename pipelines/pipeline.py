@@ -1,9 +1,10 @@
 """The optimizer comparison as one KFP pipeline:
 
-    plan ─> ingest, init ─> ParallelFor(plan's trials: train) ─> tune ─> ParallelFor(tune's trials: train_confirmed)
+    plan ─> ingest, init ─> ParallelFor(plan's tasks: train a trial or a pack of them) ─> tune
+         ─> ParallelFor(tune's trials: train_confirmed)
          [─> decide ─> (ParallelFor(its trials: train) ─> decide_next) x rounds]
          ─> step_cost ─> evaluate (fan-in) ─┬─> report
-                                            └─> ParallelFor(plan's trials: trial_metrics)
+                                            └─> ParallelFor(evaluated trials: trial_metrics)
 
 The pipeline's parameters are the question, as a form a person fills in:
 a suite and optional overrides, each described.
@@ -87,7 +88,8 @@ def build_pipeline(
 ):
     """The pipeline function; `configure(task, step)` is called on every task it creates.
 
-    `parallelism` caps how many trials train at once (0: no cap beyond the runner's own); `train_threads`
+    `parallelism` caps how many training tasks run at once (0: no cap beyond the runner's own), and a suite
+    that leaves packing to the runner packs its first round into that many tasks (0: a task per trial); `train_threads`
     is TensorFlow's threads per training task (0: TensorFlow's choice); `beam_args` go to ingest's and
     evaluate's Beam; `runner` names what runs it in the report; `run_id` is the run's id, by default KFP's.
     `notify_failures` wraps the comparison in an exit handler whose task alerts the webhook when the run
@@ -106,7 +108,13 @@ def build_pipeline(
 
     def comparison(form: dict):
         planned = step(
-            plan(**form, run_id=run_id or dsl.PIPELINE_JOB_ID_PLACEHOLDER, runner=runner, rounds=rounds),
+            plan(
+                **form,
+                run_id=run_id or dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+                runner=runner,
+                rounds=rounds,
+                slots=parallelism,
+            ),
             "plan",
             "plan (validate)",
         )
@@ -173,14 +181,18 @@ def build_pipeline(
             "evaluate",
             "evaluate (TFMA)",
         ).after(cost)  # the step cost is timed alone: nothing else runs then
-        with dsl.ParallelFor(planned.outputs["Output"]) as trial:
-            step(trial_metrics(evaluation=evaluation.output, trial_json=trial), "trial_metrics", "metrics (KFP UI)")
+        with dsl.ParallelFor(evaluation.outputs["Output"]) as trial:
+            step(
+                trial_metrics(evaluation=evaluation.outputs["evaluation"], trial_json=trial),
+                "trial_metrics",
+                "metrics (KFP UI)",
+            )
         published = step(
             report(
                 dataset=data.output,
                 **both(),
                 **added,
-                evaluation=evaluation.output,
+                evaluation=evaluation.outputs["evaluation"],
                 step_cost=cost.output,
                 settings=settings,
                 tuning=tuned.outputs["tuning"],

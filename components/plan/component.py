@@ -2,7 +2,9 @@
 
 Its inputs are the pipeline's form (a test holds the
 two to the same names and types) plus what the runner knows: the run's id,
-the runner's name and how many rounds of seeds the pipeline was built with.
+the runner's name, how many rounds of seeds the pipeline was built with and
+how many training tasks it runs at once (what a suite that leaves packing to
+the runner is packed for).
 """
 
 from typing import List
@@ -36,20 +38,23 @@ def plan(
     data_source: str,
     dataset: str,
     mixed_precision: bool,
+    backend: str,
+    pack: int,
     xla: bool,
     mlflow_uri: str,
     history_root: str,
     run_id: str,
     runner: str,
     rounds: int,
+    slots: int,
     settings: Output[Artifact],
 ) -> List[str]:
     """Validate the form as the CLI does (a bad value fails here, before any work) and expand the suite: the
-    settings every later step reads, and the trials of the first training round."""
+    settings every later step reads, and the first training round's tasks: a trial or a pack of trials each."""
     form = dict(locals())
-    for own in ("run_id", "runner", "rounds", "settings"):
+    for own in ("run_id", "runner", "rounds", "slots", "settings"):
         form.pop(own)
 
     from optbench.components.plan.plan import run_plan
 
-    return run_plan(form, settings.path, run_id=run_id, runner=runner, rounds=rounds)
+    return run_plan(form, settings.path, run_id=run_id, runner=runner, rounds=rounds, slots=slots)

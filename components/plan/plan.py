@@ -20,7 +20,7 @@ from optbench.components.question import suites
 from optbench.components.question.form import from_form
 from optbench.components.shared import models
 from optbench.components.shared.files import write_json_atomic
-from optbench.components.shared.schema import PLAN_FILE
+from optbench.components.shared.schema import PACK_KEY, PLAN_FILE
 from optbench.components.shared.timing import timed
 
 VERSIONED = ("kfp", "tensorflow", "keras", "tensorflow-model-analysis", "apache-beam")
@@ -47,10 +47,19 @@ def network(spec: str, model_config: str) -> tuple[str, str]:
         raise ValueError(f"model_config: not a Keras model config ({type(e).__name__}: {e})") from None
 
 
-def make_plan(form: dict[str, Any], *, run_id: str, runner: str, rounds: int = 0) -> dict:
+def pack_size(suite: dict, trials: int, slots: int) -> int:
+    """How many trials each training task of the first round trains: the suite's `pack`, or when it leaves the
+    choice to the runner (0), as many tasks as the runner trains at once (`slots`; 0: one task per trial)."""
+    if suite["pack"]:
+        return suite["pack"]
+    return -(-trials // slots) if slots and trials else 1
+
+
+def make_plan(form: dict[str, Any], *, run_id: str, runner: str, rounds: int = 0, slots: int = 0) -> dict:
     """The plan of a form's values; raises ValueError (SuiteError) with the CLI's message for a bad value.
 
     `rounds` is how many rounds of added seeds the pipeline holds: a form asking for more is refused here.
+    `slots` is how many training tasks the runner runs at once, for a suite that leaves packing to it.
     """
     config, model_config = from_form(form)
     suite = config.resolve()
@@ -64,6 +73,8 @@ def make_plan(form: dict[str, Any], *, run_id: str, runner: str, rounds: int = 0
     model_name, model_config = network(suite["model"], model_config)
     trials = suites.expand(suite)
     tune = suite["protocol"] == suites.TUNE_CONFIRM
+    first = suites.expand(suite, seeds=suite["seeds"][:1]) if tune else trials
+    pack = pack_size(suite, len(first), slots)
     settings = {
         "run_id": run_id,
         "suite": suite["name"],
@@ -88,6 +99,8 @@ def make_plan(form: dict[str, Any], *, run_id: str, runner: str, rounds: int = 0
         "test_limit": config.test_limit,
         "mixed_precision": config.mixed_precision,
         "xla": config.xla,
+        "backend": suite["backend"],
+        "pack": pack,
         "runner": runner,
         "versions": {p: version(p) for p in VERSIONED},
     }
@@ -95,7 +108,8 @@ def make_plan(form: dict[str, Any], *, run_id: str, runner: str, rounds: int = 0
         "suite": suite,
         "settings": settings,
         # tune-confirm: the grid on the first seed, then the pool the tune step picks the confirming trials from
-        "trials": suites.expand(suite, seeds=suite["seeds"][:1]) if tune else trials,
+        "trials": first,
+        "packs": suites.packs(first, pack),  # what each training task of the first round trains
         "confirm_pool": trials if tune else [],
         "model_name": model_name,
         "model_config": model_config,
@@ -109,8 +123,11 @@ def make_plan(form: dict[str, Any], *, run_id: str, runner: str, rounds: int = 0
 
 
 @timed("plan")
-def run_plan(form: dict[str, Any], output_dir: str, *, run_id: str, runner: str, rounds: int = 0) -> list[str]:
-    """The plan step: write plan.json into `output_dir`; return the first round's trials as JSON texts."""
-    plan = make_plan(form, run_id=run_id, runner=runner, rounds=rounds)
+def run_plan(
+    form: dict[str, Any], output_dir: str, *, run_id: str, runner: str, rounds: int = 0, slots: int = 0
+) -> list[str]:
+    """The plan step: write plan.json into `output_dir`; return the first round's training tasks as JSON texts:
+    a trial, or a pack of them (`{"pack": [trial, ...]}`)."""
+    plan = make_plan(form, run_id=run_id, runner=runner, rounds=rounds, slots=slots)
     write_json_atomic(Path(output_dir) / PLAN_FILE, plan)
-    return [json.dumps(t) for t in plan["trials"]]
+    return [json.dumps(p[0] if len(p) == 1 else {PACK_KEY: p}) for p in plan["packs"]]

@@ -175,8 +175,28 @@ class RunConfig:
         "(checked by content). Default: MNIST for auto; another source is taken for what it holds.",
         config_file=True,
     )
+    backend: str | None = option(
+        None,
+        "--backend",
+        f"The Keras backend trials train on: {' or '.join(suites.BACKENDS)} (the same network, initial weights, "
+        "data order and artifacts; evaluation runs on TensorFlow either way). Default: the suite's, else "
+        f"{suites.BACKENDS[0]}.",
+    )
+    pack: int | None = option(
+        None,
+        "--pack",
+        "Trials each training task trains, in turn, in one process (on one device): 1 gives every trial its own "
+        "task; 0 lets the runner choose (`optbench run`: as many tasks as train at once; a cluster: 1). "
+        "Default: the suite's, else 0.",
+        int,
+        config_file=True,
+    )
     mixed_precision: bool = option(False, "--mixed-precision", "Train in mixed float16 (useful on GPUs).")
-    xla: bool = option(False, "--xla", "Compile the training step with XLA.")
+    xla: bool = option(
+        False,
+        "--xla",
+        "Compile the TensorFlow backend's training step with XLA: for GPUs; on a CPU it is several times slower.",
+    )
     mlflow_uri: str = option(
         "",
         "--mlflow-uri",
@@ -216,7 +236,7 @@ class RunConfig:
         history_root(self.history_root)
         if len(self.suite_yaml.encode()) > MAX_TEXT_BYTES:
             raise ValueError(f"suite_yaml: {len(self.suite_yaml.encode()):,} bytes, more than {MAX_TEXT_BYTES:,}")
-        return suites.with_overrides(
+        suite = suites.with_overrides(
             suites.load_text(self.suite_yaml, source=self.suite) if self.suite_yaml else suites.load(self.suite),
             optimizers=self.optimizers,
             model=self.model_name,
@@ -231,4 +251,11 @@ class RunConfig:
             margin=self.margin,
             until_decided=self.until_decided,
             max_seeds=self.max_seeds,
+            backend=self.backend,
+            pack=self.pack,
         )
+        if self.xla and suite["backend"] != "tensorflow":
+            raise ValueError(
+                f"--xla compiles TensorFlow's training step; the {suite['backend']} backend compiles its own"
+            )
+        return suite

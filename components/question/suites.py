@@ -35,6 +35,10 @@ DEFAULT_MARGIN = 0.005
 MAX_MARGIN = 0.5
 # Seeds until decided: up to this many seeds unless the suite says otherwise (a look after each, from the second).
 DEFAULT_MAX_SEEDS = 5
+# Keras 3's backends a trial may train on: TensorFlow (the default, fastest on a CPU) or JAX (where there is no
+# TensorFlow, as on a GPU machine with JAX only). Evaluation and TFMA run on TensorFlow either way.
+BACKENDS = ("tensorflow", "jax")
+RUNNERS_CHOICE = 0  # pack 0: the runner decides how many trials a training task trains
 
 _KEYS = {
     "name": "the suite's name: a plain name (letters, digits, . _ -)",
@@ -56,6 +60,9 @@ _KEYS = {
     "until_decided": "true: add seeds in rounds, one at a time, until a group-sequential test decides every "
     "optimizer against the leader (better, worse or equivalent) or max_seeds is reached",
     "max_seeds": f"with until_decided, the most seeds a variant trains (2-{MAX_SEEDS}, default {DEFAULT_MAX_SEEDS})",
+    "backend": f"the Keras backend trials train on: {' or '.join(BACKENDS)} (default {BACKENDS[0]})",
+    "pack": "trials each training task trains, in turn, in one process (on one device): 1 gives every trial its "
+    "own task; 0 (default) lets the runner choose (`optbench run`: as many tasks as train at once; a cluster: 1)",
     "max_trials": f"the most trials it may expand to (default {MAX_TRIALS}, at most {TRIALS_CEILING:,})",
 }
 _THRESHOLDS = {"min_accuracy": (0.0, 1.0), "max_drop_vs_baseline": (0.0, 1.0)}
@@ -165,6 +172,10 @@ def validate(raw: Any, source: str = "suite") -> dict:
         raise SuiteError(f"{source}: protocol tune-confirm tunes over lr_grid: give one, e.g. [1e-4, 1e-3, 1e-2]")
     suite["margin"] = _number(source, "margin", suite.get("margin", DEFAULT_MARGIN), 0.0, MAX_MARGIN, True)
     _until_decided(source, suite)
+    suite["backend"] = suite.get("backend", BACKENDS[0])
+    if suite["backend"] not in BACKENDS:
+        raise SuiteError(f"{source}: backend must be one of {', '.join(BACKENDS)}, got {suite['backend']!r}")
+    suite["pack"] = _int_in(source, "pack", suite.get("pack", RUNNERS_CHOICE), 0, MAX_TRIALS)
     suite["max_trials"] = _int_in(source, "max_trials", suite.get("max_trials", MAX_TRIALS), 1, TRIALS_CEILING)
     _check_size(source, suite)
     variants = [t for t in expand(suite, seeds=[0])]
@@ -230,6 +241,14 @@ def round_seeds(suite: dict) -> list[int]:
     if not suite["until_decided"]:
         return []
     return [max(suite["seeds"]) + 1 + i for i in range(suite["max_seeds"] - len(suite["seeds"]))]
+
+
+def packs(trials: list[dict], size: int) -> list[list[dict]]:
+    """`trials` in packs of at most `size` (at least 1), as even as can be, each a run of the suite's order (a
+    seed's trials together): what each training task trains."""
+    count = -(-len(trials) // max(1, size))
+    bounds = [i * len(trials) // count for i in range(count + 1)] if trials else [0]
+    return [trials[a:b] for a, b in zip(bounds, bounds[1:])]
 
 
 def for_seed(trial: dict, seed: int) -> dict:
@@ -402,6 +421,8 @@ def with_overrides(
     margin: float | None = None,
     until_decided: bool = False,
     max_seeds: int | None = None,
+    backend: str | None = None,
+    pack: int | None = None,
 ) -> dict:
     """The suite with the CLI's options applied on top, validated again (`early_stopping`: the grace epochs)."""
     raw = {k: v for k, v in suite.items()}
@@ -433,6 +454,9 @@ def with_overrides(
         raw["max_seeds"] = max_seeds
     elif not raw.get("until_decided"):
         raw.pop("max_seeds", None)  # validate() filled in None
+    for key, value in (("backend", backend), ("pack", pack)):
+        if value is not None:
+            raw[key] = value
     raw.pop("baseline", None)
     if baseline is not None:
         raw["baseline"] = baseline

@@ -255,6 +255,8 @@ def _row(histories: list[dict], models: dict, step_seconds: float | None) -> dic
         learning_rate=finite(first.get("learning_rate")),
         batch_size=first.get("batch_size"),
         lr_sweep=bool(first.get("lr_sweep")),
+        backend=first.get("backend", "tensorflow"),
+        packed_with=first.get("packed_with", 0),
         epochs=n,
         steps=mean_or_none([t["steps"] for t in ok]),
         step_seconds=step_seconds if ok else None,  # a diverged variant has no figures

@@ -206,6 +206,8 @@ def build_report(
         "dataset": dataset_table(stats),
         "source": ((stats or {}).get("source") or {}).get("description"),
         "devices": sorted({d for h in histories if (d := h.get("device_name") or h.get("device"))}),
+        "backends": sorted({h.get("backend", "tensorflow") for h in histories}),
+        "packed": max((h.get("packed_with", 0) for h in histories), default=0),
         "settings": settings_table(settings),
         "cost_method": (step_cost or {}).get("method"),
         "history": past,

@@ -43,6 +43,8 @@ class ComparisonRow:
     learning_rate: float | None
     batch_size: int | None
     lr_sweep: bool
+    backend: str = "tensorflow"  # the Keras backend it trained on
+    packed_with: int = 0  # trials its training task trained one after another, this one among them (0: alone)
     tuned: bool = False  # the variant a learning-rate sweep chose, on validation accuracy
     epochs: int
     steps: float | None

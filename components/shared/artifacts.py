@@ -43,9 +43,20 @@ def write_skipped(model_dir: str, trial: dict) -> dict:
     return history
 
 
+def trial_dirs(model_dirs: list[str]) -> list[str]:
+    """Each trial's folder: a training task's output is one trial's, or holds a folder per trial of its pack."""
+    out = []
+    for d in model_dirs:
+        if (Path(d) / HISTORY_FILE).exists():
+            out.append(d)
+        else:
+            out += sorted(str(p.parent) for p in Path(d).glob(f"*/{HISTORY_FILE}"))
+    return out
+
+
 def trained(model_dirs: list[str]) -> list[str]:
-    """The model folders of the trials that trained: the steps after training never see a skipped one."""
-    return [d for d in model_dirs if read_json(Path(d) / HISTORY_FILE).get("status") != SKIPPED]
+    """The folders of the trials that trained: the steps after training never see a skipped one."""
+    return [d for d in trial_dirs(model_dirs) if read_json(Path(d) / HISTORY_FILE).get("status") != SKIPPED]
 
 
 def final_models(first: list[str], confirming: list[str]) -> list[str]:
@@ -79,7 +90,7 @@ def saved_models_by_trial(model_dirs: list[str]) -> dict[str, str]:
 
 
 def history_paths(model_dirs: list[str]) -> list[str]:
-    return [str(Path(d) / HISTORY_FILE) for d in model_dirs]
+    return [str(Path(d) / HISTORY_FILE) for d in trial_dirs(model_dirs)]
 
 
 def summary_path(evaluation_dir: str) -> str:

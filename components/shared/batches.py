@@ -1,16 +1,17 @@
-"""The training input: tf.data over the ingest step's TFRecords.
+"""The training input: the ingest step's examples in memory as uint8, in an order drawn from the trial's seed.
 
-Records are read and parsed in parallel batches (vectorised), held in memory
-as uint8, shuffled with a fixed seed so every optimizer sees the same order
-in every epoch, gathered batch by batch and prefetched so the accelerator
-never waits.
+Every optimizer, on every Keras backend, sees the same batches in the same
+order in each epoch (a new order each epoch). The examples are read without
+TensorFlow (`records`); TensorFlow parses serialized examples only where it
+serves a model (the SavedModel's signature).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from optbench.components.shared.artifacts import split_files
+import numpy as np
+
 from optbench.components.shared.files import read_json
 from optbench.components.shared.schema import IMAGE_KEY, IMAGE_SHAPE, LABEL_KEY, STATS_FILE
 
@@ -33,42 +34,38 @@ def split_size(dataset_dir: str, split: str) -> int:
     return int(read_json(Path(dataset_dir) / STATS_FILE)["splits"][split]["count"])
 
 
-def load_split(dataset_dir: str, split: str):
-    """The whole split as a dataset of (uint8 image [28,28,1], int64 label), cached in memory.
+def epoch_orders(count: int, epochs: int, seed: int) -> np.ndarray:
+    """[epochs, count] indices: the order of the training examples in every epoch, from the trial's seed alone.
 
-    Its size is asserted from stats.json, so Keras knows the steps per epoch.
+    Drawn with numpy, so every optimizer and every Keras backend sees the same batches in the same order.
     """
+    rng = np.random.default_rng(seed)
+    return np.stack([rng.permutation(count) for _ in range(epochs)])
+
+
+def steps_per_epoch(count: int, batch_size: int) -> int:
+    return -(-count // batch_size)
+
+
+def training_input(images: np.ndarray, labels: np.ndarray, batch_size: int, orders: np.ndarray, backend: str):
+    """Every epoch's batches, in `orders`, as one stream for `fit(..., steps_per_epoch=...)` (which keeps reading
+    one iterator across epochs): uint8 images, the model casts and rescales.
+
+    On TensorFlow a tf.data pipeline holds the split as two tensors and gathers each batch by its indices, as
+    Keras does for in-memory arrays, prefetching so the step never waits; elsewhere a generator does the same
+    in numpy (no tf.data where TensorFlow may be absent).
+    """
+    batch_indices = [order[i : i + batch_size] for order in orders for i in range(0, len(order), batch_size)]
+    if backend != "tensorflow":
+        return ((images[i], labels[i]) for i in batch_indices)
     import tensorflow as tf
 
-    def parse_uint8(serialized):
-        images, labels = parse_examples(serialized)
-        return tf.cast(images, tf.uint8), labels
-
+    x, y = tf.constant(images), tf.constant(labels)
+    count = len(orders[0])
     return (
-        tf.data.TFRecordDataset(split_files(dataset_dir, split), num_parallel_reads=tf.data.AUTOTUNE)
-        .batch(4096)
-        .map(parse_uint8, num_parallel_calls=tf.data.AUTOTUNE)
-        .unbatch()
-        .apply(tf.data.experimental.assert_cardinality(split_size(dataset_dir, split)))
-        .cache()
-    )
-
-
-def batches(dataset, batch_size: int, shuffle_seed: int | None = None):
-    """Batched uint8 input (the model casts and rescales); shuffled identically each run for a given seed.
-
-    The split is held as two tensors and each batch is one gather by shuffled
-    indices, as Keras does for in-memory arrays: shuffling individual image
-    elements through tf.data costs more per epoch than a small CNN's training.
-    """
-    import tensorflow as tf
-
-    images, labels = dataset.batch(int(dataset.cardinality())).get_single_element()
-    order = tf.data.Dataset.range(int(dataset.cardinality()))
-    if shuffle_seed is not None:
-        order = order.shuffle(int(dataset.cardinality()), seed=shuffle_seed, reshuffle_each_iteration=True)
-    return (
-        order.batch(batch_size)
-        .map(lambda i: (tf.gather(images, i), tf.gather(labels, i)), num_parallel_calls=tf.data.AUTOTUNE)
+        tf.data.Dataset.from_tensor_slices(orders)
+        .flat_map(lambda order: tf.data.Dataset.from_tensor_slices(order).batch(batch_size))
+        .map(lambda i: (tf.gather(x, i), tf.gather(y, i)), num_parallel_calls=tf.data.AUTOTUNE)
+        .apply(tf.data.experimental.assert_cardinality(len(orders) * steps_per_epoch(count, batch_size)))
         .prefetch(tf.data.AUTOTUNE)
     )

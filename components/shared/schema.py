@@ -22,9 +22,11 @@ STATS_FILE = "stats.json"
 INITIAL_WEIGHTS_FILE = "model.weights.h5"
 INITIAL_MODEL_FILE = "model.json"
 INITIAL_ARCHITECTURE_FILE = "architecture.json"  # the Keras config every seed's model is rebuilt from
-# train -> model/
+# train -> model/ (one trial), or model/<trial>/ for each trial of a pack
+PACK_KEY = "pack"  # a training task's item that is a pack: {"pack": [trial, ...]}
 HISTORY_FILE = "history.json"
 SAVED_MODEL_DIR = "saved_model"
+KERAS_MODEL_FILE = "model.keras"  # a model trained on a backend other than TensorFlow, the SavedModel's source
 TENSORBOARD_DIR = "tensorboard"  # Keras's event files: train/ and validation/, a scalar per metric and epoch
 # decide -> rounds/: the sequential test's record, the predictions of every trial scored so far, the rounds' models
 SEQUENTIAL_JSON = "sequential.json"

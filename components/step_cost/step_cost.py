@@ -52,12 +52,6 @@ def variants_of(model_dirs: list[str]) -> list[dict]:
     return list(chosen.values())
 
 
-def _first_batch(dataset_dir: str, batch_size: int):
-    from optbench.components.shared.batches import batches, load_split
-
-    return next(iter(batches(load_split(dataset_dir, "train"), batch_size)))
-
-
 def measure(
     steps: Mapping[str, Callable[[], object]], rounds: int = ROUNDS, budget_s: float = BUDGET_SECONDS
 ) -> dict[str, dict]:
@@ -109,32 +103,37 @@ def run_step_cost(
     mixed_precision: bool = False,
     xla: bool = False,
 ) -> dict:
-    """Time every variant's training step and write step_cost.json (docs/artifacts.md); return what it holds."""
+    """Time every variant's training step, on the Keras backend the trials trained on, and write step_cost.json
+    (docs/artifacts.md); return what it holds."""
     from optbench.components.shared.devices import configure_threads, describe_device
 
-    configure_threads(threads)
+    variants = variants_of(model_dirs)
+    backend = variants[0].get("backend", "tensorflow")
+    configure_threads(threads, backend)
     import keras
 
     from optbench.components.shared.initial import load_initial
+    from optbench.components.shared.records import read_split
 
     if mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
-    variants = variants_of(model_dirs)
+    images, labels = read_split(dataset_dir, "train")
     seed = min(v["seed"] for v in variants)
-    batches: dict[int, tuple] = {}
     steps = {}
     for v in variants:
         keras.utils.set_random_seed(seed)
         model, _ = load_initial(initial_dir, seed)
         opt = optimizers.build(v["optimizer"], **(v.get("params") or {}))
         model.compile(optimizer=opt, loss="sparse_categorical_crossentropy", metrics=["accuracy"], jit_compile=xla)
-        x, y = batches.setdefault(v["batch_size"], _first_batch(dataset_dir, v["batch_size"]))
+        size = v["batch_size"] or len(labels)  # 0: full-batch gradient descent
+        x, y = images[:size], labels[:size]  # the first batch of the split's order
         steps[v["variant"]] = lambda model=model, x=x, y=y: model.train_on_batch(x, y)
     timed = measure(steps)
     rounds = min(t["rounds"] for t in timed.values())
     result = {
         "method": METHOD.format(rounds=rounds, threads=threads or "all"),
-        **describe_device(),
+        **describe_device(backend),
+        "backend": backend,
         "threads": threads,
         "variants": {
             v["variant"]: {"batch_size": v["batch_size"], "optimizer": v["optimizer"], **timed[v["variant"]]}

@@ -1,6 +1,7 @@
 """The train step as KFP components: thin wrappers around `run_train`, beside them.
 
-`train` trains one trial (also each trial of a round of added seeds, whose
+`train` trains one trial, or a pack of trials one after another (the first
+round's tasks, as the plan step packed them), and each trial of a round of added seeds (whose
 decide step sends one placeholder to skip when nothing is left to train).
 `train_confirmed` is the confirming phase of the
 tune-confirm protocol: the same step, told by the tune step's choice (an
@@ -25,8 +26,8 @@ def train(
     model: Output[Model],
     metrics: Output[Metrics],
 ):
-    """Keras: train one trial (optimizer variant x seed) from its seed's initial weights; skip the placeholder of
-    a round of added seeds with nothing to train."""
+    """Keras: train one trial (optimizer variant x seed) from its seed's initial weights, or each trial of a pack
+    in turn; skip the placeholder of a round of added seeds with nothing to train."""
     import json
 
     from optbench.components.shared.artifacts import persist_metadata, read_plan, write_skipped

@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 
 from optbench.components.shared import optimizers
-from optbench.components.shared.devices import configure_threads, describe_device
+from optbench.components.shared.devices import configure_threads, describe_device, has_tensorflow
 from optbench.components.shared.files import write_json_atomic
-from optbench.components.shared.schema import HISTORY_FILE, SAVED_MODEL_DIR, TENSORBOARD_DIR
+from optbench.components.shared.schema import HISTORY_FILE, PACK_KEY, TENSORBOARD_DIR
 from optbench.components.shared.timing import timed
 
 log = logging.getLogger(__name__)
@@ -139,22 +139,26 @@ def run_train(
     xla: bool = False,
     early_stopping: dict | None = None,
     board: str | None = None,
+    backend: str = "tensorflow",
+    packed_with: int = 0,
 ) -> dict:
     """Train one trial (docs/artifacts.md), export the SavedModel and write history.json; return the history.
 
     `early_stopping` ({grace_epochs, min_trials}) turns on the median stopping rule against the other trials'
-    posts on `board`.
+    posts on `board`. `backend` is Keras's (this process's first Keras import decides it); `packed_with` is
+    how many trials the task trains, this one among them, one after another (0: this one alone).
     """
     spec = optimizers.get_spec(trial["optimizer"])
     seed, batch_size = int(trial["seed"]), int(trial["batch_size"])
     if epochs < 1 or batch_size < 0:
         raise ValueError(f"epochs must be positive and batch_size non-negative, got {epochs} and {batch_size}")
-    configure_threads(threads)
+    configure_threads(threads, backend)
     import keras
 
-    from optbench.components.shared.batches import batches, load_split, split_size
+    from optbench.components.shared.batches import epoch_orders, steps_per_epoch, training_input
     from optbench.components.shared.initial import load_initial
-    from optbench.components.train.export import export_saved_model
+    from optbench.components.shared.records import read_split
+    from optbench.components.train.export import export
 
     if mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
@@ -164,28 +168,30 @@ def run_train(
     opt = optimizers.build(trial["optimizer"], **params)
     model.compile(optimizer=opt, loss="sparse_categorical_crossentropy", metrics=["accuracy"], jit_compile=xla)
 
-    train_examples = split_size(dataset_dir, "train")
+    images, labels = read_split(dataset_dir, "train")
+    train_examples = len(labels)
     batch_size = batch_size or train_examples  # 0: full-batch gradient descent
     record: list[dict] = []
     state: dict = {}
     out = Path(output_dir)
-    tensorboard = _epoch_tensorboard(str(out / TENSORBOARD_DIR))
+    callbacks = [_progress_callback(trial["trial"], epochs, train_examples, record, state, early_stopping, board)]
+    if has_tensorflow():  # Keras writes TensorBoard's files through tf.summary, on any backend
+        callbacks.append(_epoch_tensorboard(str(out / TENSORBOARD_DIR)))
     started = time.perf_counter()
     model.fit(
-        batches(load_split(dataset_dir, "train"), batch_size, shuffle_seed=seed),
-        validation_data=batches(load_split(dataset_dir, "validation"), 1024),
+        training_input(images, labels, batch_size, epoch_orders(train_examples, epochs, seed), backend),
+        steps_per_epoch=steps_per_epoch(train_examples, batch_size),
+        validation_data=read_split(dataset_dir, "validation"),
+        validation_batch_size=1024,
         epochs=epochs,
         verbose=0,
-        shuffle=False,  # the dataset is already shuffled, by seed
-        callbacks=[
-            _progress_callback(trial["trial"], epochs, train_examples, record, state, early_stopping, board),
-            tensorboard,
-        ],
+        shuffle=False,  # the input is in the seed's order already
+        callbacks=callbacks,
     )
     train_seconds = time.perf_counter() - started
 
     out.mkdir(parents=True, exist_ok=True)
-    export_saved_model(model, str(out / SAVED_MODEL_DIR))
+    export(model, out, backend)
     epochs_record = [{k: _finite(v) for k, v in row.items()} for row in record]
     parameter_bytes = _bytes(model.trainable_variables)
     state_bytes = optimizer_state_bytes(opt)
@@ -200,7 +206,9 @@ def run_train(
         "model": info["model"],
         "batch_size": batch_size,
         "seed": seed,
-        **describe_device(),
+        **describe_device(backend),
+        "backend": backend,
+        "packed_with": packed_with,
         "mixed_precision": mixed_precision,
         "xla": xla,
         "status": "diverged" if state.get("diverged") else "stopped" if state.get("stopped") else "ok",
@@ -222,27 +230,37 @@ def run_train(
 
 
 @timed("train")
-def run_train_task(dataset, initial, trial: dict, model, metrics, plan: dict, threads: int, mixed, xla) -> None:
-    """The body of the train components: train `trial` for the plan's epochs
-    (plan.json), then fill their KFP artifacts."""
+def run_train_task(dataset, initial, item: dict, model, metrics, plan: dict, threads: int, mixed, xla) -> None:
+    """The body of the train components: train `item`, one trial or a pack of them (one after another, each to
+    its own folder under the model artifact), for the plan's epochs (plan.json), then fill their KFP artifacts.
+    """
     from optbench.components.shared.artifacts import persist_metadata
     from optbench.components.train.early_stopping import board_of
 
-    history = run_train(
-        dataset.path,
-        initial.path,
-        model.path,
-        trial,
-        epochs=plan["epochs"],
-        early_stopping=plan["early_stopping"],
-        board=board_of(initial.uri),
-        threads=threads or None,
-        mixed_precision=mixed,
-        xla=xla,
-    )
-    model.metadata.update({k: history[k] for k in ("trial", "variant", "optimizer", "seed", "status")})
-    for key, value in kfp_metrics(history).items():
-        metrics.log_metric(key, value)
+    packed = PACK_KEY in item
+    trials = item.get(PACK_KEY, [item])
+    for trial in trials:
+        history = run_train(
+            dataset.path,
+            initial.path,
+            str(Path(model.path) / trial["trial"]) if packed else model.path,
+            trial,
+            epochs=plan["epochs"],
+            early_stopping=plan["early_stopping"],
+            board=board_of(initial.uri),
+            threads=threads or None,
+            mixed_precision=mixed,
+            xla=xla,
+            backend=plan["settings"].get("backend", "tensorflow"),
+            packed_with=len(trials) if packed else 0,
+        )
+        prefix = f"{trial['trial']}/" if packed else ""
+        for key, value in kfp_metrics(history).items():
+            metrics.log_metric(prefix + key, value)
+        if not packed:
+            model.metadata.update({k: history[k] for k in ("trial", "variant", "optimizer", "seed", "status")})
+    if packed:
+        model.metadata.update(trials=[t["trial"] for t in trials])
     persist_metadata(metrics)
 
 

@@ -143,6 +143,7 @@ def optimizers() -> None:
 @friendly
 def estimate_command(parallel: int, gpus: int, costs_from: str | None, **opts) -> None:
     """What a suite costs before you submit it: trials, steps, compute, wall time and GPU-hours on the cluster."""
+    from optbench.components.question.suites import packs
     from optbench.estimate import POD_START_SECONDS, estimate
 
     config = run_config(opts)
@@ -164,10 +165,14 @@ def estimate_command(parallel: int, gpus: int, costs_from: str | None, **opts) -
         )
     click.echo(
         f"\ntotal: {e.steps:,} steps, {_duration(e.compute_seconds)} of training steps\n"
-        f"cluster ({parallel} trials at once, {POD_START_SECONDS:.0f} s start-up per trial's pod): "
-        f"about {_duration(e.wall_seconds)} of wall time, {e.gpu_hours:.2f} GPU-hours at {gpus} GPU(s) per trial\n"
-        "(training steps only: validation passes, ingest, evaluate and the report come on top)"
+        f"cluster ({parallel} pods at once, {POD_START_SECONDS:.0f} s start-up per pod, {gpus} GPU(s) per pod):"
     )
+    for label, pack in (("a pod per trial", 1), (f"packed, up to {e.pack} trials per pod in turn", e.pack)):
+        click.echo(
+            f"  {label + ':':<44} {len(packs(e.trials, pack)):>4} pods, about {_duration(e.wall_seconds(pack))} of "
+            f"wall time, {e.gpu_hours(pack):.2f} GPU-hours"
+        )
+    click.echo("(training steps only: validation passes, ingest, evaluate and the report come on top)")
     if suite["until_decided"]:
         from optbench.components.question.suites import round_seeds
 

@@ -72,7 +72,8 @@ def test_the_smoke_size_runs_every_stage_and_writes_complete_results(tmp_path):
     notebook = stages["notebook"]
     assert notebook["ratio"] == pytest.approx(
         notebook["pipeline"]["wall_seconds"] / notebook["notebook"]["wall_seconds"]
-    )
+    ), "one run each: the medians are those runs"
+    assert notebook["repetitions"] == SIZES["smoke"].notebook_repetitions == len(notebook["wall_seconds"]["pipeline"])
     assert notebook["notebook"]["examples"]["test"] == SIZES["smoke"].notebook["test_limit"]
     assert set(notebook["notebook"]["test_accuracy"]) == {"adam.s0", "sgd.s0"}
     steps = stages["steps"]

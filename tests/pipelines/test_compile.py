@@ -57,12 +57,12 @@ def test_the_parameters_are_the_form_each_described_and_no_plumbing(tmp_path):
     assert "plan" in spec["root"]["dag"]["tasks"]["ingest"]["dependentTasks"]
 
 
-def test_the_loops_iterate_over_the_plans_trials_and_the_tune_steps(tmp_path):
+def test_the_loops_iterate_over_the_plans_tasks_the_tune_steps_trials_and_the_evaluated_trials(tmp_path):
     spec, _, _ = compile_yaml(tmp_path, "--image", CPU, "--gpus", "0", "--protocol", "tune-confirm", "--lr-grid", "0.1")
     loops = [t for t in spec["root"]["dag"]["tasks"].values() if "parameterIterator" in t]
     items = sorted(t["parameterIterator"]["items"]["inputParameter"] for t in loops)
     assert items == [
-        "pipelinechannel--plan-Output",
+        "pipelinechannel--evaluate-Output",
         "pipelinechannel--plan-Output",
         "pipelinechannel--tune-Output",
     ]
@@ -86,7 +86,7 @@ def test_seeds_until_decided_compile_a_look_and_a_round_per_seed_it_may_add(tmp_
     assert loops == [
         "pipelinechannel--decide-Output",
         "pipelinechannel--decide-next-Output",
-        "pipelinechannel--plan-Output",
+        "pipelinechannel--evaluate-Output",
         "pipelinechannel--plan-Output",
         "pipelinechannel--tune-Output",
     ]

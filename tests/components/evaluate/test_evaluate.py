@@ -37,14 +37,14 @@ def _train(dataset_dir, optimizer, seed: int = 0):
     """A small MLP fitted for one epoch on the 1,000 training digits (no optimizer: left untrained)."""
     import keras
 
-    from optbench.components.shared.batches import batches, load_split
     from optbench.components.shared.models import build
+    from optbench.components.shared.records import read_split
 
     keras.utils.set_random_seed(seed)
     model = build("mlp")
     if optimizer is not None:
         model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy")
-        model.fit(batches(load_split(str(dataset_dir), "train"), 32, shuffle_seed=seed), epochs=1, verbose=0)
+        model.fit(*read_split(str(dataset_dir), "train"), batch_size=32, epochs=1, verbose=0)
     return model
 
 
@@ -61,12 +61,11 @@ def trained(tmp_path_factory, tiny_dataset):
     """Five exported models, their own test probabilities, and the test labels."""
     import keras
 
-    from optbench.components.shared.batches import batches, load_split
+    from optbench.components.shared.records import read_split
     from optbench.components.train.export import export_saved_model
 
     root = tmp_path_factory.mktemp("models")
-    test = load_split(str(tiny_dataset), "test")
-    labels = np.concatenate([y.numpy() for _, y in batches(test, 1000)])
+    images, labels = read_split(str(tiny_dataset), "test")
     models = {
         "adam.s0": _train(tiny_dataset, keras.optimizers.Adam(1e-3)),
         "rmsprop.s0": _train(tiny_dataset, keras.optimizers.RMSprop(1e-3)),
@@ -77,7 +76,7 @@ def trained(tmp_path_factory, tiny_dataset):
     paths, probs = {}, {}
     for name, model in models.items():
         paths[name] = export_saved_model(model, str(root / name / "saved_model"))
-        probs[name] = model.predict(batches(test, 1000), verbose=0)
+        probs[name] = model.predict(images, batch_size=1000, verbose=0)
     accuracy = {name: float(np.mean(p.argmax(1) == labels)) for name, p in probs.items() if name != "diverged.s0"}
     return {"paths": paths, "probs": probs, "labels": labels, "accuracy": accuracy}
 

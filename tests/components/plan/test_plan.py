@@ -13,7 +13,7 @@ from optbench.cli.run import estimate_command
 from optbench.components.plan.plan import make_plan, run_plan
 from optbench.components.question import form, suites
 from optbench.components.question.options import RunConfig
-from optbench.components.shared.schema import PLAN_FILE
+from optbench.components.shared.schema import PACK_KEY, PLAN_FILE
 from optbench.pipelines.pipeline import build_pipeline
 
 
@@ -31,6 +31,19 @@ def test_a_form_with_only_a_suite_and_epochs_plans_the_assignments_three_optimiz
     assert (plan["model_name"], plan["epochs"], plan["seeds"], plan["baseline_trial"]) == ("mlp", 1, [0], "sgd.s0")
     assert plan["settings"]["suite"] == "seed-000" and plan["settings"]["run_id"] == "r"
     assert plan["confirm_pool"] == [] and plan["early_stopping"] is None
+
+
+@pytest.mark.parametrize(
+    ("pack", "slots", "sizes"),
+    [(0, 2, [3, 3]), (0, 4, [2, 2, 2]), (0, 0, [1] * 6), (1, 2, [1] * 6), (4, 0, [3, 3]), (6, 2, [6])],
+)
+def test_the_first_round_trains_in_packs_the_suite_or_else_the_runner_chooses(tmp_path, pack, slots, sizes):
+    tasks = run_plan(filled(suite="seed-004", pack=pack), str(tmp_path), run_id="r", runner="x", slots=slots)
+    packs = [json.loads(t).get(PACK_KEY, [json.loads(t)]) for t in tasks]
+    assert sorted(len(p) for p in packs) == sorted(sizes)
+    plan = json.loads((tmp_path / PLAN_FILE).read_text())
+    assert [t["trial"] for p in packs for t in p] == [t["trial"] for t in plan["trials"]]
+    assert plan["settings"]["pack"] == (pack or max(sizes))
 
 
 def test_the_cli_and_the_form_ask_the_same_question():
@@ -105,7 +118,7 @@ def test_the_form_lists_every_suite_option_and_the_plan_step_takes_exactly_the_f
 
     inputs = plan.component_spec.inputs
     assert {f.metadata["flag"].removeprefix("--").replace("-", "_") for f in RunConfig.options()} < set(inputs)
-    own = {"run_id", "runner", "rounds"}
+    own = {"run_id", "runner", "rounds", "slots"}
     assert set(inputs) - own == set(form.parameters())
     kinds = {str: "String", int: "Integer", float: "Float", bool: "Boolean"}
     assert all(inputs[name].type == kinds[kind] for name, (kind, _, _) in form.parameters().items())

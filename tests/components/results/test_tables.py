@@ -53,7 +53,7 @@ def test_markdown_tables_settings_and_figures(report):
     assert "| train | 54,000 | 5,330-6,070 |" in md and "| test | 10,000 | 980-1,135 |" in md
     assert "| versions.tensorflow | 2.21.0 |" in md and "| seeds | 0, 1, 2 |" in md  # nested settings flattened
     assert "| note | &lt;script&gt;alert(1)&lt;/script&gt; \\| pipe |" in md  # no raw HTML, table intact
-    assert "Trained on: CPU." in md
+    assert "Trained on: CPU, with Keras on tensorflow." in md
     for name in CHARTS:
         assert f"]({name})" in md
     assert "nan" not in md.lower()
