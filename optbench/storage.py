@@ -46,6 +46,7 @@ from google.api_core.retry import Retry
 from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY
 
+from optbench.components.shared.artifacts import SKIPPED
 from optbench.components.shared.deadline import DeadlineExceeded, within
 from optbench.components.shared.files import read_json
 from optbench.components.shared.schema import COMPARISON_JSON, EVAL_SUMMARY_FILE, HISTORY_FILE, STATS_FILE
@@ -157,7 +158,10 @@ def run_layout(run_dir: Path) -> dict[str, Path]:
             raise ArtifactsError(f"{run_dir}: expected one step output with {contract_file}, found {len(found)}")
         files.update(_tree(found[0], folder))
     for model_dir in _outputs_with(kfp_run, HISTORY_FILE):
-        trial = plain_name(read_json(model_dir / HISTORY_FILE).get("trial"), f"{model_dir / HISTORY_FILE}: trial")
+        history = read_json(model_dir / HISTORY_FILE)
+        if history.get("status") == SKIPPED:  # a placeholder of a round that trained nothing: no model
+            continue
+        trial = plain_name(history.get("trial"), f"{model_dir / HISTORY_FILE}: trial")
         if any(name.startswith(f"{MODELS_DIR}/{trial}/") for name in files):
             raise ArtifactsError(f"{run_dir}: two trained models claim trial {trial!r}")
         files.update(_tree(model_dir, f"{MODELS_DIR}/{trial}"))

@@ -1,23 +1,13 @@
-"""One MNIST digit <-> one tf.Example (see docs/artifacts.md)."""
+"""One MNIST digit <-> one tf.Example (see docs/artifacts.md), serialized without TensorFlow (`records`)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from optbench.components.shared.schema import IMAGE_KEY, LABEL_KEY
+from optbench.components.shared.records import example_bytes
 
 
 def to_example_bytes(image: np.ndarray, label: int) -> bytes:
-    """Serialize a uint8 [28,28] image and its label; the image stays raw uint8 bytes."""
-    import tensorflow as tf
-
-    return tf.train.Example(
-        features=tf.train.Features(
-            feature={
-                IMAGE_KEY: tf.train.Feature(
-                    bytes_list=tf.train.BytesList(value=[np.asarray(image, np.uint8).tobytes()])
-                ),
-                LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[int(label)])),
-            }
-        )
-    ).SerializeToString(deterministic=True)  # map keys sorted: the same bytes in every process
+    """Serialize a uint8 [28,28] image and its label; the image stays raw uint8 bytes, the map keys sorted: the same
+    bytes in every process, and as TensorFlow's deterministic serialization writes them."""
+    return example_bytes(np.asarray(image, np.uint8).tobytes(), int(label))

@@ -127,7 +127,7 @@ def _read_chunk(element: tuple, codes: dict[str, np.ndarray], shards: dict[str, 
 
 def _write_shard(keyed: tuple, output_dir: str, shards: dict[str, int]) -> dict:
     """Write one shard, records sorted by source index, through a temporary name; return its class counts."""
-    import tensorflow as tf
+    from optbench.components.shared.records import write_tfrecords
 
     (split, shard), records = keyed
     records = sorted(records, key=lambda r: r[0])
@@ -135,9 +135,7 @@ def _write_shard(keyed: tuple, output_dir: str, shards: dict[str, int]) -> dict:
     fd, tmp = tempfile.mkstemp(prefix=f".part-{shard:05d}.", suffix=".tfrecord", dir=local)
     os.close(fd)
     os.chmod(tmp, 0o644)  # mkstemp creates 0600; the shards are read by every later step, whoever runs it
-    with tf.io.TFRecordWriter(tmp) as w:  # TensorFlow writes a local file; uris moves it
-        for _, _, example in records:
-            w.write(example)
+    write_tfrecords(tmp, (example for _, _, example in records))  # a local file; uris moves it
     uris.put(tmp, shard_path(output_dir, split, shard, shards[split]))
     return {"split": split, "per_class": dict(Counter(label for _, label, _ in records))}
 

@@ -55,17 +55,39 @@ def training_input(images: np.ndarray, labels: np.ndarray, batch_size: int, orde
     Keras does for in-memory arrays, prefetching so the step never waits; elsewhere a generator does the same
     in numpy (no tf.data where TensorFlow may be absent).
     """
-    batch_indices = [order[i : i + batch_size] for order in orders for i in range(0, len(order), batch_size)]
+    count = len(orders[0])
+    flat = orders.reshape(-1)
+    bounds = np.array(
+        [
+            (e * count + i, e * count + min(i + batch_size, count))
+            for e in range(len(orders))
+            for i in range(0, count, batch_size)
+        ]
+    )
     if backend != "tensorflow":
-        return ((images[i], labels[i]) for i in batch_indices)
+        return ((images[flat[a:b]], labels[flat[a:b]]) for a, b in bounds)
     import tensorflow as tf
 
-    x, y = tf.constant(images), tf.constant(labels)
-    count = len(orders[0])
-    return (
-        tf.data.Dataset.from_tensor_slices(orders)
-        .flat_map(lambda order: tf.data.Dataset.from_tensor_slices(order).batch(batch_size))
-        .map(lambda i: (tf.gather(x, i), tf.gather(y, i)), num_parallel_calls=tf.data.AUTOTUNE)
-        .apply(tf.data.experimental.assert_cardinality(len(orders) * steps_per_epoch(count, batch_size)))
-        .prefetch(tf.data.AUTOTUNE)
-    )
+    x, y, order = tf.constant(images), tf.constant(labels), tf.constant(flat)
+
+    def batch(bound):
+        i = order[bound[0] : bound[1]]
+        return tf.gather(x, i), tf.gather(y, i)
+
+    # One dataset of every epoch's batches, read by one iterator, without tf.data's autotuning: when fit ends and
+    # drops the iterator, TensorFlow waits for the autotuning thread's next wake-up (seconds, in a task process
+    # that shares the CPU), and the prefetch has nothing to tune.
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return tf.data.Dataset.from_tensor_slices(bounds).map(batch).prefetch(2).with_options(options)
+
+
+def validation_input(images: np.ndarray, labels: np.ndarray, backend: str, batch_size: int = 1024):
+    """The validation split in batches of `batch_size`, in its order: tf.data on TensorFlow, arrays elsewhere."""
+    if backend != "tensorflow":
+        return images, labels
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.autotune.enabled = False  # as the training input's
+    return tf.data.Dataset.from_tensor_slices((images, labels)).batch(batch_size).cache().with_options(options)

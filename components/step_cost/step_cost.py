@@ -30,7 +30,7 @@ from optbench.components.shared.timing import timed
 log = logging.getLogger(__name__)
 
 WARMUP_STEPS = 3  # the first calls trace and build the optimizer's slots
-ROUNDS = 15  # each round times every variant once, in turn
+ROUNDS = 11  # each round times every variant once, in turn (odd: the median is one of them)
 MIN_ROUNDS = 5  # never fewer, whatever the budget
 BLOCK_SECONDS = 0.05  # a timed block: enough steps that the timer's resolution does not matter
 BUDGET_SECONDS = 60.0  # stop adding rounds past this (full-batch steps on a large split are slow)

@@ -155,11 +155,14 @@ def run_train(
     configure_threads(threads, backend)
     import keras
 
-    from optbench.components.shared.batches import epoch_orders, steps_per_epoch, training_input
+    from optbench.components.shared.batches import epoch_orders, steps_per_epoch, training_input, validation_input
     from optbench.components.shared.initial import load_initial
     from optbench.components.shared.records import read_split
     from optbench.components.train.export import export
 
+    device = describe_device(backend)
+    if xla and device["device"] == "CPU":
+        log.warning("train[%s] --xla on a CPU: XLA's CPU code trains this network several times slower", trial["trial"])
     if mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
     keras.utils.set_random_seed(seed)  # dropout masks; the data order has its own seed below
@@ -181,8 +184,7 @@ def run_train(
     model.fit(
         training_input(images, labels, batch_size, epoch_orders(train_examples, epochs, seed), backend),
         steps_per_epoch=steps_per_epoch(train_examples, batch_size),
-        validation_data=read_split(dataset_dir, "validation"),
-        validation_batch_size=1024,
+        validation_data=validation_input(*read_split(dataset_dir, "validation"), backend),
         epochs=epochs,
         verbose=0,
         shuffle=False,  # the input is in the seed's order already
@@ -206,7 +208,7 @@ def run_train(
         "model": info["model"],
         "batch_size": batch_size,
         "seed": seed,
-        **describe_device(backend),
+        **device,
         "backend": backend,
         "packed_with": packed_with,
         "mixed_precision": mixed_precision,

@@ -198,3 +198,22 @@ def test_seeds_until_decided_add_rounds_and_report_each_decision_and_when(tmp_pa
     ran_out = "when the budget of 3 seeds ran out"
     assert (ran_out in md) == (record["stopped"] == "budget")
     assert f"run {run_dir.name} finished" in result.stdout
+
+
+def test_a_packed_run_on_jax_gives_every_trial_its_own_row_cost_and_artifacts(tmp_path, idx_source):
+    """The assignment's three optimizers on Keras's JAX backend, packed up to two to a task: two training tasks, and
+    every trial still has its own history, model, per-step cost and row, which name the backend."""
+    from optbench.storage import run_layout
+
+    args = [*run_args(Path("seed-000"), idx_source, tmp_path, train_limit=600), "--epochs", "1", "--test-limit", "200"]
+    _, run_dir = finished_run([*args, "--backend", "jax", "--pack", "2"], tmp_path)
+    reports_every_variant(run_dir, variants("seed-000"))
+    rows = json.loads((run_dir / "report" / "comparison.json").read_text())
+    assert sorted((r["backend"], r["packed_with"]) for r in rows) == [("jax", 0), ("jax", 2), ("jax", 2)]
+    assert all(r["step_seconds"] > 0 and r["cost_seconds"] > 0 for r in rows)
+    histories = sorted(run_dir.glob("pipeline/*/*/train/model/*/history.json"))
+    assert len(histories) == 2, "the pack of two wrote a folder per trial"
+    assert all((h.parent / "saved_model" / "saved_model.pb").is_file() for h in histories)
+    published = run_layout(run_dir)
+    assert {f"{v}.s0" for v in variants("seed-000")} <= {n.split("/")[1] for n in published if n.startswith("models/")}
+    assert "with Keras on jax" in (run_dir / "report" / "report.md").read_text()
