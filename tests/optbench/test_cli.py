@@ -104,9 +104,13 @@ def test_estimate_prices_a_suite_from_a_runs_per_step_costs(tmp_path, idx_source
     assert "10 trials" in result.stdout and "1,080 training examples" in result.stdout and "H100" in result.stdout
     assert lines["adam"][1:4] == ["5", "51", "2.00"] and lines["sgd"][1:4] == ["5", "51", "1.00"]
     assert "510 steps" in result.stdout
-    # 5 adam pods of 60.102 s and 5 sgd pods of 60.051 s, longest first over 2 slots: 5 pods each, 300.4 s;
-    # 10 pods of about 60.08 s on 1 GPU each: 0.167 GPU-hours
-    assert "about 5:00 of wall time, 0.17 GPU-hours" in result.stdout
+    # A pod per trial: 5 adam pods of 60.102 s and 5 sgd pods of 60.051 s, longest first over 2 slots: 5 pods each,
+    # 300.4 s; 10 pods of about 60.08 s on 1 GPU each: 0.167 GPU-hours.
+    assert "10 pods, about 5:00 of wall time, 0.17 GPU-hours" in result.stdout
+    # Packed, as many pods as run at once: 5 trials each (3 adam + 2 sgd, and 2 + 3), one start-up a pod: 60.4 s
+    # and 60.36 s side by side, 120.8 s on GPUs: 0.034 GPU-hours.
+    assert "packed, up to 5 trials per pod in turn:" in result.stdout
+    assert "2 pods, about 1:00 of wall time, 0.03 GPU-hours" in result.stdout
     assert "seeds until decided" not in result.stdout
     # up to 7 seeds: two more rounds of both variants, 51 steps x (2 + 1) ms each
     result = optbench(*args, "--costs-from", str(costs), "--until-decided", "--max-seeds", "7")
