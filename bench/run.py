@@ -200,7 +200,7 @@ def markdown_table(results: dict) -> str:
             o["ratio"],
         ),
         (
-            "fan-out: 2 trials at once vs one after another (s)",
+            "fan-out: 2 training tasks at once vs one training every trial (s)",
             f["parallel_wall_seconds"],
             f["sequential_wall_seconds"],
             f["speedup"],
