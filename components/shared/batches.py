@@ -83,7 +83,8 @@ def training_input(images: np.ndarray, labels: np.ndarray, batch_size: int, orde
 
 
 def validation_input(images: np.ndarray, labels: np.ndarray, backend: str, batch_size: int = 1024):
-    """The validation split in batches of `batch_size`, in its order: tf.data on TensorFlow, arrays elsewhere."""
+    """The validation split in its order: on TensorFlow a tf.data dataset in batches of `batch_size`; elsewhere
+    the arrays, which fit evaluates in batches of the training batch size."""
     if backend != "tensorflow":
         return images, labels
     import tensorflow as tf
