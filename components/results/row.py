@@ -16,15 +16,6 @@ from dataclasses import asdict, dataclass, fields
 
 NA = "n/a"
 
-# The seed article's table: validation accuracy and loss at epochs 1, 5 and the last.
-ARTICLE_KEYS = (
-    "val_accuracy_epoch_1",
-    "val_loss_epoch_1",
-    "val_accuracy_epoch_5",
-    "val_loss_epoch_5",
-    "val_accuracy_last",
-    "val_loss_last",
-)
 Curve = list[float | None]  # one value per epoch, mean over the seeds that trained it
 
 
@@ -170,22 +161,21 @@ def last_epoch_label(rows: list[dict]) -> str:
     return f"ep{counts.pop()}" if len(counts) == 1 else "last"
 
 
-def article_header(rows: list[dict]) -> list[str]:
+def article_columns(rows: list[dict]) -> list[tuple[str, str]]:
+    """(epoch label, key suffix) of the article's columns: epochs 1, 5 and the last, the last unless it is 1 or 5."""
+    shown = [("ep1", "epoch_1"), ("ep5", "epoch_5")]
     last = last_epoch_label(rows)
-    return [
-        "Optimizer",
-        "Val acc ep1",
-        "Val loss ep1",
-        "Val acc ep5",
-        "Val loss ep5",
-        f"Val acc {last}",
-        f"Val loss {last}",
-        "Cost (m:ss)",
-    ]
+    return shown if last in dict(shown) else [*shown, (last, "last")]
 
 
-def article_cells(row: dict) -> list[str]:
-    return [display_name(row), *(fmt(row[k]) for k in ARTICLE_KEYS), fmt_time(row["cost_seconds"])]
+def article_header(rows: list[dict]) -> list[str]:
+    columns = [f"Val {name} {label}" for label, _ in article_columns(rows) for name in ("acc", "loss")]
+    return ["Optimizer", *columns, "Cost (m:ss)"]
+
+
+def article_cells(row: dict, rows: list[dict]) -> list[str]:
+    figures = [row[f"val_{name}_{key}"] for _, key in article_columns(rows) for name in ("accuracy", "loss")]
+    return [display_name(row), *map(fmt, figures), fmt_time(row["cost_seconds"])]
 
 
 def format_table(rows: list[dict]) -> str:
@@ -193,7 +183,7 @@ def format_table(rows: list[dict]) -> str:
     multi = any(r["seeds_ok"] > 1 for r in rows)
     header = article_header(rows) + ["Test acc", *(["95% CI"] if multi else []), "Test loss"]
     body = [
-        article_cells(r)
+        article_cells(r, rows)
         + [
             fmt(r["test_accuracy"]),
             *([fmt_interval(r["test_accuracy_ci_low"], r["test_accuracy_ci_high"])] if multi else []),

@@ -29,7 +29,7 @@ MIB = 1024 * 1024
 
 def article_table(rows: list[dict]) -> Table:
     """The seed article's table: validation accuracy/loss at epochs 1, 5 and the last, and training time."""
-    return {"header": article_header(rows), "rows": [article_cells(r) for r in rows], "numeric": True}
+    return {"header": article_header(rows), "rows": [article_cells(r, rows) for r in rows], "numeric": True}
 
 
 def _any(rows: list[dict], key: str) -> bool:

@@ -79,3 +79,12 @@ def test_format_table_lists_every_variant_with_its_interval(report):
     for line, row in zip(lines[2:], rows):
         assert line.startswith(row["optimizer"])
     assert "0.9885" in lines[2] and "[0.9873, 0.9897]" in lines[2]
+
+
+def test_a_run_of_one_or_five_epochs_shows_each_epochs_columns_once(report):
+    rows, _ = report
+    for epochs in (1, 5):
+        short = [{**row, "epochs": epochs} for row in rows]
+        header = format_table(short).splitlines()[0].split()
+        assert header.count(f"ep{epochs}") == 2, "one accuracy and one loss column of that epoch"
+        assert header.count("ep1") == header.count("ep5") == 2
