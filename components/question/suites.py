@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from optbench.components.shared.models import MODELS, looks_like_model
-from optbench.components.shared.optimizers import REGISTRY, get_spec
+from optbench.components.shared.optimizers import REGISTRY, get_spec, optimizer_class
 from optbench.components.shared.schema import DEFAULT_THRESHOLDS
 from optbench.components.shared.untrusted import UntrustedInput, plain_name, read_small_text
 
@@ -332,10 +332,8 @@ def _optimizers(source: str, value: Any) -> list[dict]:
 
 def optimizer_params(name: str) -> list[str]:
     """The hyperparameters the Keras class of `name` takes."""
-    import keras
-
-    cls = getattr(keras.optimizers, get_spec(name).class_name)
-    return [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "name", "kwargs")]
+    cls = optimizer_class(name)
+    return [p for p in inspect.signature(cls).parameters if p not in ("name", "kwargs")]
 
 
 def _param(source: str, optimizer: str, key: str, value: Any) -> Any:

@@ -7,6 +7,7 @@ registry imports no TensorFlow, so the CLI can validate a name instantly.
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,9 +15,11 @@ from typing import Any
 @dataclass(frozen=True)
 class OptimizerSpec:
     name: str
-    class_name: str  # keras.optimizers.<class_name>
+    class_name: str  # <module>.<class_name>
     params: dict[str, Any] = field(default_factory=dict)
     summary: str = ""
+    # Keras's optimizers, but where Keras's own class has a fault we guard against: a subclass of it here.
+    module: str = "keras.optimizers"
 
     @property
     def learning_rate(self) -> float:
@@ -43,7 +46,13 @@ _SPECS = [
         "sign-of-momentum updates (Keras suggests 3-10x smaller lr than Adam)",
     ),
     OptimizerSpec("lamb", "Lamb", {"learning_rate": 0.001}, "layer-wise adaptive Adam for large batches"),
-    OptimizerSpec("adafactor", "Adafactor", {"learning_rate": 0.001}, "factored second moments, small state"),
+    OptimizerSpec(
+        "adafactor",
+        "Adafactor",
+        {"learning_rate": 0.001},
+        "factored second moments, small state",
+        module="optbench.components.shared.adafactor",  # Keras's, guarded against 0/0 at zero rows and columns
+    ),
     OptimizerSpec("muon", "Muon", {"learning_rate": 0.001}, "orthogonalised momentum for matrices, AdamW elsewhere"),
     OptimizerSpec("ftrl", "Ftrl", {"learning_rate": 0.001}, "follow-the-regularised-leader"),
 ]
@@ -58,9 +67,12 @@ def get_spec(name: str) -> OptimizerSpec:
         raise ValueError(f"unknown optimizer {name!r}; valid: {', '.join(REGISTRY)}") from None
 
 
+def optimizer_class(name: str) -> type:
+    """The Keras optimizer class that trains `name` (imports Keras)."""
+    spec = get_spec(name)
+    return getattr(importlib.import_module(spec.module), spec.class_name)
+
+
 def build(name: str, **overrides: Any):
     """A fresh Keras optimizer instance (never shared between models)."""
-    import keras
-
-    spec = get_spec(name)
-    return getattr(keras.optimizers, spec.class_name)(**{**spec.params, **overrides})
+    return optimizer_class(name)(**{**get_spec(name).params, **overrides})
