@@ -1,4 +1,4 @@
-"""kfp.local's DockerRunner, set up so that every task runs in optbench's CPU image as a non-root user.
+"""kfp.local's DockerRunner, set up so that every task runs in optbench's CPU image as the user who started the run.
 
 What a task reads and writes crosses the container boundary through bind
 mounts only: the run's pipeline root (kfp.local mounts it, read-write), and,
@@ -7,19 +7,23 @@ data source itself when it is a local file or folder, and the folder the
 source resolved to (a system package's copy of a dataset, say), each at the
 same path as on the host. The containers use the host's network, as
 processes on this machine would.
+
+Tasks run as the caller's uid and gid, not as the image's own user (which a
+cluster's pods run as): a task then reads exactly what the caller's processes
+read and writes files the caller owns. As the image's user, a task could not
+reach a cache under a home folder of mode 700 (/root, in the image too), and
+each folder above the data would have had to be opened to everyone.
 """
 
 from __future__ import annotations
 
 import os
-import stat
 from pathlib import Path
 from typing import Any
 
 from kfp.local import docker_task_handler
 
 from optbench.components.shared.files import default_cache_dir
-from optbench.pipelines.cluster import RUN_AS_USER as IMAGE_USER  # the images' non-root user
 
 
 def run_container(client: Any, image: str, command: list[str], volumes: dict[str, Any], **run_args: Any) -> int:
@@ -58,10 +62,17 @@ def _shared(data: list[str]) -> list[Path]:
 
 
 def check_ready(image: str, data: list[str]) -> None:
-    """Fail before the run starts unless an engine answers, has `image` (kfp.local would try to pull it), and
-    the containers' user can read the data."""
+    """Fail before the run starts unless the caller, whom the tasks run as, can read the data, and an engine
+    answers and has `image` (kfp.local would try to pull it)."""
     import docker
 
+    for path in _shared(data):
+        for p in [path, *path.rglob("*")] if path.is_dir() else [path]:
+            if not os.access(p, os.R_OK | (os.X_OK if p.is_dir() else 0)):
+                raise DockerRunnerError(
+                    f"{p} cannot be read by uid {os.getuid()}, whom the run's containers run as, and a task needs "
+                    f"it: make it readable (chmod -R u+rX {path}) or point OPTBENCH_CACHE or --data-source elsewhere"
+                )
     try:
         client = docker.from_env()
         client.ping()
@@ -80,36 +91,18 @@ def check_ready(image: str, data: list[str]) -> None:
         ) from None
     finally:
         client.close()
-    if os.getuid() == 0:  # tasks run as the image's user, and root's files reach it only if others may read them
-        for path in _shared(data):
-            for p in [path, *path.rglob("*")] if path.is_dir() else [path]:
-                need = stat.S_IROTH | (stat.S_IXOTH if p.is_dir() else 0)
-                if p.stat().st_mode & need != need:
-                    raise DockerRunnerError(
-                        f"{p} cannot be read by the containers' user (uid {IMAGE_USER}), and a task needs it: "
-                        f"chmod -R o+rX {path}"
-                    )
 
 
 def docker_runner(pipeline_root: Path, data: list[str], environment: dict[str, str]):
     """A DockerRunner for a run whose artifacts go to `pipeline_root` (call check_ready first); `environment` is
-    set in every task's container besides optbench's own.
-
-    As root, tasks run as the image's user, which gets the pipeline root;
-    otherwise as the caller's uid, so the run's files stay the caller's to
-    read and delete.
+    set in every task's container besides optbench's own. Tasks run as the caller (the module's text says why).
     """
     from docker.types import Mount
     from kfp import local
 
     pipeline_root.mkdir(parents=True, exist_ok=True)
-    if os.getuid() == 0:
-        os.chown(pipeline_root, IMAGE_USER, IMAGE_USER)
-        user = f"{IMAGE_USER}:{IMAGE_USER}"
-    else:
-        user = f"{os.getuid()}:{os.getgid()}"
     return local.DockerRunner(
-        user=user,
+        user=f"{os.getuid()}:{os.getgid()}",
         network_mode="host",
         mounts=[Mount(str(p), str(p), type="bind", read_only=True) for p in _shared(data)],
         environment={"OPTBENCH_CACHE": str(default_cache_dir().resolve()), **environment},

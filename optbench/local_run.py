@@ -90,6 +90,7 @@ def run_local(
     from kfp import local
 
     from optbench.components.ingest.ingest import validate_source
+    from optbench.components.ingest.sources import for_tasks
     from optbench.pipelines.pipeline import build_pipeline
     from optbench.progress import log_tail, progress_to_terminal
     from optbench.verified_cache import install as install_verified_cache
@@ -99,6 +100,7 @@ def run_local(
     notify = webhook_url(notify)
     suite = config.resolve()
     resolved = validate_source(config.data_source, dataset=config.dataset or None)  # bad data stops here
+    config = replace(config, data_source=for_tasks(config.data_source, resolved))
     if Path(config.data_source).exists():  # a task's working folder is not ours: name local data absolutely
         config = replace(config, data_source=str(Path(config.data_source).resolve()))
     if config.mlflow_uri.startswith(SQLITE_URI):  # likewise a local MLflow store (an absolute path stays as it is)

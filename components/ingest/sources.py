@@ -122,6 +122,19 @@ def resolve(source: str, cache_dir: str | os.PathLike | None = None, dataset: st
     raise DataError(f"{source}: source check failed: not a folder, .npz file, http(s):// or gs:// URI, 'auto' or 'npm'")
 
 
+def for_tasks(source: str, resolved: ResolvedSource) -> str:
+    """The source a run's tasks are handed once the run's host resolved `source` to `resolved`.
+
+    Where `auto` settled on a fallback (the npm sample, an offline copy), the tasks get that fallback, so none of
+    them decides again (in a container that cannot see what the host saw, or after the network came back) and
+    every task reads what the host checked. Any other source goes as it is: after a download, `auto` finds the
+    cache the host just filled.
+    """
+    if source == "auto" and (resolved.kind == "npm-sample" or Path(resolved.uri).is_dir()):
+        return resolved.uri
+    return source
+
+
 def _idx(folder: Path, uri: str) -> ResolvedSource:
     return ResolvedSource(str(folder), "idx", uri, f"IDX files from {uri}")
 

@@ -199,6 +199,45 @@ def test_with_no_engine_and_no_root_the_user_is_told_what_to_install():
     assert "no container engine answers" in result.stderr and "apt-get install docker.io" in result.stderr
 
 
+def test_a_docker_run_refuses_a_cache_its_caller_cannot_read_in_one_line_before_any_task(monkeypatch):
+    """Tasks run as the caller, so the caller must be able to read the whole cache they are shown. Root reads
+    everything: as root, the check runs in a child process that has become nobody (uid 65534)."""
+    import multiprocessing
+    import tempfile
+
+    import docker  # noqa: F401 - imported before the child drops its rights, as check_ready imports it
+
+    from optbench.docker_run import DockerRunnerError, check_ready
+
+    def check(answer) -> None:
+        if os.getuid() == 0:
+            os.setgid(65534)
+            os.setuid(65534)
+        try:
+            check_ready("localhost/optbench/cpu:any", [])
+            answer.send("no refusal")
+        except DockerRunnerError as e:
+            answer.send(str(e))
+
+    with tempfile.TemporaryDirectory() as top:  # a folder nobody can reach (pytest's own are private)
+        cache = Path(top, "cache")
+        (cache / "private").mkdir(parents=True)
+        (cache / "private" / "digits.gz").write_bytes(b"")
+        Path(top).chmod(0o755)
+        (cache / "private").chmod(0o700 if os.getuid() == 0 else 0)
+        monkeypatch.setenv("OPTBENCH_CACHE", str(cache))
+        fork = multiprocessing.get_context("fork")
+        receive, send = fork.Pipe(duplex=False)
+        child = fork.Process(target=check, args=(send,))
+        child.start()
+        message = receive.recv()
+        child.join()
+        (cache / "private").chmod(0o700)
+    uid = 65534 if os.getuid() == 0 else os.getuid()
+    assert message.startswith(f"{cache / 'private'} cannot be read by uid {uid}, whom the run's containers run as")
+    assert "\n" not in message and "chmod -R u+rX" in message
+
+
 def test_images_refuses_unknown_targets_and_a_missing_ca_bundle(tmp_path):
     from click.testing import CliRunner
 
