@@ -12,10 +12,17 @@ Dockerfile copies (Docker's legacy builder, the one found on Debian's
 docker.io, ignores per-Dockerfile ignore files and would send the whole
 checkout). A build is tagged only once every asked-for target has built, so
 a failed build leaves no half-tagged set behind.
+
+Where `make install` left the locked stack as wheels in the cache, the build
+installs from there instead of downloading it all again: the folder is served
+over HTTP on loopback for as long as the build runs (builds use the host's
+network), at a fixed port where it is free, so that the layer it installs
+stays cached from one build to the next.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import re
@@ -23,10 +30,15 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+from optbench.components.shared.files import default_cache_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTAINERS = ROOT / "containers"
@@ -51,6 +63,10 @@ CONTEXT = (
     DOCKERFILE,
     DATAFLOW_DOCKERFILE,
 )
+# The locked stack as wheels, where `make install` keeps them (the Makefile's WHEELS), and the loopback port the
+# build reads them from.
+WHEELHOUSE = "wheels"
+WHEELHOUSE_PORT = 47263
 _LEFT_OUT = re.compile(r"(^|/)(__pycache__|[^/]*\.egg-info)(/|$)|\.pyc$|^bench/results/")
 
 
@@ -195,10 +211,14 @@ def build_images(
     say(f"images: {engine}, base {base}, tag {tag}")
     context = build_context(ca_bundle)
     ids: dict[str, tuple[str, float]] = {}
-    for target in targets:
-        started = time.perf_counter()
-        image_id = _run_build(engine, context, DOCKERFILE, {"PYTHON_IMAGE": base}, say, target)
-        ids[target] = image_id, time.perf_counter() - started
+    with served_wheelhouse(default_cache_dir() / WHEELHOUSE) as wheels:
+        if wheels:
+            say(f"images: the locked stack from this machine's wheels, {wheels}")
+        for target in targets:
+            started = time.perf_counter()
+            build_args = {"PYTHON_IMAGE": base, "WHEELHOUSE_URL": wheels}
+            image_id = _run_build(engine, context, DOCKERFILE, build_args, say, target)
+            ids[target] = image_id, time.perf_counter() - started
     built = []
     for target, (image_id, seconds) in ids.items():
         ref = image_ref(target, tag, registry)
@@ -207,6 +227,30 @@ def build_images(
     dataflow = _build_dataflow(engine, context, tag, registry, say) if "cpu" in targets else None  # cpu + boot
     built += [dataflow] if dataflow else []
     return [_push(engine, b, registry) for b in built] if registry else built
+
+
+class _Quiet(SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:  # pip's requests are the build log's to show
+        pass
+
+
+@contextmanager
+def served_wheelhouse(folder: Path) -> Iterator[str]:
+    """The URL of `folder` served on loopback while the block runs; "" where there is no such folder."""
+    if not folder.is_dir():
+        yield ""
+        return
+    handler = functools.partial(_Quiet, directory=str(folder))
+    try:
+        server = ThreadingHTTPServer(("127.0.0.1", WHEELHOUSE_PORT), handler)
+    except OSError:  # the port is taken: any other (the install's layer is then built anew)
+        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def _push(engine: str, built: Built, registry: str) -> Built:

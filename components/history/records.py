@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from optbench.components.results.row import SCALAR_COLUMNS
+from optbench.components.results.row import NON_FINITE, SCALAR_COLUMNS
 from optbench.components.results.significance import scored_trials
 from optbench.components.shared import uris
 from optbench.components.shared.predictions import Predictions
@@ -64,7 +64,7 @@ NUMBERS = (
 )
 FLAGS = ("best", "winner")
 STEP_COST = ("seconds_per_step", "q1", "q3", "rounds")
-STATUSES = ("ok", "partial", "diverged", "stopped")
+STATUSES = ("ok", "partial", *NON_FINITE, "stopped")
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from optbench.components.results import charts
 from optbench.components.results.render import figure, render
-from optbench.components.results.row import NA, fmt, fmt_interval, fmt_time
+from optbench.components.results.row import NA, NON_FINITE, fmt, fmt_interval, fmt_time
 from optbench.components.results.tables import Table
 from optbench.components.shared.files import write_bytes_atomic, write_json_atomic, write_text_atomic
 
@@ -115,8 +115,8 @@ def accuracy_table(data: dict) -> Table:
     def cell(c: dict | None) -> str:
         if c is None:
             return NA
-        if c.get("status") == "diverged":
-            return "diverged"
+        if c.get("status") in NON_FINITE:
+            return c["status"]
         interval = fmt_interval(c.get("test_accuracy_ci_low"), c.get("test_accuracy_ci_high"))
         return fmt(c.get("test_accuracy")) + ("" if interval == NA else f" {interval}")
 

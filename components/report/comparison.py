@@ -6,8 +6,9 @@ Every metric passes through `finite`: a diverged trial's NaN losses become
 None here, once, so no NaN can reach comparison.json, a chart or a table.
 
 A trial (one seed of one variant) counts as diverged when its history says
-so, when any of its losses is not a number, or when the evaluation saw
-non-finite outputs. Its test metrics are never used: TFMA scores a NaN model
+so (or says it hit a numerical fault: its optimizer's update turned a weight
+non-finite before the loss ever rose), when any of its losses is not a
+number, or when the evaluation saw non-finite outputs. Its test metrics are never used: TFMA scores a NaN model
 as predicting class 0 everywhere, an accuracy that means nothing. A variant's
 figures are over its non-diverged trials only; its status says how many
 diverged ("partial" when some did, "diverged" when all did).
@@ -33,7 +34,7 @@ from typing import Any
 from scipy.special import stdtrit  # the Student t quantile; scipy.stats would take 3x longer to import
 
 from optbench.components.question.suites import steps_per_epoch
-from optbench.components.results.row import ComparisonRow
+from optbench.components.results.row import NON_FINITE, ComparisonRow
 from optbench.components.shared.tuning import family_of
 
 CONFIDENCE = 0.95
@@ -54,6 +55,7 @@ SEED_KEYS = (
     "trial",
     "diverged",
     "diverged_at_epoch",
+    "fault",
     "stopped",
     "stopped_at_epoch",
     "steps",
@@ -162,7 +164,8 @@ def _trial(history: dict, metrics: dict | None, step_seconds: float | None) -> d
     # A null/NaN loss is divergence whatever the trainer concluded.
     bad = [e["epoch"] for e in epochs if any(k in e and finite(e[k]) is None for k in ("loss", "val_loss"))]
     m = metrics or {}
-    diverged = history.get("status") == "diverged" or bool(bad) or m.get("finite_predictions") is False
+    diverged = history.get("status") in NON_FINITE or bool(bad) or m.get("finite_predictions") is False
+    fault = history.get("fault") if history.get("status") == "fault" else None  # see components/train/fault.py
     stopped = not diverged and history.get("status") == "stopped"
     tested = bool(m) and not diverged and not stopped
     elapsed: list[float | None] = []
@@ -190,6 +193,7 @@ def _trial(history: dict, metrics: dict | None, step_seconds: float | None) -> d
         "trial": trial_of(history),
         "diverged": diverged,
         "diverged_at_epoch": (history.get("diverged_at_epoch") or next(iter(bad), None)) if diverged else None,
+        "fault": fault and {"step": fault["step"], "weight": fault["weight"]},
         "stopped": stopped,
         "stopped_at_epoch": history.get("stopped_at_epoch") if stopped else None,
         "series": {**series, "elapsed_seconds": elapsed, "elapsed_cost_seconds": [cost(e["epoch"]) for e in epochs]},
@@ -238,7 +242,7 @@ def _row(histories: list[dict], models: dict, step_seconds: float | None) -> dic
         optimizer=variant_of(first),
         base_optimizer=first.get("optimizer"),
         family=family_of(first),
-        status="diverged"
+        status=("fault" if all(t["fault"] for t in diverged) else "diverged")
         if not ok
         else "stopped"
         if all(t["stopped"] for t in ok)
@@ -249,6 +253,7 @@ def _row(histories: list[dict], models: dict, step_seconds: float | None) -> dic
         seeds_ok=len(ok),
         seeds_total=len(trials),
         diverged_seeds=[t["seed"] for t in diverged],
+        faults=[{"seed": t["seed"], **t["fault"]} for t in diverged if t["fault"]],
         diverged_at_epoch=min((t["diverged_at_epoch"] for t in diverged if t["diverged_at_epoch"]), default=None),
         stopped_seeds=[t["seed"] for t in ok if t["stopped"]],
         stopped_at_epoch=min((t["stopped_at_epoch"] for t in ok if t["stopped"]), default=None),

@@ -25,7 +25,7 @@ from optbench.components.report.comparison import comparison_rows
 from optbench.components.report.verdict import candidate, mark_decisions, sequential_sentence, significance, verdict
 from optbench.components.results import charts
 from optbench.components.results.render import figure, render
-from optbench.components.results.row import SCALAR_COLUMNS, contenders, format_table
+from optbench.components.results.row import NON_FINITE, SCALAR_COLUMNS, contenders, format_table
 from optbench.components.results.tables import (
     article_table,
     dataset_table,
@@ -258,7 +258,7 @@ def _rounds(record: dict) -> dict:
 def _figures(rows: list[dict], class_names: list[str], tuning: dict | None = None) -> dict[str, list[dict]]:
     """The charts per report section; a diverged variant is never drawn, and a chart with nothing to show is left
     out."""
-    plotted = [r for r in contenders(rows) if r["status"] != "diverged"]
+    plotted = [r for r in contenders(rows) if r["status"] not in NON_FINITE]
     if not plotted:
         return {"training": [], "cost": [], "errors": [], "tuning": []}
     colour_of = charts.colours([r["optimizer"] for r in rows])

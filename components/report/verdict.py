@@ -11,7 +11,7 @@ significant; otherwise it says which ones show no significant difference.
 
 from __future__ import annotations
 
-from optbench.components.results.row import contenders, fmt, fmt_interval, fmt_time
+from optbench.components.results.row import NON_FINITE, contenders, fmt, fmt_interval, fmt_time
 from optbench.components.results.sequential import UNDECIDED
 from optbench.components.results.significance import TEST_WORDS, compare_with_winner, scored_trials
 from optbench.components.shared.predictions import Predictions
@@ -49,7 +49,7 @@ def significance(
     best["best"] = True
     if predictions is None:
         return None
-    correct = {r["optimizer"]: _correct(r, predictions) for r in contenders(rows) if r["status"] != "diverged"}
+    correct = {r["optimizer"]: _correct(r, predictions) for r in contenders(rows) if r["status"] not in NON_FINITE}
     correct = {name: c for name, c in correct.items() if c}
     if best["optimizer"] not in correct or len(correct) < 2:
         return None
@@ -79,6 +79,18 @@ def significance(
         other["cost_to_decide_seconds"] = todo["cost_seconds"]
         other["examples_to_decide"] = todo["examples"]
     return result
+
+
+def fault_sentence(row: dict) -> str:
+    """What a variant whose every seed hit a numerical fault is: the step and the weight, not divergence."""
+    where = "; ".join(
+        f"seed {f['seed']} at step {f['step']}" + (f" ({f['weight']})" if f["weight"] else "") for f in row["faults"]
+    )
+    return (
+        f"{row['optimizer']} hit a numerical fault: its update turned a weight non-finite before the loss ever "
+        f"rose ({where}). That is a fault of its implementation on this network, not divergence; it is left out "
+        "of the comparison."
+    )
 
 
 def _names(names: list[str]) -> str:
@@ -334,6 +346,8 @@ def verdict(
         at = f" at epoch {r['diverged_at_epoch']}" if r["diverged_at_epoch"] else ""
         if r["status"] == "diverged":
             parts.append(f"{r['optimizer']} diverged{at} (non-finite loss) and is left out of the comparison.")
+        elif r["status"] == "fault":
+            parts.append(fault_sentence(r))
         elif r["status"] == "partial":
             parts.append(
                 f"{r['optimizer']} diverged on {len(r['diverged_seeds'])} of {r['seeds_total']} seeds "
@@ -353,7 +367,7 @@ def verdict(
             "the significance tests."
         )
     missing = [
-        r["optimizer"] for r in shown if r["test_accuracy"] is None and r["status"] not in ("diverged", "stopped")
+        r["optimizer"] for r in shown if r["test_accuracy"] is None and r["status"] not in (*NON_FINITE, "stopped")
     ]
     if missing:
         parts.append(f"No test metrics for {_names(missing)} (evaluation missing).")

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import types
 import typing
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 
 NA = "n/a"
+# The statuses of a variant none of whose seeds ended with finite numbers: no figures, never drawn or scored.
+NON_FINITE = ("diverged", "fault")
 
 Curve = list[float | None]  # one value per epoch, mean over the seeds that trained it
 
@@ -24,7 +26,10 @@ class ComparisonRow:
     """One optimizer variant. Figures are over its non-diverged seeds; None where there is nothing to measure."""
 
     optimizer: str  # the variant's name: the optimizer, with what tells it apart (batch size, learning rate)
-    status: str  # ok, partial (some seeds diverged), diverged (all did), stopped (all stopped early)
+    # ok; partial (some seeds went non-finite); diverged (all did, the loss rising first in at least one);
+    # fault (all did by a numerical fault of the optimizer's update, the loss never rising: see `faults`);
+    # stopped (all stopped early)
+    status: str
     seeds_ok: int
     seeds_total: int
     diverged_at_epoch: int | None
@@ -85,7 +90,8 @@ class ComparisonRow:
     decided_at_seeds: int | None = None
     # comparison.json only
     seeds: list[int | None]
-    diverged_seeds: list[int | None]
+    diverged_seeds: list[int | None]  # every seed that went non-finite, by divergence or by a fault
+    faults: list[dict] = field(default_factory=list)  # {seed, step, weight} of each seed's numerical fault
     stopped_seeds: list[int | None]
     failed_thresholds: list[str]
     time_to_accuracy: dict[str, dict]
@@ -146,6 +152,8 @@ def display_name(row: dict) -> str:
     """The variant's name, marked when some or all of its seeds diverged."""
     if row["status"] == "diverged":
         return f"{row['optimizer']} (diverged)"
+    if row["status"] == "fault":
+        return f"{row['optimizer']} (numerical fault)"
     if row["status"] == "partial":
         return f"{row['optimizer']} (diverged {len(row['diverged_seeds'])}/{row['seeds_total']})"
     if row["status"] == "stopped":

@@ -13,6 +13,7 @@ from typing import Any
 
 from optbench.components.results.row import (
     NA,
+    NON_FINITE,
     article_cells,
     article_header,
     display_name,
@@ -84,7 +85,7 @@ def efficiency_table(rows: list[dict]) -> Table:
 
     def reach(row: dict, target: str) -> str:
         hit = row["time_to_accuracy"].get(target)
-        if row["status"] == "diverged":
+        if row["status"] in NON_FINITE:
             return NA
         if not hit or not hit["reached"]:
             return "not reached"

@@ -3,7 +3,9 @@
 Fairness is built in: the weights come from the init step's file, the data
 order comes from a seeded shuffle (the same for every optimizer), and Keras's
 global seed fixes dropout. A diverging optimizer (NaN or exploding loss) is
-stopped and recorded as diverged rather than failing the whole comparison.
+stopped and recorded as diverged rather than failing the whole comparison, or
+as a numerical fault where a replay shows its update turned a weight
+non-finite before the loss ever rose (components/train/fault.py).
 """
 
 from __future__ import annotations
@@ -159,6 +161,7 @@ def run_train(
     from optbench.components.shared.initial import load_initial
     from optbench.components.shared.records import read_split
     from optbench.components.train.export import export
+    from optbench.components.train.fault import replay
 
     device = describe_device(backend)
     if xla and device["device"] == "CPU":
@@ -191,6 +194,26 @@ def run_train(
         callbacks=callbacks,
     )
     train_seconds = time.perf_counter() - started
+    fault = None
+    if state.get("diverged"):  # which step went non-finite, and whether the loss had risen before it
+
+        def build():
+            keras.utils.set_random_seed(seed)
+            replayed, _ = load_initial(initial_dir, seed)
+            replayed.compile(optimizers.build(trial["optimizer"], **params), "sparse_categorical_crossentropy")
+            return replayed
+
+        orders = epoch_orders(train_examples, state["epoch"], seed)
+        fault = replay(build, training_input(images, labels, batch_size, orders, "numpy"), EXPLODED_LOSS)
+        if fault and fault.numerical_fault:
+            log.warning(
+                "train[%s] numerical fault at step %d: %s turned non-finite before the loss ever rose "
+                "(a fault of %s's update, not divergence)",
+                trial["trial"],
+                fault.step,
+                fault.weight or "the loss",
+                trial["optimizer"],
+            )
 
     out.mkdir(parents=True, exist_ok=True)
     export(model, out, backend)
@@ -213,8 +236,15 @@ def run_train(
         "packed_with": packed_with,
         "mixed_precision": mixed_precision,
         "xla": xla,
-        "status": "diverged" if state.get("diverged") else "stopped" if state.get("stopped") else "ok",
+        "status": (
+            ("fault" if fault and fault.numerical_fault else "diverged")
+            if state.get("diverged")
+            else "stopped"
+            if state.get("stopped")
+            else "ok"
+        ),
         "diverged_at_epoch": state.get("epoch"),
+        "fault": fault.as_dict() if fault else None,  # the replay's finding, whichever way it went
         "stopped_at_epoch": state.get("stopped_at"),
         "stopped_below_median": state.get("median"),
         "epochs": epochs_record,
@@ -275,6 +305,7 @@ def kfp_metrics(history: dict) -> dict[str, float]:
         "train_seconds": history["train_seconds"],
         "optimizer_state_ratio": history["optimizer_state_ratio"],
         "diverged": float(history["status"] == "diverged"),
+        "numerical_fault": float(history["status"] == "fault"),
         "stopped": float(history["status"] == "stopped"),
     }
     return {k: float(v) for k, v in scalars.items() if v is not None}

@@ -260,3 +260,28 @@ def test_seeds_until_decided_give_the_verdict_its_decisions_and_the_report_its_r
     assert len(lines) == sum(len(look["pairs"]) for look in record["looks"])
     assert "the sequential test below chose to add" in (out / "report.md").read_text()
     assert json.loads((out / SEQUENTIAL_JSON).read_text()) == json.loads(json.dumps(record))
+
+
+def test_a_variant_whose_every_seed_hit_a_numerical_fault_is_reported_as_one_not_as_diverged(tmp_path, labels):
+    """The training step's replay found adadelta's NaN at step 1 with the loss never rising (a fault of its update):
+    the row says so, the verdict gives the step and the weight, and it is kept out of the comparison all the same."""
+    from optbench.components.results.row import display_name
+
+    histories, summary, stats, predictions = realistic_run(labels, seeds=(0, 1))
+    for h in (h for h in histories if h["variant"] == "adadelta"):
+        h["status"] = "fault"
+        h["fault"] = {"step": 1, "weight": "dense/kernel", "loss_rose": False}
+    rows = build_report(histories, summary, stats, {}, str(tmp_path), predictions=predictions)
+    adadelta = by_name(rows)["adadelta"]
+    assert adadelta["status"] == "fault" and adadelta["test_accuracy"] is None
+    assert adadelta["faults"] == [{"seed": s, "step": 1, "weight": "dense/kernel"} for s in (0, 1)]
+    assert display_name(adadelta) == "adadelta (numerical fault)"
+    md = (tmp_path / "report.md").read_text()
+    assert (
+        "adadelta hit a numerical fault: its update turned a weight non-finite before the loss ever rose "
+        "(seed 0 at step 1 (dense/kernel); seed 1 at step 1 (dense/kernel)). That is a fault of its "
+        "implementation on this network, not divergence; it is left out of the comparison." in md
+    )
+    assert "adadelta diverged" not in md
+    sig = strict_json((tmp_path / "significance.json").read_text())
+    assert "adadelta" not in {c["other"] for c in sig["comparisons"]}

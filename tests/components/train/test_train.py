@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 import threading
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -110,11 +111,38 @@ def test_a_diverging_optimizer_is_stopped_and_recorded(tiny_dataset, initial, tm
     )
     assert history["status"] == "diverged" and history["diverged_at_epoch"] == 1
     assert len(history["epochs"]) == 1, "training stops at the epoch it diverged in"
+    assert history["fault"]["loss_rose"] and history["fault"]["step"] > 1, "the replay saw the loss climb first"
     # NaN never reaches the JSON as a number.
     json.loads(
         (tmp_path / "huge" / "history.json").read_text(),
         parse_constant=lambda c: pytest.fail(f"non-finite {c} in history.json"),
     )
+
+
+def test_a_nan_at_the_first_step_before_the_loss_rose_is_a_numerical_fault_not_divergence(
+    tiny_dataset, tmp_path, monkeypatch
+):
+    """Keras's own Adafactor (the registry's is guarded: tests/components/shared/test_optimizers.py) on the MLP with
+    one hidden unit no example activates: its update writes NaN into the first kernel at step 1."""
+    import keras
+
+    from optbench.components.shared.initial import save_initial
+    from optbench.components.shared.models import mlp
+
+    keras.utils.set_random_seed(7)
+    model = mlp()
+    kernel, bias = model.layers[3].get_weights()  # image, rescaling, flatten, then the hidden Dense layer
+    bias[0] = -1e4
+    model.layers[3].set_weights([kernel, bias])
+    save_initial(model, "mlp", 7, tmp_path / "initial")
+    stock = replace(optimizers.REGISTRY["adafactor"], module="keras.optimizers")
+    monkeypatch.setitem(optimizers.REGISTRY, "adafactor", stock)
+
+    history = run_train(
+        str(tiny_dataset), str(tmp_path / "initial"), str(tmp_path / "out"), single_trial("adafactor", 7), epochs=2
+    )
+    assert history["status"] == "fault" and history["diverged_at_epoch"] == 1
+    assert history["fault"] == {"step": 1, "weight": model.layers[3].kernel.path, "loss_rose": False}
 
 
 def test_unknown_optimizer_lists_the_valid_ones():
