@@ -54,8 +54,10 @@ lint: $(STAMP) ## Lint and check the formatting with ruff, type-check with mypy 
 	$(VENV)/bin/mypy
 
 # TEST_WORKERS test processes, each test file in one of them (its fixtures are built once); a pipeline run keeps
-# about one core busy, so two at once use a 2-core machine. Both end with the 20 slowest tests: where the time goes.
-PYTEST := $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=20
+# about one core busy, so two at once use a 2-core machine. Files go out in the order tests/conftest.py gives them
+# (xdist would otherwise send the files with the most tests first, and a test of the image would wait for its build).
+# Both end with the 20 slowest tests: where the time goes.
+PYTEST := $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=20
 test: lint $(SYSTEM_STAMP) ## Lint, then run the whole test suite: pipeline runs, images and the smoke bench included
 	$(PYTEST) $(TEST_ARGS)
 

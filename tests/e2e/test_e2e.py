@@ -218,11 +218,16 @@ def _left_unfinished(run_dir: Path) -> None:
 def _interrupted(tmp_path: Path, suite_file: Path, idx_source: Path, until: str, kill: bool) -> tuple[Path, int]:
     """A run stopped once `until` appears in its log: SIGKILL, which no handler sees, a second later (`kill`), or
     SIGTERM at once; returns (its folder, the pid it had). It must have left no report."""
-    with _own_group(run_args(suite_file, idx_source, tmp_path)) as proc:
+    return _stopped(run_args(suite_file, idx_source, tmp_path), tmp_path, until, kill)
+
+
+def _stopped(args: list[str], output: Path, until: str, kill: bool) -> tuple[Path, int]:
+    """`args` (a run into `output`, or the resume of one) stopped as `_interrupted` says."""
+    with _own_group(args) as proc:
         deadline = time.monotonic() + 120
-        while not list(tmp_path.glob("*/pipeline.log")) and time.monotonic() < deadline:
+        while not list(output.glob("*/pipeline.log")) and time.monotonic() < deadline:
             time.sleep(0.2)
-        (log,) = tmp_path.glob("*/pipeline.log")
+        (log,) = output.glob("*/pipeline.log")
         _wait_for(log, until, proc)
         time.sleep(1 if kill else 0)
         if proc.poll() is None:
@@ -233,10 +238,14 @@ def _interrupted(tmp_path: Path, suite_file: Path, idx_source: Path, until: str,
     return log.parent, proc.pid
 
 
+def _resume_args(run_dir: Path) -> list[str]:
+    return [OPTBENCH, "run", "--resume", run_dir.name, "--output", str(run_dir.parent)]
+
+
 def _resumed(run_dir: Path) -> str:
     """`optbench run --resume` of the run, which must succeed; what it printed."""
     resumed = subprocess.run(
-        [OPTBENCH, "run", "--resume", run_dir.name, "--output", str(run_dir.parent)],
+        _resume_args(run_dir),
         capture_output=True,
         text=True,
         env=env(),
@@ -261,13 +270,15 @@ def test_a_killed_run_resumes_only_unfinished_tasks_and_matches(tmp_path, suite_
     assert numbers(run_dir) == numbers(reference[1])
 
 
-@pytest.mark.parametrize("step", ["ingest", "evaluate", "report"])
-def test_a_run_killed_by_sigkill_in_any_step_resumes_to_the_same_answer(
-    tmp_path, suite_file, idx_source, reference, step
+def test_a_run_killed_by_sigkill_in_each_step_in_turn_resumes_each_time_to_the_same_answer(
+    tmp_path, suite_file, idx_source, reference
 ):
-    """SIGKILL a second into a step: no report, and `--resume` (taking the folder over from the dead process)
-    ends with the uninterrupted run's comparison."""
-    run_dir, pid = _interrupted(tmp_path, suite_file, idx_source, f"Executing task '{step}'", True)
+    """SIGKILL a second into ingest; resume, and SIGKILL that a second into evaluate; resume, and SIGKILL that a
+    second into the report: no report each time, and the last `--resume` (each taking the folder over from the
+    dead process before it) ends with the uninterrupted run's comparison."""
+    run_dir, pid = _interrupted(tmp_path, suite_file, idx_source, "Executing task 'ingest'", True)
+    for step in ("evaluate", "report"):
+        _, pid = _stopped(_resume_args(run_dir), tmp_path, f"Executing task '{step}'", True)
     assert f"took over run folder {run_dir} from pid {pid}" in _resumed(run_dir)
     assert numbers(run_dir) == numbers(reference[1])
 

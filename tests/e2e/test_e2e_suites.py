@@ -1,7 +1,8 @@
 """The shipped suites, your own network, early stopping and tune-then-confirm, each through the whole pipeline.
 
 Every shipped suite runs once: seed-000 as the form's default in test_recurring.py (the run a person starts from
-the KFP UI), seed-004 here with your own network as a Python function, modern and batch-size as they ship. Your
+the KFP UI), seed-004 here with your own network as a Python function (on the JAX backend, packed), modern and
+batch-size as they ship. Your
 network as a .keras file runs with tune-then-confirm. Each run is small: one to three epochs on at most 1,000
 examples.
 """
@@ -25,7 +26,7 @@ pytestmark = pytest.mark.e2e
 # Where each shipped suite runs end to end.
 SHIPPED = {
     "seed-000": "test_recurring.py::test_a_ui_run_with_only_suite_and_epochs_plans_and_runs_the_assignments_three",
-    "seed-004": "test_your_own_network_as_a_function_runs_every_variant_of_the_default_suite",
+    "seed-004": "test_your_own_network_as_a_function_runs_every_variant_of_the_default_suite_packed_on_jax",
     "modern": "test_a_shipped_suite_runs_and_reports_every_variant[modern]",
     "batch-size": "test_a_shipped_suite_runs_and_reports_every_variant[batch-size]",
 }
@@ -89,15 +90,30 @@ def test_a_shipped_suite_runs_and_reports_every_variant(tmp_path, idx_source, su
     reports_every_variant(run_dir, variants(suite))
 
 
-def test_your_own_network_as_a_function_runs_every_variant_of_the_default_suite(tmp_path, idx_source):
+def test_your_own_network_as_a_function_runs_every_variant_of_the_default_suite_packed_on_jax(tmp_path, idx_source):
+    """The default suite's six optimizers on your own network, on Keras's JAX backend, packed up to five to a
+    task: two training tasks, and every trial still has its own history, model, per-step cost and row, which
+    name the backend."""
+    from optbench.storage import run_layout
+
     (tmp_path / "net.py").write_text(NET)
     spec = f"{tmp_path / 'net.py'}:small_net"
     args = [*run_args(Path("seed-004"), idx_source, tmp_path / "runs", train_limit=600), "--model", spec]
-    _, run_dir = finished_run([*args, "--epochs", "1", "--test-limit", "200"], tmp_path / "runs")
+    args += ["--epochs", "1", "--test-limit", "200", "--backend", "jax", "--pack", "5"]
+    _, run_dir = finished_run(args, tmp_path / "runs")
     reports_every_variant(run_dir, variants("seed-004"))
     html = (run_dir / "report" / "report.html").read_text()
     assert "small_net (7,850 parameters)" in html, "the network and its size are in the report"
     assert compiled_network_parameters(tmp_path, spec) == 7850, "the network travels in the compiled pipeline"
+    rows = json.loads((run_dir / "report" / "comparison.json").read_text())
+    assert sorted((r["backend"], r["packed_with"]) for r in rows) == [("jax", 0)] + [("jax", 5)] * 5
+    assert all(r["step_seconds"] > 0 and r["cost_seconds"] > 0 for r in rows)
+    histories = sorted(run_dir.glob("pipeline/*/*/train/model/*/history.json"))
+    assert len(histories) == 5, "the pack of five wrote a folder per trial"
+    assert all((h.parent / "saved_model" / "saved_model.pb").is_file() for h in histories)
+    published = run_layout(run_dir)
+    assert {f"{v}.s0" for v in variants("seed-004")} <= {n.split("/")[1] for n in published if n.startswith("models/")}
+    assert "with Keras on jax" in (run_dir / "report" / "report.md").read_text()
 
 
 def test_early_stopping_stops_trials_below_the_median_and_reports_them_as_stopped(tmp_path, idx_source):
@@ -148,7 +164,7 @@ def test_tune_confirm_with_your_own_keras_file_reports_both_protocols_and_each_o
     source = tmp_path / "fashion.npz"
     np.savez(source, x_train=x_train[:1200], y_train=y_train[:1200], x_test=x_test, y_test=y_test)
     args = [*run_args(Path("seed-004"), source, tmp_path / "runs"), "--optimizers", "adam,sgd"]
-    args += ["--model", str(tmp_path / "small_net.keras"), "--lr-grid", "0.1", "--seeds", "2", "--epochs", "2"]
+    args += ["--model", str(tmp_path / "small_net.keras"), "--lr-grid", "0.1", "--seeds", "2", "--epochs", "1"]
     _, run_dir = finished_run([*args, "--protocol", "tune-confirm", "--test-limit", "300"], tmp_path / "runs")
     report = run_dir / "report"
     rows = {r["optimizer"]: r for r in json.loads((report / "comparison.json").read_text())}
@@ -169,18 +185,18 @@ def test_tune_confirm_with_your_own_keras_file_reports_both_protocols_and_each_o
 
 
 def test_seeds_until_decided_add_rounds_and_report_each_decision_and_when(tmp_path, idx_source):
-    """One seed, then rounds of one more seed of the leader and every undecided variant, up to three: every trial
+    """One seed, then a round of one more seed of the leader and every undecided variant, up to two: every trial
     trains once, the report's rows count the seeds each variant got, and the verdict and the section say what
     was decided at which look, or that the budget ran out."""
     from optbench.layout import PIPELINE_LOG
 
     suite = tmp_path / "until.yaml"
     suite.write_text("optimizers: [adam, sgd, adadelta]\nmodel: mlp\nepochs: 1\nseeds: 1\n")
-    args = [*run_args(suite, idx_source, tmp_path / "runs", 600), "--until-decided", "--max-seeds", "3"]
+    args = [*run_args(suite, idx_source, tmp_path / "runs", 600), "--until-decided", "--max-seeds", "2"]
     result, run_dir = finished_run(args, tmp_path / "runs")
     report = run_dir / "report"
     record = json.loads((report / "sequential.json").read_text())
-    assert record["max_seeds"] == 3 and record["first_seeds"] == 1 and record["stopped"] in ("decided", "budget")
+    assert record["max_seeds"] == 2 and record["first_seeds"] == 1 and record["stopped"] in ("decided", "budget")
     assert [look["seeds"] for look in record["looks"]] == list(range(2, 2 + len(record["looks"])))
     rows = {r["optimizer"]: r for r in json.loads((report / "comparison.json").read_text())}
     for variant, row in rows.items():
@@ -195,25 +211,6 @@ def test_seeds_until_decided_add_rounds_and_report_each_decision_and_when(tmp_pa
         assert log.count(f"train[{trial}] epoch 1/1") == 1, trial
     md = (report / "report.md").read_text()
     assert "## Seeds until decided" in md and "Seeds until decided (O'Brien-Fleming-type" in md.split("\n\n")[1]
-    ran_out = "when the budget of 3 seeds ran out"
+    ran_out = "when the budget of 2 seeds ran out"
     assert (ran_out in md) == (record["stopped"] == "budget")
     assert f"run {run_dir.name} finished" in result.stdout
-
-
-def test_a_packed_run_on_jax_gives_every_trial_its_own_row_cost_and_artifacts(tmp_path, idx_source):
-    """The assignment's three optimizers on Keras's JAX backend, packed up to two to a task: two training tasks, and
-    every trial still has its own history, model, per-step cost and row, which name the backend."""
-    from optbench.storage import run_layout
-
-    args = [*run_args(Path("seed-000"), idx_source, tmp_path, train_limit=600), "--epochs", "1", "--test-limit", "200"]
-    _, run_dir = finished_run([*args, "--backend", "jax", "--pack", "2"], tmp_path)
-    reports_every_variant(run_dir, variants("seed-000"))
-    rows = json.loads((run_dir / "report" / "comparison.json").read_text())
-    assert sorted((r["backend"], r["packed_with"]) for r in rows) == [("jax", 0), ("jax", 2), ("jax", 2)]
-    assert all(r["step_seconds"] > 0 and r["cost_seconds"] > 0 for r in rows)
-    histories = sorted(run_dir.glob("pipeline/*/*/train/model/*/history.json"))
-    assert len(histories) == 2, "the pack of two wrote a folder per trial"
-    assert all((h.parent / "saved_model" / "saved_model.pb").is_file() for h in histories)
-    published = run_layout(run_dir)
-    assert {f"{v}.s0" for v in variants("seed-000")} <= {n.split("/")[1] for n in published if n.startswith("models/")}
-    assert "with Keras on jax" in (run_dir / "report" / "report.md").read_text()

@@ -140,3 +140,16 @@ def test_estimate_refuses_wrong_values_in_one_line(tmp_path, idx_source, args, m
     (tmp_path / "empty").mkdir()
     result = optbench("estimate", "--data-source", str(idx_source), "--costs-from", str(costs), *args)
     assert result.returncode != 0 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_run_says_what_changed_since_the_suites_previous_run_or_that_nothing_did(tmp_path, capsys):
+    from optbench.cli.run import _echo_changes
+
+    changes = tmp_path / "changes.json"
+    for flags, said in (([], "since run r1: nothing changed\n"), ([{"text": "sgd: lr"}], "1 change(s)\n  - sgd: lr\n")):
+        changes.write_text(json.dumps({"since": {"run_id": "r1"}, "flags": flags}))
+        _echo_changes(changes)
+        assert capsys.readouterr().out.endswith(said)
+    changes.write_text(json.dumps({"since": None, "flags": []}))  # the suite's first run: nothing to compare with
+    _echo_changes(changes)
+    assert capsys.readouterr().out == ""
