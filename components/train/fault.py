@@ -10,7 +10,9 @@ and the losses before it. If the loss had never risen above the first step's
 before that, the model was training normally and the optimizer's update
 itself produced the non-finite number (an underflow, a 0/0): a numerical
 fault of that optimizer's implementation, which says nothing about how the
-optimizer trains. If the loss climbed first, it diverged.
+optimizer trains. If the loss climbed first, or itself went non-finite or
+exploded while the weights were still finite (their outputs overflowed: the
+weights had grown), it diverged.
 
 A replay costs at most what the trial's training cost, and only a trial that
 ended non-finite pays it.
@@ -55,11 +57,22 @@ def replay(build: Callable[[], Any], batches: Iterable[tuple], exploded: float) 
     for step, (x, y) in enumerate(batches, start=1):
         model.reset_metrics()  # the loss of this step alone, not the running mean
         loss = float(np.asarray(model.train_on_batch(x, y)))  # before this step's update
-        if math.isfinite(loss):
-            first = loss if first is None else first
-            rose = rose or loss > first
-        weight = next((v.path for v in model.trainable_variables if not np.isfinite(np.asarray(v)).all()), None)
-        if weight or not (math.isfinite(loss) and loss < exploded):
-            log.info("replay: first non-finite after step %d (%s)", step, weight or "the loss")
+        # An infinite or exploded loss rose, from finite weights; so did a NaN one (finite weights whose outputs
+        # overflow): the weights had grown first.
+        if not (math.isfinite(loss) and loss < exploded):
+            weight = _first_non_finite(model)
+            log.info("replay: the loss went non-finite or exploded at step %d", step)
+            return Replayed(step, weight, loss_rose=True)
+        first = loss if first is None else first
+        rose = rose or loss > first
+        weight = _first_non_finite(model)
+        if weight:
+            log.info("replay: %s non-finite after step %d", weight, step)
             return Replayed(step, weight, rose)
     return None
+
+
+def _first_non_finite(model) -> str | None:
+    import numpy as np
+
+    return next((v.path for v in model.trainable_variables if not np.isfinite(np.asarray(v)).all()), None)

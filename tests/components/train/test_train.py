@@ -145,6 +145,26 @@ def test_a_nan_at_the_first_step_before_the_loss_rose_is_a_numerical_fault_not_d
     assert history["fault"] == {"step": 1, "weight": model.layers[3].kernel.path, "loss_rose": False}
 
 
+def test_a_loss_that_overflows_while_the_weights_are_finite_is_divergence_not_a_fault(real_digits):
+    """SGD at 1000 on the CNN: the first update leaves finite but huge weights, whose outputs overflow the next
+    step's loss to a non-finite number before any weight is: the weights grew first, so the loss rose."""
+    import keras
+
+    from optbench.components.shared import models
+    from optbench.components.train.fault import replay
+
+    images, labels = real_digits[0][:512, ..., None], real_digits[1][:512].astype("int64")
+
+    def build():
+        keras.utils.set_random_seed(0)
+        model = models.build("cnn")
+        model.compile(optimizers.build("sgd", learning_rate=1000.0), "sparse_categorical_crossentropy")
+        return model
+
+    found = replay(build, [(images[i : i + 64], labels[i : i + 64]) for i in range(0, 512, 64)], exploded=1e6)
+    assert found is not None and found.loss_rose and not found.numerical_fault and found.step > 1
+
+
 def test_unknown_optimizer_lists_the_valid_ones():
     with pytest.raises(ValueError, match="unknown optimizer 'adamm'; valid: sgd, momentum"):
         optimizers.get_spec("adamm")
