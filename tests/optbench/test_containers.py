@@ -238,6 +238,23 @@ def test_a_docker_run_refuses_a_cache_its_caller_cannot_read_in_one_line_before_
     assert "\n" not in message and "chmod -R u+rX" in message
 
 
+def test_the_build_installs_the_stack_from_the_wheels_make_install_keeps_served_on_loopback(tmp_path):
+    import urllib.request
+
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    (wheels / "six-1.16.0-py2.py3-none-any.whl").write_bytes(b"a wheel")
+    with images.served_wheelhouse(wheels) as url:
+        assert url.startswith("http://127.0.0.1:")
+        listing = urllib.request.urlopen(url, timeout=10).read().decode()
+        assert 'href="six-1.16.0-py2.py3-none-any.whl"' in listing, "pip's --find-links reads the listing's links"
+        assert urllib.request.urlopen(url + "six-1.16.0-py2.py3-none-any.whl", timeout=10).read() == b"a wheel"
+    with images.served_wheelhouse(tmp_path / "no-wheels") as url:
+        assert url == "", "no wheels kept: the build takes the package index"
+    (run,) = [args for op, args in stages()["build"]["body"] if op == "RUN" and "dependencies.txt" in args]
+    assert '${WHEELHOUSE_URL:+--no-index --find-links "$WHEELHOUSE_URL"}' in run
+
+
 def test_images_refuses_unknown_targets_and_a_missing_ca_bundle(tmp_path):
     from click.testing import CliRunner
 
