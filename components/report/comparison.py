@@ -8,8 +8,9 @@ None here, once, so no NaN can reach comparison.json, a chart or a table.
 A trial (one seed of one variant) counts as diverged when its history says
 so (or says it hit a numerical fault: its optimizer's update turned a weight
 non-finite before the loss ever rose), when any of its losses is not a
-number, or when the evaluation saw non-finite outputs. Its test metrics are never used: TFMA scores a NaN model
-as predicting class 0 everywhere, an accuracy that means nothing. A variant's
+number, or when the evaluation saw non-finite outputs. Its test metrics are
+never used: TFMA scores a NaN model as predicting class 0 everywhere, an
+accuracy that means nothing. A variant's
 figures are over its non-diverged trials only; its status says how many
 diverged ("partial" when some did, "diverged" when all did).
 
